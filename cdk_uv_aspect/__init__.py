@@ -1,0 +1,12 @@
+"""cdk-uv-aspect: build the Lambda functions of a CDK app from a uv workspace, with an Aspect.
+
+    fn.node.add_metadata("uv", "api")         # or mark_package(fn, "api")
+    Aspects.of(app).add(UvBundlingAspect())
+"""
+
+from ._aspect import UvBundlingAspect
+from ._errors import UvError
+from ._marker import UvCode, mark_package
+from ._options import UvOptions
+
+__all__ = ["UvBundlingAspect", "UvCode", "UvError", "UvOptions", "mark_package"]

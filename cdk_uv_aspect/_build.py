@@ -1,0 +1,260 @@
+"""Build: one package for one target, into a private folder, published atomically into the build cache.
+
+A build request is keyed by everything that decides its output: uv.lock, the sources of the local
+packages in its closure, the target, the options that change the output, this library's version and
+uv's. A folder published under that key is complete (it is renamed into place whole) and is reused as
+it is; the CDK hashes its content, so the asset hash is an output hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from importlib.metadata import version as _dist_version
+from pathlib import Path
+
+from . import _uv
+from ._errors import TargetError, ToolError, UvError, WheelError, WorkspaceError
+from ._options import UvOptions
+from ._runner import Result, Runner
+from ._target import Target
+from ._workspace import Package, Workspace, fingerprint, skipped
+
+LIBRARY_VERSION = _dist_version("cdk-uv-aspect")
+ASSET = "asset"
+INFO = "build.json"
+
+# Signs in uv's stderr that the target has no installable wheel for a locked dependency.
+_NO_WHEEL = (
+    "no wheels with a matching platform tag",
+    "has no binary distribution",
+    "doesn't have a source distribution or wheel for the current platform",
+    "no wheels with a matching python",
+    "is marked as `--no-build`",
+)
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What to build: a package of a workspace, for a target, with the options that shape the output."""
+
+    workspace: Workspace
+    package: str
+    target: Target
+    options: UvOptions = field(compare=False)
+
+    @property
+    def output_options(self) -> dict[str, object]:
+        return {"bytecode": self.options.bytecode, "exclude": list(self.options.exclude), "lock": self.options.lock}
+
+    def key(self, uv_version: str) -> str:
+        digest = hashlib.sha256()
+        parts = {
+            "library": LIBRARY_VERSION,
+            "uv": uv_version,
+            "package": self.package,
+            "target": self.target.key,
+            "options": self.output_options,
+            "lock": hashlib.sha256(self.workspace.lock_bytes).hexdigest(),
+            "sources": {p.name: fingerprint(p.path) for p in self.workspace.closure(self.package)},
+        }
+        digest.update(json.dumps(parts, sort_keys=True).encode())
+        return f"{self.package}-{self.target.key}-{digest.hexdigest()[:32]}"
+
+
+@dataclass(frozen=True)
+class Built:
+    """A finished build: its asset folder and what it took."""
+
+    request: BuildRequest
+    folder: Path
+    seconds: float
+    cached: bool
+
+    @property
+    def asset_dir(self) -> Path:
+        return self.folder / ASSET
+
+
+def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[str], None] | None = None) -> Built:
+    """Build ``request``, or take it from the build cache when an identical build is there."""
+    runner = runner or Runner()
+    uv = _uv.Uv.locate(request.options.uv)
+    started = time.monotonic()
+    package = request.workspace.package(request.package, where="")
+    _check_requires_python(request, package)
+    key = request.key(uv.version)
+    builds = _private_dir(request.options.cache_dir / "builds")
+    final = builds / key
+    if (final / INFO).is_file():
+        return Built(request, final, time.monotonic() - started, cached=True)
+
+    work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=builds))  # mode 0700, unpredictable name
+    try:
+        site = work / ASSET
+        site.mkdir()
+        _install(request, package, uv.path, runner, work, site)
+        _tidy(site, request.options.exclude)
+        if request.options.bytecode:
+            _compile(request, uv.path, runner, site)
+        seconds = time.monotonic() - started
+        files = [p for p in site.rglob("*") if p.is_file()]
+        info = {
+            "package": request.package,
+            "target": request.target.key,
+            "files": len(files),
+            "bytes": sum(p.stat().st_size for p in files),
+            "seconds": round(seconds, 3),
+        }
+        (work / INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        for leftover in work.iterdir():
+            if leftover.name not in (ASSET, INFO):
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        try:
+            os.rename(work, final)
+        except OSError:
+            if not (final / INFO).is_file():  # not a lost race with an identical build: a real failure
+                raise
+        if log:
+            log(f"built {request.package} for {request.target} in {seconds:.1f}s")
+        return Built(request, final, seconds, cached=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _check_requires_python(request: BuildRequest, package: Package) -> None:
+    spec = package.requires_python
+    if spec is not None and not spec.contains(f"{request.target.python}.0", prereleases=True):
+        raise TargetError(
+            f"package {package.name} requires Python {spec}, but the function runs {request.target.runtime}",
+            package=package.name,
+            target=request.target,
+            fix="give the function a runtime that the package's requires-python admits, or widen "
+            "requires-python in its pyproject.toml and run `uv lock`",
+        )
+
+
+def _install(request: BuildRequest, package: Package, uv: str, runner: Runner, work: Path, site: Path) -> None:
+    root = request.workspace.root
+    exported = work / "requirements.txt"
+    result = runner.run(_uv.export(uv, request.package, request.options.lock, exported), cwd=root, env=_uv.UV_ENV)
+    if _uv.failed(result):
+        raise _export_error(request, result)
+    registry, local = _uv.split_requirements(exported.read_text())
+    if registry.strip():
+        requirements = work / "locked.txt"
+        requirements.write_text(registry)
+        result = runner.run(_uv.install_locked(uv, request.target, site, requirements), cwd=root, env=_uv.UV_ENV)
+        if _uv.failed(result):
+            raise _install_error(request, result)
+    if local:
+        names = [p.name for p in request.workspace.closure(request.package) if p.packaged]
+        result = runner.run(_uv.install_local(uv, request.target, site, local, names), cwd=root, env=_uv.UV_ENV)
+        if _uv.failed(result):
+            raise _error(request, "uv could not build the workspace's own packages", result,
+                         fix="fix the build error shown below (try `uv build` in the package's folder)")
+    if not package.packaged:
+        _copy_modules(package, site)
+
+
+def _copy_modules(package: Package, site: Path) -> None:
+    """An application package (no build system): its top-level modules and packages go to the root."""
+    for entry in sorted(package.path.iterdir()):
+        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test"):
+            continue
+        if entry.is_file() and entry.suffix == ".py":
+            shutil.copy2(entry, site / entry.name)
+        elif entry.is_dir() and any(entry.rglob("*.py")):
+            shutil.copytree(entry, site / entry.name, ignore=lambda _d, names: [n for n in names if skipped(n)],
+                            dirs_exist_ok=True)
+
+
+def _tidy(site: Path, exclude: tuple[str, ...]) -> None:
+    """Drop what a Lambda function can't use: scripts, uv's lock file, stale bytecode, excluded files."""
+    shutil.rmtree(site / "bin", ignore_errors=True)
+    (site / ".lock").unlink(missing_ok=True)
+    for cache_dir in sorted(site.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    if exclude:
+        for path in sorted(site.rglob("*")):
+            rel = path.relative_to(site).as_posix()
+            if path.is_file() and any(fnmatch(rel, pattern) for pattern in exclude):
+                path.unlink()
+    for record in site.glob("*.dist-info/RECORD"):
+        _prune_record(record, site)
+
+
+def _prune_record(record: Path, site: Path) -> None:
+    """Keep the RECORD lines of files that are in the asset; drop those pointing outside or removed."""
+    kept = []
+    for line in record.read_text().splitlines():
+        path = line.rsplit(",", 2)[0] if line.count(",") >= 2 else line
+        resolved = (site / path).resolve()
+        if resolved.is_relative_to(site.resolve()) and (resolved.is_file() or resolved == record.resolve()):
+            kept.append(line)
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text("\n".join(kept) + "\n")
+    tmp.replace(record)
+
+
+def _compile(request: BuildRequest, uv: str, runner: Runner, site: Path) -> None:
+    python = _uv.find_python(uv, request.target.python)
+    if python is None:
+        raise ToolError(
+            f"no Python {request.target.python} interpreter on this machine to compile bytecode for "
+            f"{request.target.runtime}",
+            package=request.package,
+            target=request.target,
+            fix=f"install Python {request.target.python} where uv finds it (`uv python install "
+            f"{request.target.python}`, or put python{request.target.python} on PATH), or build without "
+            "bytecode: UvOptions(bytecode=False)",
+        )
+    result = runner.run(_uv.compile_bytecode(python, site), cwd=site.parent, env=_uv.COMPILE_ENV)
+    if _uv.failed(result):
+        raise _error(request, f"compiling bytecode with {python} failed", result,
+                     fix="check the interpreter, or build without bytecode: UvOptions(bytecode=False)")
+
+
+def _error(request: BuildRequest, problem: str, result: Result, *, fix: str, kind: type[UvError] = ToolError) -> UvError:
+    return kind(problem, package=request.package, target=request.target, fix=fix, details=result.describe())
+
+
+def _export_error(request: BuildRequest, result: Result) -> UvError:
+    if "--locked" in result.stderr or "needs to be updated" in result.stderr:
+        return _error(request, "uv.lock is out of date with the workspace's pyproject.toml files", result,
+                      kind=WorkspaceError,
+                      fix=f"run `uv lock` in {request.workspace.root} and commit uv.lock (cdk-uv-aspect "
+                      "never changes it)")
+    return _error(request, "uv could not export the package's locked requirements", result,
+                  kind=WorkspaceError,
+                  fix=f"run `uv export --package {request.package} --no-dev` in {request.workspace.root} "
+                  "and fix what it reports; `uv lock` rewrites a damaged lock")
+
+
+def _install_error(request: BuildRequest, result: Result) -> UvError:
+    if any(sign in result.stderr for sign in _NO_WHEEL):
+        t = request.target
+        return _error(
+            request,
+            f"a locked dependency has no wheel that loads on {t.os} (glibc {t.glibc}, {t.machine}); "
+            "a source distribution would be built for this machine, not for Lambda",
+            result,
+            kind=WheelError,
+            fix="pin a release of that dependency that publishes a wheel for "
+            f"{t.python_platform} (`uv add 'name<version'`), or move the function to a newer runtime "
+            "(python3.12+ runs on Amazon Linux 2023, glibc 2.34), or to the other architecture",
+        )
+    return _error(request, "uv could not install the locked dependencies", result,
+                  fix="fix what uv reports below; with no network, a warm uv cache is needed")

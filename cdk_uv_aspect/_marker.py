@@ -1,0 +1,102 @@
+"""The marker (a metadata entry ``uv: <package>``) and the placeholder code for marked functions."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jsii
+from aws_cdk import Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct, IConstruct, IValidation
+
+from ._errors import MarkerError
+
+MARKER = "uv"
+"""The metadata type of the marker: ``fn.node.add_metadata("uv", "api")``."""
+
+BUILT = "uv:build"
+"""The metadata type the bundling aspect writes on each function it swapped (read by reports/checks)."""
+
+ASSET_ID = "UvAsset"
+"""The id of the asset construct the aspect adds under a function (``Code`` is taken by CDK's own)."""
+
+PLACEHOLDER_BUCKET = "cdk-uv-aspect-code-was-never-built"
+
+# PEP 508 names, ASCII only: anything else (path separators, '..', shell metacharacters, look-alike
+# letters) is refused before it reaches a path or a command line.
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+
+def normalize(name: str) -> str:
+    """PEP 503 normalization, as uv writes names in uv.lock."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def package_of(data: Any, *, where: str) -> str:
+    """The package named by a marker's data, normalized; a clear error for anything else."""
+    if isinstance(data, dict):
+        data = data.get("package")
+    if not isinstance(data, str) or not _NAME.match(data):
+        raise MarkerError(
+            f"the uv marker's data must be a package name, got {data!r}",
+            constructs=[where],
+            fix='write the marker as fn.node.add_metadata("uv", "<package>") or '
+            'mark_package(fn, "<package>"), with the name from the package\'s pyproject.toml',
+        )
+    return normalize(data)
+
+
+def marker_of(construct: IConstruct) -> Any | None:
+    """The data of the construct's ``uv`` marker, or None when it has none."""
+    for entry in construct.node.metadata:
+        if entry.type == MARKER:
+            return entry.data
+    return None
+
+
+def mark_package(function: lambda_.Function, package: str) -> None:
+    """Mark ``function`` as built from uv workspace package ``package``.
+
+    The same as ``function.node.add_metadata("uv", package)``, with the name checked now::
+
+        mark_package(fn, "api")
+    """
+    package_of(package, where=function.node.path)
+    function.node.add_metadata(MARKER, package)
+
+
+@jsii.implements(IValidation)
+class _SwappedCheck:
+    def __init__(self, function: Construct) -> None:
+        self._function = function
+
+    def validate(self) -> list[str]:
+        fn = self._function
+        if fn.node.try_find_child(ASSET_ID) is not None or not Stack.of(fn).bundling_required:
+            return []
+        return [
+            f"cdk-uv-aspect: {fn.node.path} uses UvCode() but no UvBundlingAspect built it. "
+            'Mark it (fn.node.add_metadata("uv", "<package>")) and add Aspects.of(app).add('
+            "UvBundlingAspect()); functions inside a Stage need the aspect added to that Stage, "
+            "because aspects do not cross Stage boundaries."
+        ]
+
+
+class UvCode(lambda_.Code):
+    """Placeholder code for a function the bundling aspect builds.
+
+    It creates no asset of its own. If no aspect replaced it, synthesis fails (and a template deployed
+    anyway would point at a bucket that does not exist)::
+
+        fn = Function(stack, "Api", runtime=Runtime.PYTHON_3_12, handler="api.handler.main",
+                      code=UvCode())
+        mark_package(fn, "api")
+    """
+
+    def bind(self, scope: Construct) -> lambda_.CodeConfig:
+        scope.node.add_validation(_SwappedCheck(scope))
+        return lambda_.CodeConfig(
+            s3_location=s3.Location(bucket_name=PLACEHOLDER_BUCKET, object_key="placeholder.zip")
+        )

@@ -1,0 +1,72 @@
+"""UvOptions: every setting of the bundling aspect, with its default, validated when constructed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def default_cache_dir() -> Path:
+    """``$CDK_UV_CACHE_DIR``, else ``$XDG_CACHE_HOME/cdk-uv-aspect``, else ``~/.cache/cdk-uv-aspect``."""
+    if os.environ.get("CDK_UV_CACHE_DIR"):
+        return Path(os.environ["CDK_UV_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cdk-uv-aspect"
+
+
+class UvOptions(BaseModel):
+    """Options of :class:`UvBundlingAspect`. Every field has a default; unknown fields are refused.
+
+    Example::
+
+        UvBundlingAspect(UvOptions(workspace="../", exclude=["**/tests/**"]))
+        UvBundlingAspect(bytecode=False)  # keyword arguments build the same model
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspace: Path | None = Field(
+        default=None,
+        description="The uv workspace (the folder with uv.lock). Default: the nearest folder holding a "
+        "uv.lock, from the current directory upward.",
+    )
+    lock: Literal["locked", "frozen"] = Field(
+        default="locked",
+        description="'locked': fail when uv.lock is out of date with the pyproject.toml files (uv "
+        "--locked). 'frozen': use uv.lock as it is without checking (uv --frozen).",
+    )
+    exclude: tuple[str, ...] = Field(
+        default=(),
+        description="Glob patterns (fnmatch, on paths relative to the asset root, '/'-separated) of "
+        "files left out of the asset, e.g. '*/tests/*' or '*.pyi'.",
+    )
+    bytecode: bool = Field(
+        default=True,
+        description="Compile .pyc files for the runtime's exact Python version (needs that interpreter "
+        "on the machine). Saves about 40% of import time on a cold start.",
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Where built folders are kept, private to the user. Default: $CDK_UV_CACHE_DIR, "
+        "else $XDG_CACHE_HOME/cdk-uv-aspect, else ~/.cache/cdk-uv-aspect.",
+    )
+    uv: str | None = Field(
+        default=None,
+        description="The uv binary. Default: the one installed with the uv package from PyPI, else "
+        "`uv` on PATH.",
+    )
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _exclude_is_list_of_patterns(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError("exclude takes a list of glob patterns, e.g. ['*/tests/*'], not one string")
+        return value
+
+    @field_validator("workspace", "cache_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().absolute() if value is not None else None

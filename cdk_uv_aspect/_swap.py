@@ -1,0 +1,49 @@
+"""Swap: point a function's code at the built folder, as an asset hashed by its content."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Annotations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3_assets as s3_assets
+
+from ._build import INFO, Built
+from ._marker import ASSET_ID, BUILT
+
+
+def swap_zip(function: lambda_.Function, built: Built) -> s3_assets.Asset:
+    """Replace ``function``'s code with ``built``'s folder and record what was built on the function."""
+    _warn_about_placeholder_asset(function)
+    # A plain source-hashed asset of the built folder: its hash is the hash of the output, it is staged
+    # once per hash, and no BundlingOptions means no in-process bundling cache to collide in.
+    asset = s3_assets.Asset(function, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
+    cfn = function.node.default_child
+    assert isinstance(cfn, lambda_.CfnFunction)
+    cfn.code = lambda_.CfnFunction.CodeProperty(s3_bucket=asset.s3_bucket_name, s3_key=asset.s3_object_key)
+    asset.add_resource_metadata(cfn, "Code")
+    info = json.loads((built.folder / INFO).read_text())
+    function.node.add_metadata(
+        BUILT,
+        {
+            "package": built.request.package,
+            "target": built.request.target.key,
+            "assetHash": asset.asset_hash,
+            "files": info["files"],
+            "bytes": info["bytes"],
+            "buildSeconds": round(built.seconds, 3),
+            "cached": built.cached,
+        },
+    )
+    return asset
+
+
+def _warn_about_placeholder_asset(function: lambda_.Function) -> None:
+    old = function.node.try_find_child("Code")
+    if isinstance(old, s3_assets.Asset):
+        Annotations.of(function).add_warning_v2(
+            "cdk-uv-aspect:placeholder-asset",
+            f"{function.node.path}: the code it was created with ({old.node.path}) is an asset, and CDK "
+            "still stages and uploads it although the function now uses the uv-built asset. Create the "
+            "function with code=UvCode() (from cdk_uv_aspect) to avoid the extra asset.",
+        )
