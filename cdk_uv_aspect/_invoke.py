@@ -1,0 +1,78 @@
+"""Invoke: run a handler from its asset folder alone, with the runtime's Python, as Lambda would."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Runs inside the runtime's interpreter with -I -S: no site-packages, no user site, no environment, so
+# only the asset folder and the standard library can be imported.
+_BOOTSTRAP = r"""
+import importlib, json, sys, time, traceback, uuid
+task_root, handler, name, memory, arch = sys.argv[1:6]
+sys.path.insert(0, task_root)
+
+class Context:
+    function_name = name
+    function_version = "$LATEST"
+    invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+    memory_limit_in_mb = int(memory)
+    aws_request_id = str(uuid.uuid4())
+    log_group_name = f"/aws/lambda/{name}"
+    log_stream_name = "local"
+    def __init__(self):
+        self._deadline = time.monotonic() + 900
+    def get_remaining_time_in_millis(self):
+        return int(max(self._deadline - time.monotonic(), 0) * 1000)
+
+module_name, _, function_name = handler.rpartition(".")
+event = json.loads(sys.stdin.read() or "{}")
+try:
+    fn = getattr(importlib.import_module(module_name), function_name)
+    result = fn(event, Context())
+except Exception as exc:
+    sys.stdout.write("\0" + json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
+                                        "stackTrace": traceback.format_exc()}))
+    sys.exit(1)
+sys.stdout.write("\0" + json.dumps(result, default=str))
+"""
+
+_HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+@dataclass(frozen=True)
+class Invocation:
+    ok: bool
+    result: Any  # the handler's answer, or {"errorType", "errorMessage", "stackTrace"}
+    seconds: float
+    logs: str  # what the handler printed
+
+
+class CannotRunHere(Exception):
+    """The asset can't run on this machine (another architecture's native code, or no interpreter)."""
+
+
+def invoke(
+    asset_dir: Path, handler: str, python: str, event: Any, *, architecture: str = "x86_64",
+    name: str = "function", memory: int = 128,
+) -> Invocation:
+    """Call ``handler`` (``module.function``) from ``asset_dir`` with the interpreter ``python``."""
+    host = _HOST_ARCH.get(platform.machine().lower(), platform.machine())
+    if architecture != host and any(asset_dir.rglob("*.so")):
+        raise CannotRunHere(f"its native code is for {architecture} and this machine is {host}")
+    started = time.monotonic()
+    done = subprocess.run(
+        [python, "-I", "-S", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture],
+        input=json.dumps(event), capture_output=True, text=True, cwd=asset_dir, check=False,
+    )
+    seconds = time.monotonic() - started
+    logs, sep, payload = done.stdout.rpartition("\0")
+    if not sep:
+        return Invocation(False, {"errorType": "Runtime.ExitError", "errorMessage": done.stderr.strip()},
+                          seconds, done.stdout)
+    return Invocation(done.returncode == 0, json.loads(payload), seconds, logs + done.stderr)

@@ -1,0 +1,31 @@
+"""The sample CDK app: plain aws_lambda.Functions, each marked with the uv package it runs."""
+
+from aws_cdk import App, Aspects, Stack
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package
+
+# (construct id, package, handler, runtime, architecture)
+FUNCTIONS = [
+    ("Orders", "orders", "orders.handler.main", lambda_.Runtime.PYTHON_3_12, lambda_.Architecture.X86_64),
+    ("OrdersArm", "orders", "orders.handler.main", lambda_.Runtime.PYTHON_3_12, lambda_.Architecture.ARM_64),
+    ("Users", "users", "users.handler.main", lambda_.Runtime.PYTHON_3_11, lambda_.Architecture.X86_64),
+    ("Report", "report", "main.handler", lambda_.Runtime.PYTHON_3_13, lambda_.Architecture.ARM_64),
+]
+
+
+class SampleStack(Stack):
+    def __init__(self, scope: Construct, id: str, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        for name, package, handler, runtime, architecture in FUNCTIONS:
+            fn = lambda_.Function(
+                self, name, runtime=runtime, architecture=architecture, handler=handler, code=UvCode()
+            )
+            mark_package(fn, package)
+
+
+app = App()
+SampleStack(app, "UvSample")
+Aspects.of(app).add(UvBundlingAspect())
+app.synth()
