@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from aws_cdk import Annotations
 from aws_cdk import aws_lambda as lambda_
@@ -10,6 +11,9 @@ from aws_cdk import aws_s3_assets as s3_assets
 
 from ._build import INFO, Built
 from ._marker import ASSET_ID, BUILT
+
+BUILT_FOLDERS: dict[str, Path] = {}
+"""Asset hash -> the built folder it was made from, for the policy checks (a hash names one content)."""
 
 
 def swap_zip(function: lambda_.Function, built: Built) -> s3_assets.Asset:
@@ -23,6 +27,8 @@ def swap_zip(function: lambda_.Function, built: Built) -> s3_assets.Asset:
     cfn.code = lambda_.CfnFunction.CodeProperty(s3_bucket=asset.s3_bucket_name, s3_key=asset.s3_object_key)
     asset.add_resource_metadata(cfn, "Code")
     info = json.loads((built.folder / INFO).read_text())
+    BUILT_FOLDERS[asset.asset_hash] = built.asset_dir
+    requires_python = built.request.workspace.packages[built.request.package].requires_python
     function.node.add_metadata(
         BUILT,
         {
@@ -33,6 +39,7 @@ def swap_zip(function: lambda_.Function, built: Built) -> s3_assets.Asset:
             "bytes": info["bytes"],
             "buildSeconds": round(built.seconds, 3),
             "cached": built.cached,
+            "requiresPython": str(requires_python) if requires_python is not None else None,
         },
     )
     return asset
