@@ -2,11 +2,13 @@
 
     fn.node.add_metadata("uv", "api")         # or mark_package(fn, "api")
     Aspects.of(app).add(UvBundlingAspect())
+    Aspects.of(app).add(UvPolicyChecks())   # optional: fail synth on functions that would not start
 """
 
 from ._aspect import UvBundlingAspect
 from ._errors import UvError
 from ._marker import UvCode, mark_package
 from ._options import UvOptions
+from ._policy import UvPolicyChecks
 
-__all__ = ["UvBundlingAspect", "UvCode", "UvError", "UvOptions", "mark_package"]
+__all__ = ["UvBundlingAspect", "UvCode", "UvError", "UvOptions", "UvPolicyChecks", "mark_package"]

@@ -76,6 +76,10 @@ class ToolError(UvError):
     """uv or the target's Python is missing, too old, or failed."""
 
 
+class PolicyError(UvError):
+    """A policy-check setting that can't be used, such as an acknowledgement without a reason."""
+
+
 class BuildErrors(UvError):
     """Several builds failed; each is reported."""
 

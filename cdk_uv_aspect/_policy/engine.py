@@ -1,0 +1,192 @@
+"""The engine: run every rule on a function's facts, apply acknowledgements, annotate, and report.
+
+Findings become CDK annotations on the function: errors fail `cdk synth` (the CLI stops on error
+annotations, after the cloud assembly and the report are written), warnings fail it only with
+`--strict`. A rule that raises becomes a warning finding of that rule, never a crashed synth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aws_cdk import Annotations
+from constructs import IConstruct
+
+from .facts import FunctionFacts
+from .options import PolicyOptions
+from .rule import Compliant, Level, NonCompliant, NotApplicable, Result, Rule
+from .rules import BY_ID, RULES
+
+ACKNOWLEDGE = "uv:acknowledge"
+"""The metadata type of our acknowledgement: ``{"id": "<rule id>", "reason": "<at least 10 characters>"}``."""
+
+CHECKED = "uv:policy"
+"""The metadata type the checks write on each function they judged: each rule's result."""
+
+MIN_REASON = 10
+_CDK_WARNING = "aws:cdk:warning"
+_CDK_ACKNOWLEDGED = "aws:cdk:acknowledged-rules"  # Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+_CDK_ANNOTATION_NAMESPACE = "Annotation::"  # how Validations.acknowledge qualifies an annotation's id
+
+Status = Literal["passed", "failed", "acknowledged", "not applicable"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One rule's verdict on one function, after acknowledgements."""
+
+    rule: Rule
+    result: Result
+    crashed: bool = False
+    acknowledged: str | None = None  # the reason
+    acknowledged_by: str | None = None  # "cdk-uv-aspect" or "cdk" (Annotations.acknowledge_warning)
+
+    @property
+    def level(self) -> Level | None:
+        if isinstance(self.result, NonCompliant):
+            return self.result.level or self.rule.severity
+        return None
+
+    @property
+    def status(self) -> Status:
+        if self.acknowledged is not None:
+            return "acknowledged"
+        if isinstance(self.result, NonCompliant):
+            return "failed"
+        return "passed" if isinstance(self.result, Compliant) else "not applicable"
+
+    def as_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"result": self.status}
+        if isinstance(self.result, NonCompliant):
+            row.update(level=self.level, message=self.result.message)
+        elif isinstance(self.result, NotApplicable):
+            row["reason"] = self.result.reason
+        elif self.result.note:
+            row["note"] = self.result.note
+        if self.crashed:
+            row["crashed"] = True
+        if self.acknowledged is not None:
+            row.update(reason=self.acknowledged, acknowledgedBy=self.acknowledged_by)
+        return row
+
+
+def judge(facts: FunctionFacts, options: PolicyOptions, rules: Iterable[Rule] = RULES) -> list[Outcome]:
+    """Every rule's result for ``facts``. A rule that raises is a warning finding of that rule."""
+    outcomes = []
+    for rule in rules:
+        try:
+            outcomes.append(Outcome(rule, rule.check(facts, options)))
+        except Exception as exc:  # a bug in a rule must not stop a synth: report it as a finding
+            message = (f"the rule could not run ({type(exc).__name__}: {exc}); this is a bug in "
+                       "cdk-uv-aspect, please report it")
+            outcomes.append(Outcome(rule, NonCompliant(message, level="warning"), crashed=True))
+    return outcomes
+
+
+def acknowledgement_problems(construct: IConstruct) -> list[str]:
+    """What is wrong with the acknowledgements written on ``construct`` (raw metadata included)."""
+    problems = []
+    for entry in construct.node.metadata:
+        if entry.type == ACKNOWLEDGE:
+            problem = _ack_problem(entry.data)
+            if problem:
+                problems.append(f"{construct.node.path}: {problem}")
+    return problems
+
+
+def acknowledgements(constructs: Iterable[IConstruct]) -> dict[str, tuple[str, str]]:
+    """Rule id -> (reason, by whom), from ``constructs``, ancestors first: the innermost one wins.
+
+    Ours (``UvPolicyChecks.acknowledge``) and the CDK's ``Validations.of(x).acknowledge(...)``, which
+    records ``{"Annotation::<rule id>": reason}`` as metadata, count alike.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for construct in constructs:
+        for entry in construct.node.metadata:
+            if entry.type == ACKNOWLEDGE and _ack_problem(entry.data) is None:
+                found[entry.data["id"]] = (entry.data["reason"].strip(), "cdk-uv-aspect")
+            elif entry.type == _CDK_ACKNOWLEDGED and isinstance(entry.data, Mapping):
+                for qualified, reason in entry.data.items():
+                    rule_id = str(qualified).removeprefix(_CDK_ANNOTATION_NAMESPACE)
+                    if rule_id in BY_ID:
+                        found[rule_id] = (str(reason), "cdk")
+    return found
+
+
+def _ack_problem(data: Any) -> str | None:
+    if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+        return f"an acknowledgement needs a rule id and a reason, got {data!r}"
+    if data["id"] not in BY_ID:
+        return f"acknowledgement of unknown rule {data['id']!r} (rules: {', '.join(BY_ID)})"
+    reason = data.get("reason")
+    if not isinstance(reason, str) or len(reason.strip()) < MIN_REASON:
+        return (f"the acknowledgement of {data['id']} needs a reason of at least {MIN_REASON} characters, "
+                f"got {reason!r}")
+    return None
+
+
+def apply(
+    owner: IConstruct, facts: FunctionFacts, outcomes: list[Outcome], acks: Mapping[str, tuple[str, str]]
+) -> list[Outcome]:
+    """Annotate ``owner`` with each finding, or its acknowledgement; return the final outcomes."""
+    final = []
+    for outcome in outcomes:
+        result = outcome.result
+        if not isinstance(result, NonCompliant):
+            final.append(outcome)
+            continue
+        rule = outcome.rule
+        context = f"package {facts.package or 'none'}, target {facts.target or 'unknown'}"
+        text = f"[{rule.id}] {result.message} ({context}). Fix: {rule.fix}"
+        if rule.id in acks:
+            reason, by = acks[rule.id]
+            Annotations.of(owner).add_info(f"[{rule.id}] acknowledged: {reason}. The finding: "
+                                           f"{result.message}")
+            final.append(Outcome(rule, result, outcome.crashed, reason, by))
+        elif outcome.level == "error":
+            Annotations.of(owner).add_error(text)
+            final.append(outcome)
+        else:
+            Annotations.of(owner).add_warning_v2(rule.id, text)
+            # The CDK's own acknowledgement (Annotations.acknowledge_warning) drops the warning silently.
+            tagged = f"{text} [ack: {rule.id}]"
+            if any(e.type == _CDK_WARNING and e.data == tagged for e in owner.node.metadata):
+                final.append(outcome)
+            else:
+                final.append(Outcome(rule, result, outcome.crashed, "acknowledged with "
+                                     "Annotations.acknowledge_warning", "cdk"))
+    owner.node.add_metadata(CHECKED, {o.rule.id: o.status for o in final})
+    return final
+
+
+def report_row(facts: FunctionFacts, outcomes: list[Outcome]) -> dict[str, Any]:
+    return {
+        "path": facts.path,
+        "kind": facts.kind,
+        "runtime": facts.runtime,
+        "architecture": facts.architecture,
+        "handler": facts.handler,
+        "package": facts.package,
+        "target": facts.target,
+        "cdkInternal": facts.internal is not None,
+        "rules": {o.rule.id: o.as_json() for o in outcomes},
+    }
+
+
+def report(rows: Iterable[dict[str, Any]], library_version: str) -> dict[str, Any]:
+    """The JSON report: the rules, every function with each rule's result, and the totals."""
+    functions = sorted(rows, key=lambda r: r["path"])
+    results = [r for f in functions for r in f["rules"].values()]
+    return {
+        "tool": f"cdk-uv-aspect {library_version}",
+        "rules": [{"id": r.id, "severity": r.severity, "title": r.title} for r in RULES],
+        "summary": {
+            "functions": len(functions),
+            "errors": sum(r["result"] == "failed" and r.get("level") == "error" for r in results),
+            "warnings": sum(r["result"] == "failed" and r.get("level") == "warning" for r in results),
+            "acknowledged": sum(r["result"] == "acknowledged" for r in results),
+        },
+        "functions": functions,
+    }

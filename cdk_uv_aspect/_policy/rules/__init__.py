@@ -1,0 +1,17 @@
+"""The registry: every policy rule, in the order they are reported. A rule not listed here never runs."""
+
+from __future__ import annotations
+
+from ..rule import Rule
+from . import handler, native, requires_python, runtime, size, uv_built
+
+RULES: tuple[Rule, ...] = (
+    uv_built.RULE,
+    handler.RULE,
+    native.RULE,
+    size.RULE,
+    requires_python.RULE,
+    runtime.RULE,
+)
+
+BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
