@@ -1,0 +1,347 @@
+"""Each policy rule on its own: facts in, result out. Asset folders are crafted here (a wrong-architecture
+library, an oversized asset); tests/test_policy.py shows the same rules on real builds."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdk_uv_aspect._policy import engine
+from cdk_uv_aspect._policy.facts import FunctionFacts
+from cdk_uv_aspect._policy.options import LAMBDA_UNZIPPED_LIMIT, PolicyOptions
+from cdk_uv_aspect._policy.rule import Compliant, NonCompliant, NotApplicable, Rule
+from cdk_uv_aspect._policy.rules import handler, native, requires_python, runtime, size, uv_built
+
+OPTIONS = PolicyOptions()
+X86_64, AARCH64 = 62, 183
+
+
+def elf(machine: int) -> bytes:
+    """The first bytes of a 64-bit little-endian shared object for ``machine`` (ELF e_machine)."""
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    return ident + (3).to_bytes(2, "little") + machine.to_bytes(2, "little") + bytes(44)
+
+
+def asset(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
+    root = tmp_path / "asset"
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    root.mkdir(exist_ok=True)
+    return root
+
+
+def facts(**changes: Any) -> FunctionFacts:
+    base = FunctionFacts(
+        path="Stack/Fn", kind="Function", runtime="python3.12", architecture="x86_64",
+        handler="app.handler.main", package="app",
+        build={"package": "app", "target": "python3.12-x86_64", "requiresPython": ">=3.11"},
+        swapped=True, asset_dir=None, today=datetime.date(2026, 11, 27),
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+# --- uv-built -----------------------------------------------------------------------------------------
+
+
+def test_uv_built_compliance_marked_and_swapped():
+    """A marked function whose code is the uv-built asset passes."""
+    assert isinstance(uv_built.check(facts(), OPTIONS), Compliant)
+
+
+def test_uv_built_noncompliance_1_unmarked_python_function():
+    """A Python function without the marker fails."""
+    result = uv_built.check(facts(package=None, build=None, swapped=False), OPTIONS)
+    assert isinstance(result, NonCompliant) and "without the uv marker" in result.message
+
+
+def test_uv_built_noncompliance_2_marked_but_code_replaced():
+    """Marked, but its code is not the built asset (no aspect reached it, or something replaced it)."""
+    result = uv_built.check(facts(swapped=False), OPTIONS)
+    assert isinstance(result, NonCompliant) and "not the asset" in result.message
+
+
+def test_uv_built_noncompliance_3_raw_cfn_function():
+    """A raw CfnFunction with a Python runtime can't be uv-built: it fails."""
+    result = uv_built.check(facts(kind="CfnFunction", package=None, build=None, swapped=False), OPTIONS)
+    assert isinstance(result, NonCompliant) and "raw CfnFunction" in result.message
+
+
+def test_uv_built_not_applicable_to_other_runtimes_and_cdk_internal_functions():
+    """Node functions are out of scope; the CDK's own functions are exempt unless asked for."""
+    assert isinstance(uv_built.check(facts(runtime="nodejs22.x", package=None), OPTIONS), NotApplicable)
+    internal = facts(package=None, build=None, swapped=False,
+                     internal="aws:cdk:is-custom-resource-handler-singleton")
+    assert isinstance(uv_built.check(internal, OPTIONS), NotApplicable)
+    assert isinstance(uv_built.check(internal, PolicyOptions(include_cdk_internal=True)), NonCompliant)
+
+
+def test_uv_built_not_applicable_when_the_stack_needs_no_bundling():
+    """`cdk ls`: marked functions are not built, and that is not a finding."""
+    result = uv_built.check(facts(build=None, swapped=False, bundling_required=False), OPTIONS)
+    assert isinstance(result, NotApplicable)
+
+
+# --- uv-handler ---------------------------------------------------------------------------------------
+
+
+def test_uv_handler_compliance_module_defines_function(tmp_path: Path):
+    """src/app/handler.py defining main(): passes, also for packages, aliases and conditional definitions."""
+    root = asset(tmp_path, {
+        "app/__init__.py": "",
+        "app/handler.py": "import json\n\ndef main(event, context):\n    return json.dumps(event)\n",
+        "app/alias.py": "from app.handler import main as entry\n",
+        "app/cond.py": "try:\n    import orjson\n    def go(e, c): ...\nexcept ImportError:\n    go = None\n",
+        "root_module.py": "class Handler:\n    pass\nhandle = Handler()\n",
+        "pkg/sub/__init__.py": "def run(e, c): ...\n",
+    })  # fmt: skip
+    for name in ("app.handler.main", "app.alias.entry", "app.cond.go", "root_module.handle", "pkg.sub.run",
+                 "app/handler.main"):
+        assert isinstance(handler.check(facts(handler=name, asset_dir=root), OPTIONS), Compliant), name
+
+
+def test_uv_handler_noncompliance_1_missing_module(tmp_path: Path):
+    """A misspelled module is found at synth, not on the first invocation."""
+    root = asset(tmp_path, {"app/handler.py": "def main(e, c): ...\n"})
+    result = handler.check(facts(handler="app.handlr.main", asset_dir=root), OPTIONS)
+    assert isinstance(result, NonCompliant) and "no module app.handlr" in result.message
+
+
+def test_uv_handler_noncompliance_2_module_lacks_the_function(tmp_path: Path):
+    """The module is there but defines no such function."""
+    root = asset(tmp_path, {"app/handler.py": "def main(e, c): ...\n"})
+    result = handler.check(facts(handler="app.handler.mian", asset_dir=root), OPTIONS)
+    assert isinstance(result, NonCompliant) and "defines no 'mian'" in result.message
+
+
+def test_uv_handler_noncompliance_3_not_module_dot_function_or_unparsable(tmp_path: Path):
+    """A handler without a dot, or a module with a syntax error, fails."""
+    root = asset(tmp_path, {"main.py": "def handler(e, c)\n    return 1\n"})
+    assert isinstance(handler.check(facts(handler="main", asset_dir=root), OPTIONS), NonCompliant)
+    # python3.11: this machine's Python is at least that new, so a syntax error is the module's fault.
+    result = handler.check(facts(handler="main.handler", runtime="python3.11", asset_dir=root), OPTIONS)
+    assert isinstance(result, NonCompliant) and "does not parse" in result.message
+
+
+def test_uv_handler_never_imports_the_module(tmp_path: Path):
+    """Reading is static: a module that would raise on import is still judged by its names."""
+    root = asset(tmp_path, {"app.py": "raise SystemExit('imported!')\ndef main(e, c): ...\n"})
+    assert isinstance(handler.check(facts(handler="app.main", asset_dir=root), OPTIONS), Compliant)
+
+
+def test_uv_handler_accepts_what_it_can_not_read(tmp_path: Path):
+    """Star imports, a module __getattr__ and compiled modules can define anything: not a failure."""
+    root = asset(tmp_path, {
+        "star.py": "from os.path import *\n",
+        "lazy.py": "def __getattr__(name): ...\n",
+        "fast.cpython-312-x86_64-linux-gnu.so": elf(X86_64),
+    })  # fmt: skip
+    for name in ("star.join", "lazy.main", "fast.main"):
+        assert isinstance(handler.check(facts(handler=name, asset_dir=root), OPTIONS), Compliant), name
+
+
+# --- uv-native-libs -----------------------------------------------------------------------------------
+
+
+def test_uv_native_libs_compliance_matching_elf_and_abi(tmp_path: Path):
+    """x86_64 ELF extensions for CPython 3.12 (and abi3, and bundled .so.N libraries) pass."""
+    root = asset(tmp_path, {
+        "orjson/orjson.cpython-312-x86_64-linux-gnu.so": elf(X86_64),
+        "cryptography/_rust.abi3.so": elf(X86_64),
+        "numpy.libs/libgfortran-040039e1.so.5.0.0": elf(X86_64),
+    })  # fmt: skip
+    result = native.check(facts(asset_dir=root), OPTIONS)
+    assert isinstance(result, Compliant) and "3 native libraries" in result.note
+
+
+def test_uv_native_libs_noncompliance_1_wrong_architecture(tmp_path: Path):
+    """An aarch64 library in an x86_64 function fails, naming the file and both machines."""
+    root = asset(tmp_path, {"orjson/orjson.abi3.so": elf(AARCH64)})
+    result = native.check(facts(asset_dir=root), OPTIONS)
+    assert isinstance(result, NonCompliant)
+    assert "orjson/orjson.abi3.so: built for aarch64, the function runs x86_64" in result.message
+
+
+def test_uv_native_libs_noncompliance_2_wrong_python_abi(tmp_path: Path):
+    """A CPython 3.11 extension in a python3.12 function fails."""
+    root = asset(tmp_path, {"fast/_speed.cpython-311-x86_64-linux-gnu.so": elf(X86_64)})
+    result = native.check(facts(asset_dir=root), OPTIONS)
+    assert isinstance(result, NonCompliant) and "CPython 3.11, the function runs 3.12" in result.message
+
+
+def test_uv_native_libs_noncompliance_3_not_linux(tmp_path: Path):
+    """A macOS (Mach-O) library, or an extension tagged for another machine, fails."""
+    root = asset(tmp_path, {
+        "mac/_speed.cpython-312-darwin.so": b"\xcf\xfa\xed\xfe" + bytes(60),
+        "arm/_speed.cpython-312-aarch64-linux-gnu.so": elf(X86_64),
+    })  # fmt: skip
+    result = native.check(facts(asset_dir=root), OPTIONS)
+    assert isinstance(result, NonCompliant) and result.message.startswith("2 native libraries")
+    assert "Mach-O" in result.message and "tagged aarch64" in result.message
+
+
+def test_uv_native_libs_compliance_without_native_code(tmp_path: Path):
+    """Pure Python: nothing to check, a pass."""
+    root = asset(tmp_path, {"app/handler.py": "def main(e, c): ...\n"})
+    assert native.check(facts(asset_dir=root), OPTIONS) == Compliant("no native libraries")
+
+
+# --- uv-asset-size ------------------------------------------------------------------------------------
+
+
+def sparse(root: Path, rel: str, size_bytes: int) -> None:
+    """A file of ``size_bytes`` that takes no disk space."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        f.truncate(size_bytes)
+
+
+def test_uv_asset_size_compliance_small_asset(tmp_path: Path):
+    """A small asset passes and says its size."""
+    root = asset(tmp_path, {"app.py": "x = 1\n"})
+    result = size.check(facts(asset_dir=root), OPTIONS)
+    assert isinstance(result, Compliant) and "MiB unzipped" in result.note
+
+
+def test_uv_asset_size_noncompliance_1_over_lambda_limit(tmp_path: Path):
+    """Over 250 MiB unzipped: an error."""
+    root = asset(tmp_path, {"app.py": "x = 1\n"})
+    sparse(root, "big/blob.bin", LAMBDA_UNZIPPED_LIMIT)
+    result = size.check(facts(asset_dir=root), OPTIONS)
+    assert isinstance(result, NonCompliant) and result.level is None  # the rule's severity: error
+    assert "over Lambda's limit" in result.message
+
+
+def test_uv_asset_size_noncompliance_2_over_warning_threshold(tmp_path: Path):
+    """Over the warning threshold but under the limit: a warning; the threshold is an option."""
+    root = asset(tmp_path, {})
+    sparse(root, "blob.bin", 210 * 1024 * 1024)
+    result = size.check(facts(asset_dir=root), OPTIONS)
+    assert isinstance(result, NonCompliant) and result.level == "warning"
+    assert isinstance(size.check(facts(asset_dir=root), PolicyOptions(size_warning_mb=220)), Compliant)
+
+
+# --- uv-requires-python -------------------------------------------------------------------------------
+
+
+def test_uv_requires_python_compliance_admitted():
+    """requires-python >=3.11 admits python3.12; no requires-python admits anything."""
+    assert isinstance(requires_python.check(facts(), OPTIONS), Compliant)
+    no_spec = facts(build={"package": "app", "requiresPython": None})
+    assert isinstance(requires_python.check(no_spec, OPTIONS), Compliant)
+
+
+def test_uv_requires_python_noncompliance_1_runtime_too_old():
+    """python3.10 for a package that requires >=3.11 fails."""
+    result = requires_python.check(facts(runtime="python3.10"), OPTIONS)
+    assert isinstance(result, NonCompliant) and "requires Python >=3.11" in result.message
+
+
+def test_uv_requires_python_noncompliance_2_invalid_specifier():
+    """A specifier that can't be read fails rather than passing silently."""
+    result = requires_python.check(facts(build={"package": "app", "requiresPython": ">=three"}), OPTIONS)
+    assert isinstance(result, NonCompliant)
+
+
+# --- uv-runtime-deprecated ----------------------------------------------------------------------------
+
+
+def test_uv_runtime_deprecated_compliance_supported_runtime():
+    """python3.12 on 2026-11-27 (deprecated 2028-10-31) passes; an unknown newer runtime passes."""
+    assert isinstance(runtime.check(facts(), OPTIONS), Compliant)
+    assert isinstance(runtime.check(facts(runtime="python3.15"), OPTIONS), Compliant)
+
+
+def test_uv_runtime_deprecated_noncompliance_1_deprecated():
+    """python3.9 and python3.10 are deprecated by 2026-11-27."""
+    for name, date in (("python3.9", "2025-12-15"), ("python3.10", "2026-10-31")):
+        result = runtime.check(facts(runtime=name), OPTIONS)
+        assert isinstance(result, NonCompliant) and f"deprecated {name} on {date}" in result.message
+
+
+def test_uv_runtime_deprecated_noncompliance_2_about_to_be_deprecated():
+    """python3.11 (2027-06-30) warns within the notice period, not before."""
+    early = facts(runtime="python3.11", today=datetime.date(2026, 11, 27))
+    late = facts(runtime="python3.11", today=datetime.date(2027, 3, 1))
+    assert isinstance(runtime.check(early, OPTIONS), Compliant)
+    result = runtime.check(late, OPTIONS)
+    assert isinstance(result, NonCompliant) and "in 121 days" in result.message
+    assert isinstance(runtime.check(early, PolicyOptions(deprecation_notice_days=365)), NonCompliant)
+
+
+def test_uv_runtime_deprecated_noncompliance_3_retired_runtime():
+    """python3.7 is past every date."""
+    assert isinstance(runtime.check(facts(runtime="python3.7"), OPTIONS), NonCompliant)
+
+
+# --- the engine ---------------------------------------------------------------------------------------
+
+
+def test_a_crashing_rule_becomes_a_warning_finding():
+    """A rule that raises is reported as a finding of that rule, and the other rules still run."""
+
+    def broken(facts: FunctionFacts, options: PolicyOptions) -> Any:
+        raise KeyError("boom")
+
+    rule = Rule("uv-broken", "error", "t", "e", "f", broken)
+    outcomes = engine.judge(facts(), OPTIONS, rules=[rule, uv_built.RULE])
+    assert outcomes[0].crashed and outcomes[0].level == "warning" and outcomes[0].status == "failed"
+    assert "KeyError" in outcomes[0].result.message
+    assert outcomes[1].status == "passed"
+
+
+def test_acknowledgement_needs_a_known_rule_and_a_reason_of_ten_characters():
+    """Short reasons and unknown ids are refused, with what is wrong."""
+    assert engine._ack_problem({"id": "uv-built", "reason": "legacy code, migrating"}) is None
+    assert "at least 10" in engine._ack_problem({"id": "uv-built", "reason": " too short "})
+    assert "unknown rule" in engine._ack_problem({"id": "uv-bulit", "reason": "legacy code, migrating"})
+    assert "needs a rule id" in engine._ack_problem("uv-built")
+
+
+def test_options_are_validated():
+    """A warning threshold above Lambda's limit, or an unknown option, fails at construction."""
+    with pytest.raises(ValueError):
+        PolicyOptions(size_warning_mb=300)
+    with pytest.raises(ValueError):
+        PolicyOptions(include_internal=True)
+
+
+def test_sparse_helper_makes_big_files_cheaply(tmp_path: Path):
+    """The oversized asset above costs no disk: its size is apparent only."""
+    sparse(tmp_path, "f", 10 * 1024 * 1024)
+    assert os.stat(tmp_path / "f").st_size == 10 * 1024 * 1024
+
+
+# --- every rule registered, documented and tested -------------------------------------------------------
+
+
+def test_every_rule_is_registered_documented_and_tested():
+    """Each rule module is in the registry, has a row in the README's table, and compliant and
+    non-compliant tests here (named test_<id>_compliance... and test_<id>_noncompliance...)."""
+    import importlib
+    import pkgutil
+
+    from cdk_uv_aspect._policy import rules as package
+
+    names = [m.name for m in pkgutil.iter_modules(package.__path__)]
+    modules = [importlib.import_module(f"{package.__name__}.{name}") for name in names]
+    defined = {m.RULE.id for m in modules if hasattr(m, "RULE")}
+    registered = [rule.id for rule in package.RULES]
+    assert len(modules) == len(defined), "every module under rules/ defines one RULE"
+    assert sorted(defined) == sorted(registered) and len(set(registered)) == len(registered)
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    tests = [name for name in globals() if name.startswith("test_")]
+    for rule in package.RULES:
+        assert f"| `{rule.id}` | {rule.severity} |" in readme, f"{rule.id}: no row in the README's table"
+        stem = "test_" + rule.id.replace("-", "_")
+        assert any(t.startswith(stem + "_compliance") for t in tests), f"{rule.id}: no compliance test"
+        assert any(t.startswith(stem + "_noncompliance") for t in tests), f"{rule.id}: no noncompliance test"
+        assert rule.explanation and rule.fix and rule.title
