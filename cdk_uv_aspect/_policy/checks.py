@@ -15,7 +15,7 @@ from constructs import IConstruct, IValidation
 from .._build import LIBRARY_VERSION
 from .._errors import PolicyError
 from . import engine
-from .facts import FunctionFacts, facts_of, function_constructs
+from .facts import FunctionFacts, Tree, facts_of
 from .options import PolicyOptions
 from .rule import NonCompliant
 from .rules import BY_ID, RULES
@@ -39,7 +39,7 @@ class UvPolicyChecks:
 
     def __init__(self, **fields: Any) -> None:
         self.options = PolicyOptions(**fields)
-        self._scopes: list[IConstruct] = []
+        self._scopes: list[str] = []  # paths of the constructs holding a validation
         self._rows: dict[str, dict[str, dict[str, Any]]] = {}  # report file -> function path -> row
 
     @staticmethod
@@ -60,26 +60,33 @@ class UvPolicyChecks:
     def visit(self, node: IConstruct) -> None:
         # The first node visited is where the aspect was added: one validation there judges every
         # function below it. Validations run after all aspects, whatever their order and priority.
-        if not any(a is s for a in node.node.scopes for s in self._scopes):
-            self._scopes.append(node)
+        if "" in self._scopes:
+            return  # added to the App: every construct is below it (and a path read costs a round trip)
+        path = node.node.path
+        if not any(path == s or path.startswith(s + "/") for s in self._scopes):
+            self._scopes.append(path)
             node.node.add_validation(_Validation(self, node))
 
     def _judge(self, scope: IConstruct) -> list[str]:
         stage = scope if isinstance(scope, Stage) else Stage.of(scope)
-        problems = [p for c in scope.node.find_all() for p in engine.acknowledgement_problems(c)]
+        tree = Tree(scope)
         unchecked: list[str] = []
         rows = {}
-        for owner, cfn in function_constructs(scope):
-            if _stage_path(cfn) != _stage_path(scope):
+        for owner, cfn, owner_path, cfn_path in tree.functions:
+            if tree.in_nested_stage(cfn_path):
                 # A nested Stage is synthesized before this validation runs: its functions can't be
                 # annotated any more, so their checks must come from checks added in that Stage.
-                if not any(e.type == engine.CHECKED for e in owner.node.metadata):
-                    unchecked.append(owner.node.path)
+                if not any(e.type == engine.CHECKED for e in tree.metadata(owner_path)):
+                    unchecked.append(owner_path)
                 continue
-            facts, outcomes = self._evaluate(owner, cfn)
-            acks = engine.acknowledgements([*owner.node.scopes, cfn])
+            facts, outcomes = self._evaluate(owner, cfn, tree, owner_path, cfn_path)
+            paths = tree.lineage(owner_path) + ([cfn_path] if cfn_path != owner_path else [])
+            acks = engine.acknowledgements(tree.metadata(p) for p in paths)
             final = engine.apply(owner, facts, outcomes, acks)
             rows[facts.path] = engine.report_row(facts, final)
+        # Acknowledgements are checked where they can apply: on functions and the constructs above them.
+        problems = [problem for path, entries in tree.read().items()
+                    for problem in engine.acknowledgement_problems(path, entries)]
         if unchecked:
             problems.append(
                 "cdk-uv-aspect: UvPolicyChecks did not reach the functions "
@@ -91,11 +98,13 @@ class UvPolicyChecks:
             self._write_report(Path(stage.outdir) / self.options.report, rows)
         return [p if p.startswith("cdk-uv-aspect:") else f"cdk-uv-aspect: {p}" for p in problems]
 
-    def _evaluate(self, owner: IConstruct, cfn: Any) -> tuple[FunctionFacts, list[engine.Outcome]]:
+    def _evaluate(
+        self, owner: IConstruct, cfn: Any, tree: Tree, owner_path: str, cfn_path: str
+    ) -> tuple[FunctionFacts, list[engine.Outcome]]:
         try:
-            facts = facts_of(owner, cfn)
+            facts = facts_of(owner, cfn, tree, owner_path, cfn_path)
         except Exception as exc:  # unreadable facts: every rule reports it, the synth goes on
-            facts = FunctionFacts(path=owner.node.path, kind="unknown", runtime=None, architecture="unknown",
+            facts = FunctionFacts(path=owner_path, kind="unknown", runtime=None, architecture="unknown",
                                   handler=None)
             message = f"the function's facts could not be read ({type(exc).__name__}: {exc})"
             crashed = NonCompliant(message, level="warning")
@@ -112,11 +121,6 @@ class UvPolicyChecks:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
-
-
-def _stage_path(construct: IConstruct) -> str | None:
-    stage = construct if isinstance(construct, Stage) else Stage.of(construct)
-    return stage.node.path if stage is not None else None
 
 
 @jsii.implements(IValidation)

@@ -85,26 +85,27 @@ def judge(facts: FunctionFacts, options: PolicyOptions, rules: Iterable[Rule] = 
     return outcomes
 
 
-def acknowledgement_problems(construct: IConstruct) -> list[str]:
-    """What is wrong with the acknowledgements written on ``construct`` (raw metadata included)."""
+def acknowledgement_problems(path: str, entries: Iterable[Any]) -> list[str]:
+    """What is wrong with the acknowledgements in a construct's metadata (raw metadata included)."""
     problems = []
-    for entry in construct.node.metadata:
+    for entry in entries:
         if entry.type == ACKNOWLEDGE:
             problem = _ack_problem(entry.data)
             if problem:
-                problems.append(f"{construct.node.path}: {problem}")
+                problems.append(f"{path or '(the app)'}: {problem}")
     return problems
 
 
-def acknowledgements(constructs: Iterable[IConstruct]) -> dict[str, tuple[str, str]]:
-    """Rule id -> (reason, by whom), from ``constructs``, ancestors first: the innermost one wins.
+def acknowledgements(lineage: Iterable[Iterable[Any]]) -> dict[str, tuple[str, str]]:
+    """Rule id -> (reason, by whom), from the metadata of a construct and its ancestors, the root first:
+    the innermost acknowledgement wins.
 
     Ours (``UvPolicyChecks.acknowledge``) and the CDK's ``Validations.of(x).acknowledge(...)``, which
     records ``{"Annotation::<rule id>": reason}`` as metadata, count alike.
     """
     found: dict[str, tuple[str, str]] = {}
-    for construct in constructs:
-        for entry in construct.node.metadata:
+    for entries in lineage:
+        for entry in entries:
             if entry.type == ACKNOWLEDGE and _ack_problem(entry.data) is None:
                 found[entry.data["id"]] = (entry.data["reason"].strip(), "cdk-uv-aspect")
             elif entry.type == _CDK_ACKNOWLEDGED and isinstance(entry.data, Mapping):

@@ -13,7 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import IConstruct
 
-from .._marker import ASSET_ID, BUILT, marker_of
+from .._marker import ASSET_ID, BUILT, MARKER
 from .._swap import BUILT_FOLDERS
 
 # The CDK marks its own handler functions (singleton providers, custom resource providers, log
@@ -53,42 +53,87 @@ class FunctionFacts:
         return f"{self.runtime}-{self.architecture}" if self.runtime else None
 
 
-def function_constructs(scope: IConstruct) -> list[tuple[IConstruct, lambda_.CfnFunction]]:
-    """(owner, CfnFunction) for every Lambda function under ``scope``: owner is the L2 when there is one."""
-    found = []
-    for construct in scope.node.find_all():
-        if isinstance(construct, lambda_.CfnFunction):
-            parent = construct.node.scope
-            owner: IConstruct = construct
-            # Compared by path: jsii gives a new Python proxy for each read of a JS-made construct.
-            default = parent.node.default_child if isinstance(parent, lambda_.Function) else None
-            if default is not None and default.node.path == construct.node.path:
-                owner = parent
-            found.append((owner, construct))
-    return found
+class Tree:
+    """The Lambda functions under a scope, and the metadata of the constructs that matter to them.
+
+    Every jsii read is a round trip to node, and metadata carries stack traces: a construct's metadata
+    is read once, and only for functions and the constructs above them.
+    """
+
+    def __init__(self, scope: IConstruct) -> None:
+        self._root = scope.node.root
+        self._constructs: dict[str, IConstruct] = {"": self._root}
+        self._metadata: dict[str, list[Any]] = {}
+        self.stages: list[str] = []  # paths of the Stages nested below the scope
+        self.functions: list[tuple[IConstruct, lambda_.CfnFunction, str, str]] = []  # owner, cfn, their paths
+        scope_path = scope.node.path
+        for construct in scope.node.find_all():
+            if isinstance(construct, Stage):
+                path = construct.node.path
+                if path != scope_path:
+                    self.stages.append(path)
+            elif isinstance(construct, lambda_.CfnFunction):
+                path = construct.node.path
+                parent = construct.node.scope
+                # The owner is the L2 Function when this is its default child (compared by path: jsii
+                # gives a new Python proxy for each read of a construct made in JavaScript).
+                default = parent.node.default_child if isinstance(parent, lambda_.Function) else None
+                if parent is not None and default is not None and default.node.path == path:
+                    owner_path = parent.node.path
+                    self._constructs[owner_path] = parent
+                    self.functions.append((parent, construct, owner_path, path))
+                else:
+                    self.functions.append((construct, construct, path, path))
+                self._constructs[path] = construct
+
+    def metadata(self, path: str) -> list[Any]:
+        """The metadata entries of the construct at ``path``."""
+        if path not in self._metadata:
+            self._metadata[path] = self._construct(path).node.metadata
+        return self._metadata[path]
+
+    def lineage(self, path: str) -> list[str]:
+        """The paths of the construct at ``path`` and of every construct above it, the root first."""
+        parts = path.split("/") if path else []
+        return ["", *("/".join(parts[: i + 1]) for i in range(len(parts)))]
+
+    def in_nested_stage(self, path: str) -> bool:
+        return any(path.startswith(stage + "/") for stage in self.stages)
+
+    def read(self) -> dict[str, list[Any]]:
+        """Path -> metadata of every construct read so far."""
+        return dict(self._metadata)
+
+    def _construct(self, path: str) -> IConstruct:
+        if path not in self._constructs:
+            parent, _, name = path.rpartition("/")
+            self._constructs[path] = self._construct(parent).node.find_child(name)
+        return self._constructs[path]
 
 
-def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction) -> FunctionFacts:
+def facts_of(
+    owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path: str, cfn_path: str
+) -> FunctionFacts:
     """Read the facts of one function. Tokens (values known only at deploy time) read as unknown."""
     stack = Stack.of(cfn)
+    entries = tree.metadata(owner_path)
+    own = [*entries, *tree.metadata(cfn_path)] if cfn_path != owner_path else entries
     architectures = _known(cfn.architectures) or ["x86_64"]
-    internal = next(
-        (e.type for c in {id(owner): owner, id(cfn): cfn}.values() for e in c.node.metadata
-         if e.type.startswith(CDK_INTERNAL_PREFIX)),
-        None,
-    )
-    build = next((e.data for e in owner.node.metadata if e.type == BUILT), None)
-    marker = marker_of(owner)
+    internal = next((e.type for e in own if e.type.startswith(CDK_INTERNAL_PREFIX)), None)
+    build = next((e.data for e in entries if e.type == BUILT), None)
+    marker = next((e.data for e in entries if e.type == MARKER), None)
     package = marker.get("package") if isinstance(marker, dict) else marker
-    asset = owner.node.try_find_child(ASSET_ID)
+    asset = owner.node.try_find_child(ASSET_ID) if owner_path != cfn_path else None
     swapped = False
     asset_dir = None
-    if isinstance(asset, s3_assets.Asset) and isinstance(cfn.code, lambda_.CfnFunction.CodeProperty):
-        swapped = stack.resolve(cfn.code.s3_key) == stack.resolve(asset.s3_object_key)
+    code = cfn.code if isinstance(asset, s3_assets.Asset) else None  # a struct: read it once
+    if isinstance(asset, s3_assets.Asset) and isinstance(code, lambda_.CfnFunction.CodeProperty):
+        # The swap set the code from the asset's own tokens: the same strings while nothing replaced it.
+        swapped = code.s3_key == asset.s3_object_key and code.s3_bucket == asset.s3_bucket_name
         asset_dir = _asset_dir(asset, owner)
     return FunctionFacts(
-        path=owner.node.path,
-        kind="Function" if owner is not cfn else "CfnFunction",
+        path=owner_path,
+        kind="Function" if owner_path != cfn_path else "CfnFunction",
         runtime=_known(cfn.runtime),
         architecture=str(architectures[0]),
         handler=_known(cfn.handler),
