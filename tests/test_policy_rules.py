@@ -55,6 +55,13 @@ def test_uv_built_compliance_marked_and_swapped():
     assert isinstance(uv_built.check(facts(), OPTIONS), Compliant)
 
 
+def test_uv_built_compliance_image_function_with_a_build_record():
+    """A container image function has no zip asset: the bundling aspect's record is what counts."""
+    image = facts(runtime=None, handler=None, package_type="Image", swapped=False)
+    assert isinstance(uv_built.check(image, OPTIONS), Compliant)
+    assert isinstance(uv_built.check(replace(image, build=None), OPTIONS), NonCompliant)
+
+
 def test_uv_built_noncompliance_1_unmarked_python_function():
     """A Python function without the marker fails."""
     result = uv_built.check(facts(package=None, build=None, swapped=False), OPTIONS)

@@ -19,6 +19,9 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
         return NonCompliant("a Python function without the uv marker: its code is not built by uv")
     if not facts.bundling_required:
         return NotApplicable("bundling is skipped for this stack (cdk ls, or deploy --exclusively)")
+    if facts.package_type == "Image" and facts.build is not None:
+        # An image function carries no zip asset: the aspect's uv:build record is the evidence.
+        return Compliant(f"an image built from package {facts.build.get('package')}")
     if facts.build is None or not facts.swapped:
         return NonCompliant(f"marked with package {facts.package!r}, but its code is not the asset the "
                             "bundling aspect builds (no aspect reached it, or something replaced its code)")
