@@ -262,6 +262,51 @@ def test_functions_in_a_nested_stage_need_the_checks_in_that_stage(workspace, ca
     assert results(nested, "Prod/Svc/Api")["uv-built"] == "passed"
 
 
+# --- as a CDK policy validation plugin ----------------------------------------------------------------
+
+
+def plugin_app(workspace: Path, out: Path, *, marked: bool) -> tuple[App, Stack]:
+    app = App(outdir=str(out))
+    stack = Stack(app, "Stack")
+    if marked:
+        add_function(stack, "Api", "api")
+    else:
+        add_function(stack, "Plain", None, handler="index.main", code=INLINE)
+    Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
+    Validations.of(app).add_plugins(UvPolicyChecks())
+    return app, stack
+
+
+def test_as_a_validation_plugin_findings_go_to_the_cdk_validation_report(workspace, cache_dir, tmp_path):
+    """Validations.of(app).add_plugins(UvPolicyChecks()): an error fails synth, in the CDK's report."""
+    app, _ = plugin_app(workspace, tmp_path / "bad", marked=False)
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    validation = json.loads((tmp_path / "bad" / "validation-report.json").read_text())
+    (plugin,) = [p for p in validation["pluginReports"] if p["pluginName"] == "cdk-uv-aspect"]
+    (violation,) = plugin["violations"]
+    assert plugin["conclusion"] == "failure" and violation["ruleName"] == "uv-built"
+    assert violation["violatingConstructs"][0]["constructPath"] == "Stack/Plain/Resource"
+    assert "Fix" not in violation["description"] and "mark the function" in violation["suggestedFix"]
+    ours = json.loads((tmp_path / "bad" / "uv-policy-report.json").read_text())
+    assert results(ours, "Stack/Plain")["uv-built"] == "failed"
+
+    app, _ = plugin_app(workspace, tmp_path / "good", marked=True)
+    app.synth()
+    ours = json.loads((tmp_path / "good" / "uv-policy-report.json").read_text())
+    assert set(results(ours, "Stack/Api").values()) == {"passed"}
+
+
+def test_as_a_validation_plugin_the_id_the_cli_shows_acknowledges(workspace, cache_dir, tmp_path):
+    """The CLI says "Acknowledge with 'cdk-uv-aspect::uv-built'": Validations.acknowledge takes it."""
+    app, stack = plugin_app(workspace, tmp_path / "out", marked=False)
+    ack = Acknowledgment(id="cdk-uv-aspect::uv-built", reason="legacy inline code")
+    Validations.of(stack).acknowledge(ack)
+    app.synth()
+    ours = json.loads((tmp_path / "out" / "uv-policy-report.json").read_text())
+    assert results(ours, "Stack/Plain")["uv-built"] == "acknowledged"
+
+
 # --- the real CLI -------------------------------------------------------------------------------------
 
 APP = """\

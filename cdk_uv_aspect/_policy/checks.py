@@ -1,4 +1,5 @@
-"""UvPolicyChecks: the aspect that registers the checks; the judging happens in a construct validation."""
+"""UvPolicyChecks: the aspect that registers the checks (the judging happens in a construct validation),
+and the same checks as a CDK policy validation plugin."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import IAspect, Stage
+from aws_cdk import (
+    IAspect,
+    IPolicyValidationContext,
+    IPolicyValidationPlugin,
+    PolicyValidationPluginReport,
+    PolicyViolatingResource,
+    PolicyViolation,
+    Stage,
+)
 from constructs import IConstruct, IValidation
 
 from .._build import LIBRARY_VERSION
@@ -21,7 +30,7 @@ from .rule import NonCompliant
 from .rules import BY_ID, RULES
 
 
-@jsii.implements(IAspect)
+@jsii.implements(IAspect, IPolicyValidationPlugin)
 class UvPolicyChecks:
     """Checks every Lambda function of the app: uv-built, and its asset would import on Lambda.
 
@@ -33,8 +42,11 @@ class UvPolicyChecks:
 
     Errors fail ``cdk synth``; warnings fail it with ``--strict``. Each function's results go to
     ``uv-policy-report.json`` in the cloud assembly. Like every aspect it does not cross Stage
-    boundaries: add it in each Stage too. Options come as a :class:`PolicyOptions`' fields:
+    boundaries: add it in each Stage too. Options are :class:`PolicyOptions`' fields:
     ``UvPolicyChecks(include_cdk_internal=True, size_warning_mb=150)``.
+
+    It is also a CDK policy validation plugin, reporting into the CDK's validation report instead of
+    annotations: ``Validations.of(app).add_plugins(UvPolicyChecks())``.
     """
 
     def __init__(self, **fields: Any) -> None:
@@ -56,6 +68,8 @@ class UvPolicyChecks:
                               fix=f"name one of the rules ({', '.join(BY_ID)}) and say why in at least "
                               f"{engine.MIN_REASON} characters")
         scope.node.add_metadata(engine.ACKNOWLEDGE, {"id": rule_id, "reason": reason.strip()})
+
+    # --- as an aspect ---------------------------------------------------------------------------
 
     def visit(self, node: IConstruct) -> None:
         # The first node visited is where the aspect was added: one validation there judges every
@@ -79,14 +93,9 @@ class UvPolicyChecks:
                 if not any(e.type == engine.CHECKED for e in tree.metadata(owner_path)):
                     unchecked.append(owner_path)
                 continue
-            facts, outcomes = self._evaluate(owner, cfn, tree, owner_path, cfn_path)
-            paths = tree.lineage(owner_path) + ([cfn_path] if cfn_path != owner_path else [])
-            acks = engine.acknowledgements(tree.metadata(p) for p in paths)
-            final = engine.apply(owner, facts, outcomes, acks)
+            facts, final = self._run(tree, owner, cfn, owner_path, cfn_path, annotate=True)
             rows[facts.path] = engine.report_row(facts, final)
-        # Acknowledgements are checked where they can apply: on functions and the constructs above them.
-        problems = [problem for path, entries in tree.read().items()
-                    for problem in engine.acknowledgement_problems(path, entries)]
+        problems = self._acknowledgement_problems(tree)
         if unchecked:
             problems.append(
                 "cdk-uv-aspect: UvPolicyChecks did not reach the functions "
@@ -96,20 +105,75 @@ class UvPolicyChecks:
             )
         if self.options.report and stage is not None:
             self._write_report(Path(stage.outdir) / self.options.report, rows)
-        return [p if p.startswith("cdk-uv-aspect:") else f"cdk-uv-aspect: {p}" for p in problems]
+        return problems
 
-    def _evaluate(
-        self, owner: IConstruct, cfn: Any, tree: Tree, owner_path: str, cfn_path: str
+    # --- as a policy validation plugin (runs after synthesis, on the stacks the CDK hands it) ------
+
+    @property
+    def name(self) -> str:
+        return engine.PLUGIN_NAME
+
+    @property
+    def version(self) -> str:
+        return LIBRARY_VERSION
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [rule.id for rule in RULES]
+
+    def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
+        stacks = [s.stack_construct_path for s in context.stack_templates]
+        tree = Tree(context.app_construct)
+        violations = [
+            PolicyViolation(rule_name="acknowledgement", severity="error", description=problem,
+                            violating_resources=[PolicyViolatingResource(locations=[])])
+            for problem in self._acknowledgement_problems(tree)
+        ]
+        rows = {}
+        for owner, cfn, owner_path, cfn_path in tree.functions:
+            if not any(cfn_path.startswith(stack + "/") for stack in stacks):
+                continue
+            facts, final = self._run(tree, owner, cfn, owner_path, cfn_path, annotate=False)
+            rows[facts.path] = engine.report_row(facts, final)
+            violations += [
+                PolicyViolation(
+                    rule_name=o.rule.id, severity=o.level, description=engine.describe(facts, o, fix=False),
+                    fix=o.rule.fix,
+                    violating_resources=[PolicyViolatingResource(construct_path=cfn_path, locations=[])],
+                )
+                for o in final if o.status == "failed"
+            ]
+        app = context.app_construct
+        if self.options.report and isinstance(app, Stage):
+            self._write_report(Path(app.outdir) / self.options.report, rows)
+        return PolicyValidationPluginReport(
+            success=not any(v.severity == "error" for v in violations), violations=violations,
+            plugin_version=LIBRARY_VERSION,
+        )
+
+    # --- shared -------------------------------------------------------------------------------
+
+    def _run(
+        self, tree: Tree, owner: IConstruct, cfn: Any, owner_path: str, cfn_path: str, *, annotate: bool
     ) -> tuple[FunctionFacts, list[engine.Outcome]]:
         try:
             facts = facts_of(owner, cfn, tree, owner_path, cfn_path)
+            outcomes = engine.judge(facts, self.options)
         except Exception as exc:  # unreadable facts: every rule reports it, the synth goes on
             facts = FunctionFacts(path=owner_path, kind="unknown", runtime=None, architecture="unknown",
                                   handler=None)
-            message = f"the function's facts could not be read ({type(exc).__name__}: {exc})"
-            crashed = NonCompliant(message, level="warning")
-            return facts, [engine.Outcome(rule, crashed, crashed=True) for rule in RULES]
-        return facts, engine.judge(facts, self.options)
+            crashed = NonCompliant(f"the function's facts could not be read ({type(exc).__name__}: {exc})",
+                                   level="warning")
+            outcomes = [engine.Outcome(rule, crashed, crashed=True) for rule in RULES]
+        paths = tree.lineage(owner_path) + ([cfn_path] if cfn_path != owner_path else [])
+        acks = engine.acknowledgements(tree.metadata(p) for p in paths)
+        return facts, engine.apply(owner, facts, outcomes, acks, annotate=annotate)
+
+    @staticmethod
+    def _acknowledgement_problems(tree: Tree) -> list[str]:
+        # Checked where they can apply: on functions and the constructs above them.
+        return [f"cdk-uv-aspect: {problem}" for path, entries in tree.read().items()
+                for problem in engine.acknowledgement_problems(path, entries)]
 
     def _write_report(self, path: Path, rows: dict[str, dict[str, Any]]) -> None:
         # Several scopes of one Stage (the aspect added to two stacks) share one report file.

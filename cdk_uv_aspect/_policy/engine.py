@@ -29,6 +29,7 @@ MIN_REASON = 10
 _CDK_WARNING = "aws:cdk:warning"
 _CDK_ACKNOWLEDGED = "aws:cdk:acknowledged-rules"  # Validations.ACKNOWLEDGED_RULES_METADATA_KEY
 _CDK_ANNOTATION_NAMESPACE = "Annotation::"  # how Validations.acknowledge qualifies an annotation's id
+PLUGIN_NAME = "cdk-uv-aspect"  # as a validation plugin; the CDK qualifies its rule ids with it
 
 Status = Literal["passed", "failed", "acknowledged", "not applicable"]
 
@@ -101,7 +102,8 @@ def acknowledgements(lineage: Iterable[Iterable[Any]]) -> dict[str, tuple[str, s
     the innermost acknowledgement wins.
 
     Ours (``UvPolicyChecks.acknowledge``) and the CDK's ``Validations.of(x).acknowledge(...)``, which
-    records ``{"Annotation::<rule id>": reason}`` as metadata, count alike.
+    records ``{"Annotation::<rule id>": reason}`` (or ``cdk-uv-aspect::<rule id>``, the id the CLI
+    shows for the plugin's findings) as metadata, count alike.
     """
     found: dict[str, tuple[str, str]] = {}
     for entries in lineage:
@@ -110,7 +112,10 @@ def acknowledgements(lineage: Iterable[Iterable[Any]]) -> dict[str, tuple[str, s
                 found[entry.data["id"]] = (entry.data["reason"].strip(), "cdk-uv-aspect")
             elif entry.type == _CDK_ACKNOWLEDGED and isinstance(entry.data, Mapping):
                 for qualified, reason in entry.data.items():
-                    rule_id = str(qualified).removeprefix(_CDK_ANNOTATION_NAMESPACE)
+                    rule_id = str(qualified).rpartition("::")[2]
+                    if str(qualified) not in (rule_id, f"{_CDK_ANNOTATION_NAMESPACE}{rule_id}",
+                                              f"{PLUGIN_NAME}::{rule_id}"):
+                        continue
                     if rule_id in BY_ID:
                         found[rule_id] = (str(reason), "cdk")
     return found
@@ -128,10 +133,20 @@ def _ack_problem(data: Any) -> str | None:
     return None
 
 
+def describe(facts: FunctionFacts, outcome: Outcome, *, fix: bool = True) -> str:
+    """A finding as a user reads it: rule id, problem, package, target, and the fix."""
+    assert isinstance(outcome.result, NonCompliant)
+    context = f"package {facts.package or 'none'}, target {facts.target or 'unknown'}"
+    text = f"[{outcome.rule.id}] {outcome.result.message} ({context})"
+    return f"{text}. Fix: {outcome.rule.fix}" if fix else text
+
+
 def apply(
-    owner: IConstruct, facts: FunctionFacts, outcomes: list[Outcome], acks: Mapping[str, tuple[str, str]]
+    owner: IConstruct, facts: FunctionFacts, outcomes: list[Outcome], acks: Mapping[str, tuple[str, str]],
+    *, annotate: bool = True,
 ) -> list[Outcome]:
-    """Annotate ``owner`` with each finding, or its acknowledgement; return the final outcomes."""
+    """Apply acknowledgements; annotate ``owner`` with each finding or acknowledgement (unless
+    ``annotate`` is False, for the validation plugin, which runs after annotations are written)."""
     final = []
     for outcome in outcomes:
         result = outcome.result
@@ -139,13 +154,15 @@ def apply(
             final.append(outcome)
             continue
         rule = outcome.rule
-        context = f"package {facts.package or 'none'}, target {facts.target or 'unknown'}"
-        text = f"[{rule.id}] {result.message} ({context}). Fix: {rule.fix}"
+        text = describe(facts, outcome)
         if rule.id in acks:
             reason, by = acks[rule.id]
-            Annotations.of(owner).add_info(f"[{rule.id}] acknowledged: {reason}. The finding: "
-                                           f"{result.message}")
+            if annotate:
+                Annotations.of(owner).add_info(f"[{rule.id}] acknowledged: {reason}. The finding: "
+                                               f"{result.message}")
             final.append(Outcome(rule, result, outcome.crashed, reason, by))
+        elif not annotate:
+            final.append(outcome)
         elif outcome.level == "error":
             Annotations.of(owner).add_error(text)
             final.append(outcome)
@@ -158,7 +175,8 @@ def apply(
             else:
                 final.append(Outcome(rule, result, outcome.crashed, "acknowledged with "
                                      "Annotations.acknowledge_warning", "cdk"))
-    owner.node.add_metadata(CHECKED, {o.rule.id: o.status for o in final})
+    if annotate:
+        owner.node.add_metadata(CHECKED, {o.rule.id: o.status for o in final})
     return final
 
 
