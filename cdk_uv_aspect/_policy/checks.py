@@ -165,8 +165,8 @@ class UvPolicyChecks:
             crashed = NonCompliant(f"the function's facts could not be read ({type(exc).__name__}: {exc})",
                                    level="warning")
             outcomes = [engine.Outcome(rule, crashed, crashed=True) for rule in RULES]
-        paths = tree.lineage(owner_path) + ([cfn_path] if cfn_path != owner_path else [])
-        acks = engine.acknowledgements(tree.metadata(p) for p in paths)
+        # The function and the constructs above it (for an L2, not its CfnFunction: one read less).
+        acks = engine.acknowledgements(tree.metadata(p) for p in tree.lineage(owner_path))
         return facts, engine.apply(owner, facts, outcomes, acks, annotate=annotate)
 
     @staticmethod

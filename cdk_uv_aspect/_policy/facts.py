@@ -65,6 +65,7 @@ class Tree:
         self._constructs: dict[str, IConstruct] = {"": self._root}
         self._metadata: dict[str, list[Any]] = {}
         self.stages: list[str] = []  # paths of the Stages nested below the scope
+        self._bundling: dict[str, bool] = {}  # stack path -> Stack.bundling_required
         self.functions: list[tuple[IConstruct, lambda_.CfnFunction, str, str]] = []  # owner, cfn, their paths
         scope_path = scope.node.path
         for construct in scope.node.find_all():
@@ -72,6 +73,8 @@ class Tree:
                 path = construct.node.path
                 if path != scope_path:
                     self.stages.append(path)
+            elif isinstance(construct, Stack):
+                self._bundling[construct.node.path] = construct.bundling_required
             elif isinstance(construct, lambda_.CfnFunction):
                 path = construct.node.path
                 parent = construct.node.scope
@@ -97,6 +100,11 @@ class Tree:
         parts = path.split("/") if path else []
         return ["", *("/".join(parts[: i + 1]) for i in range(len(parts)))]
 
+    def bundling_required(self, path: str) -> bool:
+        """Whether the stack holding the construct at ``path`` is bundled in this synth."""
+        stacks = [s for s in self._bundling if path.startswith(s + "/")]
+        return self._bundling[max(stacks, key=len)] if stacks else True
+
     def in_nested_stage(self, path: str) -> bool:
         return any(path.startswith(stage + "/") for stage in self.stages)
 
@@ -115,11 +123,10 @@ def facts_of(
     owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path: str, cfn_path: str
 ) -> FunctionFacts:
     """Read the facts of one function. Tokens (values known only at deploy time) read as unknown."""
-    stack = Stack.of(cfn)
     entries = tree.metadata(owner_path)
-    own = [*entries, *tree.metadata(cfn_path)] if cfn_path != owner_path else entries
     architectures = _known(cfn.architectures) or ["x86_64"]
-    internal = next((e.type for e in own if e.type.startswith(CDK_INTERNAL_PREFIX)), None)
+    # The CDK writes these on the L2 Function (SingletonFunction forwards its metadata there).
+    internal = next((e.type for e in entries if e.type.startswith(CDK_INTERNAL_PREFIX)), None)
     build = next((e.data for e in entries if e.type == BUILT), None)
     marker = next((e.data for e in entries if e.type == MARKER), None)
     package = marker.get("package") if isinstance(marker, dict) else marker
@@ -143,7 +150,7 @@ def facts_of(
         swapped=swapped,
         asset_dir=asset_dir,
         internal=internal,
-        bundling_required=stack.bundling_required,
+        bundling_required=tree.bundling_required(cfn_path),
     )
 
 
