@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -38,7 +39,10 @@ _NO_WHEEL = (
     "doesn't have a source distribution or wheel for the current platform",
     "no wheels with a matching python",
     "is marked as `--no-build`",
+    "has no usable wheels",
 )
+# uv names the dependency: "Because numpy{python_full_version < '3.12'}==2.4.6 has no usable wheels ..."
+_DEPENDENCY = re.compile(r"Because ([A-Za-z0-9._-]+)(?:\{[^}]*\})?(==\S+)? has no")
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,9 @@ def _compile(request: BuildRequest, uv: str, runner: Runner, site: Path) -> None
                      fix="check the interpreter, or build without bytecode: UvOptions(bytecode=False)")
 
 
-def _error(request: BuildRequest, problem: str, result: Result, *, fix: str, kind: type[UvError] = ToolError) -> UvError:
+def _error(
+    request: BuildRequest, problem: str, result: Result, *, fix: str, kind: type[UvError] = ToolError
+) -> UvError:
     return kind(problem, package=request.package, target=request.target, fix=fix, details=result.describe())
 
 
@@ -246,9 +252,11 @@ def _export_error(request: BuildRequest, result: Result) -> UvError:
 def _install_error(request: BuildRequest, result: Result) -> UvError:
     if any(sign in result.stderr for sign in _NO_WHEEL):
         t = request.target
+        named = _DEPENDENCY.search(result.stderr)
+        dependency = "".join(g or "" for g in named.groups()) if named else "a locked dependency"
         return _error(
             request,
-            f"a locked dependency has no wheel that loads on {t.os} (glibc {t.glibc}, {t.machine}); "
+            f"{dependency} has no wheel that loads on {t.os} (glibc {t.glibc}, {t.machine}); "
             "a source distribution would be built for this machine, not for Lambda",
             result,
             kind=WheelError,

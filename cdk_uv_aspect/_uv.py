@@ -110,6 +110,11 @@ class Uv:
                 fix="install uv (`pip install uv`, it comes with cdk-uv-aspect) or pass UvOptions(uv=...)",
             )
         result = (runner or Runner()).run([path, "--version"])
+        if result.returncode == 127:
+            raise ToolError(
+                f"uv was not found at {path}",
+                fix="install uv (`pip install uv`) or pass the path of a uv binary with UvOptions(uv=...)",
+            )
         match = re.search(r"\b(\d+\.\d+\.\d+)", result.stdout)
         try:
             version = Version(match.group(1)) if match and result.returncode == 0 else None

@@ -14,13 +14,13 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("CDK_DISABLE_VERSION_CHECK", "1")
 
-from aws_cdk import App, Aspects, Stack  # noqa: E402
-from aws_cdk import aws_lambda as lambda_  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk import App, Aspects, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
 
-from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package  # noqa: E402
-from cdk_uv_aspect._invoke import Invocation, invoke  # noqa: E402
-from cdk_uv_aspect._uv import Uv, find_python  # noqa: E402
+from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package
+from cdk_uv_aspect._invoke import Invocation, invoke
+from cdk_uv_aspect._uv import Uv, find_python
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
