@@ -134,7 +134,16 @@ def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[st
 
 
 def _private_dir(path: Path) -> Path:
+    """Create ``path`` for this user only; refuse one that another user owns or could write to."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.stat()
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        raise ToolError(
+            f"the build cache {path} is not private: it belongs to another user or others can write to "
+            "it, so a build there could be swapped before it is deployed",
+            fix="point UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR at a folder of your own (the default is "
+            "~/.cache/cdk-uv-aspect), or `chmod go-w` this one",
+        )
     return path
 
 

@@ -88,9 +88,18 @@ class Workspace:
             kind = next((k for k in ("editable", "virtual", "directory") if k in source), None)
             if kind is None or not isinstance(entry.get("name"), str):
                 continue
+            path = (root / source[kind]).resolve()
+            if not path.is_relative_to(root.resolve()) and not source[kind].startswith(".."):
+                # A member folder that is a symlink out of the workspace: its code is not the user's repo.
+                raise WorkspaceError(
+                    f"workspace member {source[kind]} of {root} is a link to {path}, outside the workspace",
+                    package=entry["name"],
+                    fix="replace the link with the package's folder, or declare the dependency by its real "
+                    "path (`uv add ../path/to/package`)",
+                )
             packages[entry["name"]] = Package(
                 name=entry["name"],
-                path=(root / source[kind]).resolve(),
+                path=path,
                 packaged=kind != "virtual",
                 dependencies=tuple(d["name"] for d in entry.get("dependencies", []) if "name" in d),
             )
@@ -123,11 +132,26 @@ class Workspace:
 
 
 def source_files(folder: Path) -> Iterator[Path]:
-    """Every file of a package's source tree, in a stable order, without build and tool folders."""
+    """Every file of a package's source tree, in a stable order, without build and tool folders.
+
+    A link that leads outside the package is refused: a build would copy what it points to (a key, a
+    home folder) into a deployed asset without anyone having asked for it.
+    """
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not skipped(d))
+        for name in [*dirnames, *filenames]:
+            _refuse_escaping_link(Path(dirpath, name), folder)
         for name in sorted(filenames):
             yield Path(dirpath, name)
+
+
+def _refuse_escaping_link(path: Path, folder: Path) -> None:
+    if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
+        raise WorkspaceError(
+            f"{path} is a link to {path.resolve()}, outside its package {folder}",
+            fix="copy the file into the package (or remove the link): cdk-uv-aspect does not follow links "
+            "out of a package into a deployed asset",
+        )
 
 
 def fingerprint(folder: Path) -> str:
