@@ -207,6 +207,10 @@ def _tidy(site: Path, exclude: tuple[str, ...]) -> None:
                 path.unlink()
     for record in site.glob("*.dist-info/RECORD"):
         _prune_record(record, site)
+    # Modes follow the umask of whoever built: make them the same everywhere (Lambda needs only read).
+    for path in site.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _prune_record(record: Path, site: Path) -> None:

@@ -58,17 +58,18 @@ class Workspace:
     def find(cls, start: Path | None = None) -> Workspace:
         """The workspace holding ``start`` (default: the current directory): the nearest uv.lock upward."""
         here = (start or Path.cwd()).absolute()
-        for folder in (here, *here.parents):
+        # An explicit workspace is that folder; otherwise the nearest one upward, as uv finds its project.
+        for folder in (here,) if start is not None else (here, *here.parents):
             if (folder / "uv.lock").is_file():
                 return cls.load(folder)
-            if start is not None and (folder / "pyproject.toml").is_file():
-                # An explicit workspace folder with a pyproject.toml but no lock: say so, not "not found".
+            if (folder / "pyproject.toml").is_file() and (start is not None or _is_workspace_root(folder)):
                 raise WorkspaceError(
                     f"{folder} has a pyproject.toml but no uv.lock",
                     fix=f"run `uv lock` in {folder}: the lock decides what is deployed",
                 )
+        where = f"in {here}" if start is not None else f"in {here} or any folder above it"
         raise WorkspaceError(
-            f"no uv workspace found: no uv.lock in {here} or any folder above it",
+            f"no uv workspace found: no uv.lock {where}",
             fix="run the CDK app inside a uv workspace, or pass UvOptions(workspace=<folder with uv.lock>)",
         )
 
@@ -129,6 +130,13 @@ class Workspace:
             seen[current.name] = current
             todo.extend(current.dependencies)
         return [seen[n] for n in sorted(seen)]
+
+
+def _is_workspace_root(folder: Path) -> bool:
+    try:
+        return "workspace" in tomllib.loads((folder / "pyproject.toml").read_text()).get("tool", {}).get("uv", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
 
 
 def source_files(folder: Path) -> Iterator[Path]:

@@ -96,7 +96,8 @@ def tree_digest(folder: Path) -> str:
         if path.is_symlink():
             digest.update(f"L {rel} {os.readlink(path)}\n".encode())
         elif path.is_file():
-            digest.update(f"F {rel} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+            mode = oct(path.stat().st_mode & 0o777)
+            digest.update(f"F {rel} {mode} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
         else:
-            digest.update(f"D {rel}\n".encode())
+            digest.update(f"D {rel} {oct(path.stat().st_mode & 0o777)}\n".encode())
     return digest.hexdigest()
