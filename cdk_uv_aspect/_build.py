@@ -173,13 +173,40 @@ def _install(request: BuildRequest, package: Package, uv: str, runner: Runner, w
         if _uv.failed(result):
             raise _install_error(request, result)
     if local:
-        names = [p.name for p in request.workspace.closure(request.package) if p.packaged]
-        result = runner.run(_uv.install_local(uv, request.target, site, local, names), cwd=root, env=_uv.UV_ENV)
+        wheels = _build_local_wheels(request, local, uv, runner, work)
+        result = runner.run(_uv.install_wheels(uv, request.target, site, wheels), cwd=root, env=_uv.UV_ENV)
         if _uv.failed(result):
-            raise _error(request, "uv could not build the workspace's own packages", result,
-                         fix="fix the build error shown below (try `uv build` in the package's folder)")
+            raise _install_error(request, result)
     if not package.packaged:
         _copy_modules(package, site)
+
+
+def _build_local_wheels(request: BuildRequest, local: list[str], uv: str, runner: Runner, work: Path) -> list[Path]:
+    """Build a wheel of each local package from a private copy of its sources.
+
+    A copy, because build backends may write into the folder they build (setuptools' build/ and
+    egg-info), and the user's tree stays untouched; ``uv build``, because it always runs the backend,
+    where ``uv pip install <folder>`` may reuse a wheel it built before a source file changed.
+    """
+    by_path = {p.path: p for p in request.workspace.packages.values()}
+    out = work / "wheels"
+    wheels = []
+    for line in local:
+        package = by_path.get((request.workspace.root / line).resolve())
+        if package is None:  # pragma: no cover - uv exports only packages the lock knows
+            raise WorkspaceError(f"uv exported {line}, which is not a package of uv.lock",
+                                 package=request.package, target=request.target, fix="run `uv lock`")
+        source = work / "src" / package.name
+        shutil.copytree(package.path, source, ignore=lambda _d, names: [n for n in names if skipped(n)],
+                        symlinks=False)
+        result = runner.run(_uv.build_wheel(uv, source, out), cwd=work, env=_uv.UV_ENV)
+        if _uv.failed(result):
+            raise _network_error(request, result, f"fetch the build backend of {package.name}") or _error(
+                request, f"the workspace package {package.name} did not build", result,
+                fix=f"fix the build error shown below (try `uv build --wheel` in {package.path})",
+            )
+        wheels += [w for w in out.glob("*.whl") if w not in wheels]
+    return sorted(wheels)
 
 
 def _copy_modules(package: Package, site: Path) -> None:
@@ -262,7 +289,27 @@ def _export_error(request: BuildRequest, result: Result) -> UvError:
                   "and fix what it reports; `uv lock` rewrites a damaged lock")
 
 
+# Signs in uv's stderr that it needed the network and had none (offline mode, or no index reachable).
+_OFFLINE = ("network was disabled", "Network connectivity is disabled", "dns error", "error sending request",
+            "Failed to fetch", "failed to lookup address")
+
+
+def _network_error(request: BuildRequest, result: Result, needed_for: str) -> UvError | None:
+    if not any(sign in result.stderr for sign in _OFFLINE):
+        return None
+    return _error(
+        request,
+        f"uv needed the network to {needed_for}, and could not reach the package index "
+        "(offline: UV_OFFLINE is set, or no registry is reachable)",
+        result,
+        fix="run the synth once with network access (uv keeps what it downloads in its cache, and later "
+        "builds work offline), or point uv at a reachable index (UV_INDEX_URL / UV_DEFAULT_INDEX)",
+    )
+
+
 def _install_error(request: BuildRequest, result: Result) -> UvError:
+    if offline := _network_error(request, result, "download the locked dependencies' wheels"):
+        return offline
     if any(sign in result.stderr for sign in _NO_WHEEL):
         t = request.target
         named = _DEPENDENCY.search(result.stderr)

@@ -11,7 +11,14 @@ from cdk_uv_aspect import UvOptions
 from cdk_uv_aspect._errors import MarkerError, TargetError
 from cdk_uv_aspect._marker import package_of
 from cdk_uv_aspect._target import Target, target_of
-from cdk_uv_aspect._uv import compile_bytecode, export, install_local, install_locked, split_requirements
+from cdk_uv_aspect._uv import (
+    build_wheel,
+    compile_bytecode,
+    export,
+    install_locked,
+    install_wheels,
+    split_requirements,
+)
 
 
 @pytest.mark.parametrize(
@@ -94,11 +101,13 @@ def test_locked_install_is_wheels_only_for_the_target_platform_and_hash_checked(
     assert {"--no-build", "--require-hashes", "--no-deps"} <= set(args)
 
 
-def test_local_install_refreshes_each_workspace_package():
-    """--refresh-package for each local package: uv must not reuse a wheel built from older sources."""
-    args = install_local("uv", Target("3.12", "x86_64"), Path("/a"), ["./packages/api"], ["api", "common"])
-    assert args[-1] == "./packages/api"
-    assert " ".join(args).count("--refresh-package") == 2
+def test_local_packages_are_built_by_uv_build_from_a_copy_then_installed_as_wheels():
+    """`uv build` always runs the backend: no wheel cached from older sources is reused."""
+    args = build_wheel("uv", Path("/w/src/api"), Path("/w/wheels"))
+    assert args[:3] == ["uv", "build", "--wheel"] and args[-1] == "/w/src/api"
+    assert "--no-sources" in args
+    install = install_wheels("uv", Target("3.12", "arm64"), Path("/a"), [Path("/w/wheels/api-0.1-py3-none-any.whl")])
+    assert install[-1].endswith(".whl") and "aarch64-manylinux_2_34" in install
 
 
 def test_bytecode_compiles_with_the_target_interpreter_for_var_task():
