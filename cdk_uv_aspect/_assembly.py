@@ -94,4 +94,8 @@ def _asset_dir(outdir: Path, root: Path, resource: dict, build: dict | None) -> 
     candidates = [outdir / staged] if staged else []
     if build and build.get("assetHash"):
         candidates += [root / f"asset.{build['assetHash']}", outdir / f"asset.{build['assetHash']}"]
+    # Without the CLI's aws:asset:path metadata: the default synthesizer's key is "<asset hash>.zip".
+    key = resource.get("Properties", {}).get("Code", {}).get("S3Key")
+    if isinstance(key, str) and key.endswith(".zip"):
+        candidates += [outdir / f"asset.{key.removesuffix('.zip')}"]
     return next((c.resolve() for c in candidates if c.is_dir()), None)

@@ -26,7 +26,7 @@ from ._errors import TargetError, ToolError, UvError, WheelError, WorkspaceError
 from ._options import UvOptions
 from ._runner import Result, Runner
 from ._target import Target
-from ._workspace import Package, Workspace, fingerprint, skipped
+from ._workspace import Package, Workspace, fingerprint, is_assembly, skipped
 
 LIBRARY_VERSION = _dist_version("cdk-uv-aspect")
 ASSET = "asset"
@@ -212,7 +212,9 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: str, runner
 def _copy_modules(package: Package, site: Path) -> None:
     """An application package (no build system): its top-level modules and packages go to the root."""
     for entry in sorted(package.path.iterdir()):
-        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test"):
+        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test") or (
+            is_assembly(entry)
+        ):
             continue
         if entry.is_file() and entry.suffix == ".py":
             shutil.copy2(entry, site / entry.name)

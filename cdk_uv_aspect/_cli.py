@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if options.debug:
+        if getattr(options, "debug", False):
             raise
         from ._errors import UvError
 
@@ -65,13 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     # --debug is accepted before or after the command; SUPPRESS keeps a subcommand's default from
-    # overwriting a --debug given before it.
+    # overwriting a --debug given before it (the parsers share this one action: no set_defaults on it).
     debug = argparse.ArgumentParser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the Python traceback of an error")
     parser = argparse.ArgumentParser(prog="cdk-uv", description=__doc__, parents=[debug],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.set_defaults(debug=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     build = commands.add_parser(
