@@ -165,6 +165,8 @@ def _build(options: argparse.Namespace) -> int:
         known = ", ".join(sorted(workspace.packages)) or "none"
         raise UsageError(f"package {options.package!r} is not in the workspace at {workspace.root} "
                          f"(its packages: {known})")
+    if options.zip is not None and options.zip.is_dir():
+        raise UsageError(f"--zip {options.zip} is a folder; give the path of the zip file to write")
     if options.out is not None:
         _check_out(options.out, force=options.force, keep=[workspace.root, uv_options.cache_dir])
 
@@ -173,8 +175,6 @@ def _build(options: argparse.Namespace) -> int:
     info = json.loads((built.folder / "build.json").read_text())
     summary = f"{package} for {target}: {info['files']} files, {_size(info['bytes'])}"
     if options.zip is not None:
-        if options.zip.is_dir():
-            raise UsageError(f"--zip {options.zip} is a folder; give the path of the zip file to write")
         zipped = write_zip(built.asset_dir, options.zip)
         print(f"{summary} ({_size(zipped)} zipped)", file=sys.stderr)
         print(options.zip)

@@ -13,7 +13,8 @@ class ShopStack(Stack):
             self, "Orders", runtime=runtime, handler="index.handler",
             code=lambda_.Code.from_asset("lambdas/orders", bundling=BundlingOptions(
                 image=runtime.bundling_image,
-                command=["bash", "-c", "pip install -r requirements.txt -t /asset-output && cp -au . /asset-output"],
+                command=["bash", "-c",
+                         "pip install -r requirements.txt -t /asset-output && cp -au . /asset-output"],
             )),
         )
         lambda_.Function(
