@@ -197,8 +197,7 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: str, runner
             raise WorkspaceError(f"uv exported {line}, which is not a package of uv.lock",
                                  package=request.package, target=request.target, fix="run `uv lock`")
         source = work / "src" / package.name
-        shutil.copytree(package.path, source, ignore=lambda _d, names: [n for n in names if skipped(n)],
-                        symlinks=False)
+        shutil.copytree(package.path, source, ignore=_not_source, symlinks=False)
         result = runner.run(_uv.build_wheel(uv, source, out), cwd=work, env=_uv.UV_ENV)
         if _uv.failed(result):
             raise _network_error(request, result, f"fetch the build backend of {package.name}") or _error(
@@ -207,6 +206,11 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: str, runner
             )
         wheels += [w for w in out.glob("*.whl") if w not in wheels]
     return sorted(wheels)
+
+
+def _not_source(folder: str, names: list[str]) -> list[str]:
+    """What a copy of a package's sources leaves out: tool folders, and a cloud assembly at its root."""
+    return [n for n in names if skipped(n) or is_assembly(Path(folder, n))]
 
 
 def _copy_modules(package: Package, site: Path) -> None:

@@ -99,8 +99,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="write a deterministic zip (sorted entries, fixed dates and modes) to FILE")
     build.add_argument("--force", action="store_true", help="with --out: replace what DIR holds")
     build.add_argument("--workspace", type=Path, metavar="DIR",
-                       help="the uv workspace or project (default: the nearest folder with a uv.lock, "
-                       "upward from the current directory)")
+                       help="the uv workspace or project: the folder with its uv.lock (default: the "
+                       "nearest folder with a uv.lock, upward from the current directory)")
     build.add_argument("--frozen", action="store_true",
                        help="use uv.lock without checking it against pyproject.toml (uv --frozen)")
     build.add_argument("--no-bytecode", action="store_true", help="do not compile .pyc files")
