@@ -26,7 +26,7 @@ from ._errors import TargetError, ToolError, UvError, WheelError, WorkspaceError
 from ._options import UvOptions
 from ._runner import Result, Runner
 from ._target import Target
-from ._workspace import Package, Workspace, fingerprint, skipped
+from ._workspace import Package, Workspace, fingerprint, is_assembly, skipped
 
 LIBRARY_VERSION = _dist_version("cdk-uv-aspect")
 ASSET = "asset"
@@ -197,8 +197,7 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: str, runner
             raise WorkspaceError(f"uv exported {line}, which is not a package of uv.lock",
                                  package=request.package, target=request.target, fix="run `uv lock`")
         source = work / "src" / package.name
-        shutil.copytree(package.path, source, ignore=lambda _d, names: [n for n in names if skipped(n)],
-                        symlinks=False)
+        shutil.copytree(package.path, source, ignore=_not_source, symlinks=False)
         result = runner.run(_uv.build_wheel(uv, source, out), cwd=work, env=_uv.UV_ENV)
         if _uv.failed(result):
             raise _network_error(request, result, f"fetch the build backend of {package.name}") or _error(
@@ -209,10 +208,17 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: str, runner
     return sorted(wheels)
 
 
+def _not_source(folder: str, names: list[str]) -> list[str]:
+    """What a copy of a package's sources leaves out: tool folders, and a cloud assembly at its root."""
+    return [n for n in names if skipped(n) or is_assembly(Path(folder, n))]
+
+
 def _copy_modules(package: Package, site: Path) -> None:
     """An application package (no build system): its top-level modules and packages go to the root."""
     for entry in sorted(package.path.iterdir()):
-        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test"):
+        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test") or (
+            is_assembly(entry)
+        ):
             continue
         if entry.is_file() and entry.suffix == ".py":
             shutil.copy2(entry, site / entry.name)

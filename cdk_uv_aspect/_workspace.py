@@ -25,6 +25,15 @@ def skipped(name: str) -> bool:
     return name in SKIP_DIRS or name.endswith(".egg-info")
 
 
+def is_assembly(folder: Path) -> bool:
+    """A CDK cloud assembly under any name (``cdk synth --output``): the CDK writes a ``cdk.out`` file in it.
+
+    In a single-project layout the package is the project root, which also holds the CDK app's output;
+    hashing it would change the build key on every synth, and copying it would put old assets in the new.
+    """
+    return (folder / "cdk.out").is_file() and (folder / "manifest.json").is_file()
+
+
 @dataclass(frozen=True)
 class Package:
     """A local package of the workspace, as uv.lock records it."""
@@ -146,7 +155,7 @@ def source_files(folder: Path) -> Iterator[Path]:
     home folder) into a deployed asset without anyone having asked for it.
     """
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not skipped(d))
+        dirnames[:] = sorted(d for d in dirnames if not skipped(d) and not is_assembly(Path(dirpath, d)))
         for name in [*dirnames, *filenames]:
             _refuse_escaping_link(Path(dirpath, name), folder)
         for name in sorted(filenames):
