@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ class AssemblyFunction:
     package: str | None  # from the uv marker
     build: dict[str, Any] | None  # the bundling aspect's record, None when not uv-built
     asset_dir: Path | None  # the staged asset folder of its code, when there is one
+    memory: int = 128  # MemorySize, Lambda's default when the template leaves it out
+    timeout: int = 3  # Timeout in seconds, likewise
+    environment: dict[str, str] = field(default_factory=dict)  # literal values only, not tokens
 
     @property
     def python(self) -> str | None:
@@ -79,6 +82,10 @@ def _stack_functions(outdir: Path, root: Path, artifact: dict, props: dict) -> I
             package=package if isinstance(package, str) else (package or {}).get("package"),
             build=build,
             asset_dir=_asset_dir(outdir, root, resource, build),
+            memory=p["MemorySize"] if isinstance(p.get("MemorySize"), int) else 128,
+            timeout=p["Timeout"] if isinstance(p.get("Timeout"), int) else 3,
+            environment={k: v for k, v in (p.get("Environment") or {}).get("Variables", {}).items()
+                         if isinstance(v, str)},
         )
 
 
@@ -87,4 +94,8 @@ def _asset_dir(outdir: Path, root: Path, resource: dict, build: dict | None) -> 
     candidates = [outdir / staged] if staged else []
     if build and build.get("assetHash"):
         candidates += [root / f"asset.{build['assetHash']}", outdir / f"asset.{build['assetHash']}"]
+    # Without the CLI's aws:asset:path metadata: the default synthesizer's key is "<asset hash>.zip".
+    key = resource.get("Properties", {}).get("Code", {}).get("S3Key")
+    if isinstance(key, str) and key.endswith(".zip"):
+        candidates += [outdir / f"asset.{key.removesuffix('.zip')}"]
     return next((c.resolve() for c in candidates if c.is_dir()), None)

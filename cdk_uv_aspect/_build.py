@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -25,7 +26,7 @@ from ._errors import TargetError, ToolError, UvError, WheelError, WorkspaceError
 from ._options import UvOptions
 from ._runner import Result, Runner
 from ._target import Target
-from ._workspace import Package, Workspace, fingerprint, skipped
+from ._workspace import Package, Workspace, fingerprint, is_assembly, skipped
 
 LIBRARY_VERSION = _dist_version("cdk-uv-aspect")
 ASSET = "asset"
@@ -38,7 +39,10 @@ _NO_WHEEL = (
     "doesn't have a source distribution or wheel for the current platform",
     "no wheels with a matching python",
     "is marked as `--no-build`",
+    "has no usable wheels",
 )
+# uv names the dependency: "Because numpy{python_full_version < '3.12'}==2.4.6 has no usable wheels ..."
+_DEPENDENCY = re.compile(r"Because ([A-Za-z0-9._-]+)(?:\{[^}]*\})?(==\S+)? has no")
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,16 @@ def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[st
 
 
 def _private_dir(path: Path) -> Path:
+    """Create ``path`` for this user only; refuse one that another user owns or could write to."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.stat()
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        raise ToolError(
+            f"the build cache {path} is not private: it belongs to another user or others can write to "
+            "it, so a build there could be swapped before it is deployed",
+            fix="point UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR at a folder of your own (the default is "
+            "~/.cache/cdk-uv-aspect), or `chmod go-w` this one",
+        )
     return path
 
 
@@ -160,19 +173,52 @@ def _install(request: BuildRequest, package: Package, uv: str, runner: Runner, w
         if _uv.failed(result):
             raise _install_error(request, result)
     if local:
-        names = [p.name for p in request.workspace.closure(request.package) if p.packaged]
-        result = runner.run(_uv.install_local(uv, request.target, site, local, names), cwd=root, env=_uv.UV_ENV)
+        wheels = _build_local_wheels(request, local, uv, runner, work)
+        result = runner.run(_uv.install_wheels(uv, request.target, site, wheels), cwd=root, env=_uv.UV_ENV)
         if _uv.failed(result):
-            raise _error(request, "uv could not build the workspace's own packages", result,
-                         fix="fix the build error shown below (try `uv build` in the package's folder)")
+            raise _install_error(request, result)
     if not package.packaged:
         _copy_modules(package, site)
+
+
+def _build_local_wheels(request: BuildRequest, local: list[str], uv: str, runner: Runner, work: Path) -> list[Path]:
+    """Build a wheel of each local package from a private copy of its sources.
+
+    A copy, because build backends may write into the folder they build (setuptools' build/ and
+    egg-info), and the user's tree stays untouched; ``uv build``, because it always runs the backend,
+    where ``uv pip install <folder>`` may reuse a wheel it built before a source file changed.
+    """
+    by_path = {p.path: p for p in request.workspace.packages.values()}
+    out = work / "wheels"
+    wheels = []
+    for line in local:
+        package = by_path.get((request.workspace.root / line).resolve())
+        if package is None:  # pragma: no cover - uv exports only packages the lock knows
+            raise WorkspaceError(f"uv exported {line}, which is not a package of uv.lock",
+                                 package=request.package, target=request.target, fix="run `uv lock`")
+        source = work / "src" / package.name
+        shutil.copytree(package.path, source, ignore=_not_source, symlinks=False)
+        result = runner.run(_uv.build_wheel(uv, source, out), cwd=work, env=_uv.UV_ENV)
+        if _uv.failed(result):
+            raise _network_error(request, result, f"fetch the build backend of {package.name}") or _error(
+                request, f"the workspace package {package.name} did not build", result,
+                fix=f"fix the build error shown below (try `uv build --wheel` in {package.path})",
+            )
+        wheels += [w for w in out.glob("*.whl") if w not in wheels]
+    return sorted(wheels)
+
+
+def _not_source(folder: str, names: list[str]) -> list[str]:
+    """What a copy of a package's sources leaves out: tool folders, and a cloud assembly at its root."""
+    return [n for n in names if skipped(n) or is_assembly(Path(folder, n))]
 
 
 def _copy_modules(package: Package, site: Path) -> None:
     """An application package (no build system): its top-level modules and packages go to the root."""
     for entry in sorted(package.path.iterdir()):
-        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test"):
+        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test") or (
+            is_assembly(entry)
+        ):
             continue
         if entry.is_file() and entry.suffix == ".py":
             shutil.copy2(entry, site / entry.name)
@@ -194,6 +240,10 @@ def _tidy(site: Path, exclude: tuple[str, ...]) -> None:
                 path.unlink()
     for record in site.glob("*.dist-info/RECORD"):
         _prune_record(record, site)
+    # Modes follow the umask of whoever built: make them the same everywhere (Lambda needs only read).
+    for path in site.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _prune_record(record: Path, site: Path) -> None:
@@ -227,7 +277,9 @@ def _compile(request: BuildRequest, uv: str, runner: Runner, site: Path) -> None
                      fix="check the interpreter, or build without bytecode: UvOptions(bytecode=False)")
 
 
-def _error(request: BuildRequest, problem: str, result: Result, *, fix: str, kind: type[UvError] = ToolError) -> UvError:
+def _error(
+    request: BuildRequest, problem: str, result: Result, *, fix: str, kind: type[UvError] = ToolError
+) -> UvError:
     return kind(problem, package=request.package, target=request.target, fix=fix, details=result.describe())
 
 
@@ -243,12 +295,34 @@ def _export_error(request: BuildRequest, result: Result) -> UvError:
                   "and fix what it reports; `uv lock` rewrites a damaged lock")
 
 
+# Signs in uv's stderr that it needed the network and had none (offline mode, or no index reachable).
+_OFFLINE = ("network was disabled", "Network connectivity is disabled", "dns error", "error sending request",
+            "Failed to fetch", "failed to lookup address")
+
+
+def _network_error(request: BuildRequest, result: Result, needed_for: str) -> UvError | None:
+    if not any(sign in result.stderr for sign in _OFFLINE):
+        return None
+    return _error(
+        request,
+        f"uv needed the network to {needed_for}, and could not reach the package index "
+        "(offline: UV_OFFLINE is set, or no registry is reachable)",
+        result,
+        fix="run the synth once with network access (uv keeps what it downloads in its cache, and later "
+        "builds work offline), or point uv at a reachable index (UV_INDEX_URL / UV_DEFAULT_INDEX)",
+    )
+
+
 def _install_error(request: BuildRequest, result: Result) -> UvError:
+    if offline := _network_error(request, result, "download the locked dependencies' wheels"):
+        return offline
     if any(sign in result.stderr for sign in _NO_WHEEL):
         t = request.target
+        named = _DEPENDENCY.search(result.stderr)
+        dependency = "".join(g or "" for g in named.groups()) if named else "a locked dependency"
         return _error(
             request,
-            f"a locked dependency has no wheel that loads on {t.os} (glibc {t.glibc}, {t.machine}); "
+            f"{dependency} has no wheel that loads on {t.os} (glibc {t.glibc}, {t.machine}); "
             "a source distribution would be built for this machine, not for Lambda",
             result,
             kind=WheelError,

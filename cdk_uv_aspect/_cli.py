@@ -1,7 +1,20 @@
-"""The ``cdk-uv`` command: look at and run what the bundling aspect built, without deploying.
+"""cdk-uv: build what the bundling aspect builds, and look at and run what it built, without deploying.
 
-Exit codes: 0 success; 1 the handler raised or the command failed; 2 bad usage (unknown or ambiguous
-function, missing assembly); 3 the function can't run on this machine.
+commands:
+  build PACKAGE               build a workspace package for a Lambda target, as the aspect does
+  report [CDK_OUT]            every Lambda function of a synthesized assembly and what was built for it
+  invoke [CDK_OUT] FUNCTION   run a synthesized function's handler locally, from its asset alone
+
+exit codes:
+  0  success
+  1  the handler raised, or the build failed (the message says why and what to do)
+  2  bad usage: unknown option, unknown or ambiguous function or package, no cloud assembly,
+     an event that is not JSON, an output folder that is not empty
+  3  the function can't run on this machine (another architecture's native code, no interpreter
+     of the runtime's Python version)
+  130 interrupted
+
+Errors are printed without a Python traceback; --debug shows it.
 """
 
 from __future__ import annotations
@@ -9,109 +22,303 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from ._assembly import AssemblyFunction, functions
-from ._invoke import CannotRunHere, invoke
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
 
 
 class UsageError(Exception):
-    pass
+    """Bad input from the command line: exit code 2, no traceback."""
+
+
+class CannotRun(Exception):
+    """The function can't run on this machine: exit code 3."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cdk-uv", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    report = commands.add_parser("report", help="a table of every Lambda function in a cloud assembly")
-    report.add_argument("cdk_out", nargs="?", default="cdk.out", type=Path)
-    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-    run = commands.add_parser("invoke", help="run a synthesized function's handler locally")
-    run.add_argument("args", nargs="+", metavar="[CDK_OUT] FUNCTION",
-                     help="the assembly folder (default cdk.out) and a construct path or a unique part of it")
-    run.add_argument("--event", default=None, help="a JSON file with the event, or - for standard input")
-
+    parser = _parser()
     options = parser.parse_args(argv)
     try:
-        if options.command == "report":
-            return _report(options.cdk_out, as_json=options.json)
-        cdk_out, name = (Path(options.args[0]), options.args[1]) if len(options.args) > 1 else (
-            Path("cdk.out"), options.args[0])
-        return _invoke(cdk_out, name, options.event)
+        return options.run(options)
     except UsageError as exc:
         print(f"cdk-uv: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        if options.debug:
-            raise
+        return EXIT_USAGE
+    except CannotRun as exc:
         print(f"cdk-uv: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_CANNOT_RUN
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if getattr(options, "debug", False):
+            raise
+        from ._errors import UvError
+
+        # UvErrors are complete messages (problem, package, target, fix); anything else gets a prefix.
+        message = str(exc) if isinstance(exc, UvError) else f"cdk-uv: {type(exc).__name__}: {exc}"
+        print(message, file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    # --debug is accepted before or after the command; SUPPRESS keeps a subcommand's default from
+    # overwriting a --debug given before it (the parsers share this one action: no set_defaults on it).
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the Python traceback of an error")
+    parser = argparse.ArgumentParser(prog="cdk-uv", description=__doc__, parents=[debug],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = commands.add_parser(
+        "build", parents=[debug], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="build a workspace package for a Lambda target, as the aspect does at synthesis",
+        description="Build PACKAGE's locked runtime closure for a Lambda target with uv, exactly as "
+        "UvBundlingAspect does at synthesis (same build, same build cache), outside CDK: for debugging, "
+        "other deployment tools, or CI artefacts. Prints a progress line on stderr and the path of the "
+        "result on stdout: the zip, the --out folder, or the built folder in the build cache (read only).",
+        epilog="examples:\n"
+        "  cdk-uv build orders --python 3.12 --arch arm64 --zip dist/orders.zip\n"
+        "  cdk-uv build report --python 3.13 --out build/report --force\n"
+        "The build cache is $CDK_UV_CACHE_DIR, else $XDG_CACHE_HOME/cdk-uv-aspect, else "
+        "~/.cache/cdk-uv-aspect.",
+    )
+    build.add_argument("package", metavar="PACKAGE",
+                       help="the workspace package (its name in pyproject.toml)")
+    build.add_argument("--python", default="3.12", metavar="X.Y",
+                       help="the Lambda runtime's Python version, e.g. 3.12 or python3.12 (default: 3.12)")
+    build.add_argument("--arch", default="x86_64", choices=["x86_64", "arm64"],
+                       help="the function's architecture (default: x86_64, as in Lambda)")
+    where = build.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, metavar="DIR",
+                       help="copy the built folder to DIR (refused if DIR is not empty, unless --force)")
+    where.add_argument("--zip", type=Path, metavar="FILE",
+                       help="write a deterministic zip (sorted entries, fixed dates and modes) to FILE")
+    build.add_argument("--force", action="store_true", help="with --out: replace what DIR holds")
+    build.add_argument("--workspace", type=Path, metavar="DIR",
+                       help="the uv workspace or project: the folder with its uv.lock (default: the "
+                       "nearest folder with a uv.lock, upward from the current directory)")
+    build.add_argument("--frozen", action="store_true",
+                       help="use uv.lock without checking it against pyproject.toml (uv --frozen)")
+    build.add_argument("--no-bytecode", action="store_true", help="do not compile .pyc files")
+    build.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                       help="leave files matching GLOB (asset-relative, e.g. '*/tests/*') out; repeatable")
+    build.set_defaults(run=_build)
+
+    report = commands.add_parser(
+        "report", parents=[debug],
+        help="every Lambda function of a synthesized assembly and what was built for it",
+        description="A table of every Lambda function in the cloud assembly (nested stages included): "
+        "construct path, uv package (or 'not uv-built'), target, asset hash, size unzipped and zipped, "
+        "file count, build time and whether the build came from the build cache.",
+    )
+    report.add_argument("cdk_out", nargs="?", default=Path("cdk.out"), type=Path, metavar="CDK_OUT",
+                        help="the cloud assembly folder (default: cdk.out)")
+    report.add_argument("--json", action="store_true", help="print a JSON list with full values instead")
+    report.set_defaults(run=_report)
+
+    run = commands.add_parser(
+        "invoke", parents=[debug],
+        help="run a synthesized function's handler locally, from its asset alone",
+        description="Run a function's handler the way the Lambda Python runtime would: with the "
+        "runtime's Python version, only the asset folder and the standard library importable, the "
+        "function's literal environment variables, a context object with the usual attributes, and "
+        "the event as JSON. Prints the result as JSON on stdout and the duration on stderr; when the "
+        "handler raises, prints its traceback and exits 1.",
+        epilog="FUNCTION is a construct path (UvSample/Orders), its last part(s) (Orders), or any unique "
+        "part of it; an unknown or ambiguous name lists the candidates.",
+    )
+    run.add_argument("args", nargs="+", metavar="[CDK_OUT] FUNCTION",
+                     help="the assembly folder (default: cdk.out) and the function")
+    run.add_argument("--event", default=None, metavar="FILE",
+                     help="a JSON file with the event, or - for standard input (default: {})")
+    run.set_defaults(run=_invoke)
+    return parser
+
+
+# --- build ----------------------------------------------------------------------------------------
+
+
+def _build(options: argparse.Namespace) -> int:
+    from ._archive import copy_folder, write_zip
+    from ._aspect import progress_line
+    from ._build import BuildRequest, build
+    from ._errors import UvError
+    from ._marker import package_of
+    from ._options import UvOptions
+    from ._target import target_of
+    from ._workspace import Workspace
+
+    python = options.python.removeprefix("python")
+    try:
+        package = package_of(options.package, where="cdk-uv build")
+        target = target_of(f"python{python}", True, options.arch, where="cdk-uv build")
+    except UvError as exc:
+        raise UsageError(exc.problem) from None
+    uv_options = UvOptions(workspace=options.workspace, lock="frozen" if options.frozen else "locked",
+                           bytecode=not options.no_bytecode, exclude=tuple(options.exclude))
+    workspace = Workspace.find(uv_options.workspace)
+    if package not in workspace.packages:
+        known = ", ".join(sorted(workspace.packages)) or "none"
+        raise UsageError(f"package {options.package!r} is not in the workspace at {workspace.root} "
+                         f"(its packages: {known})")
+    if options.zip is not None and options.zip.is_dir():
+        raise UsageError(f"--zip {options.zip} is a folder; give the path of the zip file to write")
+    if options.out is not None:
+        _check_out(options.out, force=options.force, keep=[workspace.root, uv_options.cache_dir])
+
+    built = build(BuildRequest(workspace, package, target, uv_options))
+    print(progress_line(built), file=sys.stderr, flush=True)
+    info = json.loads((built.folder / "build.json").read_text())
+    summary = f"{package} for {target}: {info['files']} files, {_size(info['bytes'])}"
+    if options.zip is not None:
+        zipped = write_zip(built.asset_dir, options.zip)
+        print(f"{summary} ({_size(zipped)} zipped)", file=sys.stderr)
+        print(options.zip)
+    elif options.out is not None:
+        copy_folder(built.asset_dir, options.out, replace=options.force)
+        print(summary, file=sys.stderr)
+        print(options.out)
+    else:
+        print(f"{summary} (in the build cache: read it, do not change it)", file=sys.stderr)
+        print(built.asset_dir)
+    return EXIT_OK
+
+
+def _check_out(out: Path, *, force: bool, keep: list[Path]) -> None:
+    """Refuse an --out that would overwrite something: a non-empty folder, or one holding the sources."""
+    target = out.expanduser().absolute().resolve()
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not force:
+        raise UsageError(f"--out {out} is not empty; choose an empty or new folder, or add --force to "
+                         "replace what it holds")
+    # --force replaces the folder whole: never when it holds the workspace, the build cache or the
+    # current directory (a typo such as `--out .` must not delete the sources).
+    for precious in [*keep, Path.cwd(), Path.home()]:
+        p = precious.absolute().resolve()
+        if target == p or target in p.parents:
+            raise UsageError(f"--out {out} holds {p}; --force would delete it. Choose a folder of its own.")
+
+
+# --- report ---------------------------------------------------------------------------------------
 
 
 def _load(cdk_out: Path) -> list[AssemblyFunction]:
     if not (cdk_out / "manifest.json").is_file():
-        raise UsageError(f"{cdk_out} is not a cloud assembly (no manifest.json): run `cdk synth` first")
+        raise UsageError(f"{cdk_out} is not a cloud assembly (no manifest.json): run `cdk synth` first, "
+                         "or give the assembly folder (cdk synth --output DIR)")
     return functions(cdk_out)
 
 
-def _report(cdk_out: Path, *, as_json: bool) -> int:
-    rows = []
-    for fn in _load(cdk_out):
-        build = fn.build or {}
-        rows.append({
-            "function": fn.path,
-            "package": build.get("package") or "not uv-built",
-            "target": build.get("target", "-"),
-            "asset": (build.get("assetHash") or "-")[:12],
-            "size": _size(build.get("bytes")),
-            "files": build.get("files", "-"),
-            "build": f"{build['buildSeconds']:.1f}s" if "buildSeconds" in build else "-",
-            "cached": {True: "yes", False: "no"}.get(build.get("cached"), "-"),
-        })
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return 0
+def _report(options: argparse.Namespace) -> int:
+    records = [_record(fn) for fn in _load(options.cdk_out)]
+    if options.json:
+        print(json.dumps(records, indent=2))
+        return EXIT_OK
+    rows = [{
+        "function": r["function"],
+        "package": r["package"] or "not uv-built",
+        "target": r["target"],
+        "asset": (r["assetHash"] or "-")[:12],
+        "unzipped": _size(r["bytes"]),
+        "zipped": _size(r["zippedBytes"]),
+        "files": "-" if r["files"] is None else r["files"],
+        "build": "-" if r["buildSeconds"] is None else f"{r['buildSeconds']:.1f}s",
+        "cache hit": {True: "yes", False: "no"}.get(r["cached"], "-"),
+    } for r in records]
     print(_table(rows))
-    return 0
+    return EXIT_OK
 
 
-def _invoke(cdk_out: Path, name: str, event_arg: str | None) -> int:
-    fn = _find(_load(cdk_out), name)
-    if fn.asset_dir is None or fn.handler is None or fn.python is None:
-        raise UsageError(f"{fn.path} has no Python zip asset in {cdk_out} to run")
+def _record(fn: AssemblyFunction) -> dict[str, Any]:
+    """What the report says about one function, with full values (the JSON form)."""
+    from ._archive import files_of, write_zip
+
+    build = fn.build or {}
+    files = bytes_ = zipped = None
+    if fn.asset_dir is not None:
+        found = files_of(fn.asset_dir)
+        files, bytes_ = len(found), sum(p.stat().st_size for p in found)
+        # The size of the zip `cdk-uv build --zip` writes; the CDK's own zip differs by a few bytes.
+        with tempfile.TemporaryDirectory() as tmp:
+            zipped = write_zip(fn.asset_dir, Path(tmp, "asset.zip"))
+    runtime_key = f"{fn.runtime}-{fn.architecture}" if fn.runtime else fn.package_type
+    return {
+        "function": fn.path,
+        "stack": fn.stack,
+        "package": build.get("package") or None,
+        "target": build.get("target") or runtime_key,
+        "handler": fn.handler,
+        "assetHash": build.get("assetHash") or (fn.asset_dir.name.removeprefix("asset.") if fn.asset_dir
+                                                else None),
+        "assetDir": str(fn.asset_dir) if fn.asset_dir else None,
+        "bytes": build.get("bytes", bytes_),
+        "zippedBytes": zipped,
+        "files": build.get("files", files),
+        "buildSeconds": build.get("buildSeconds"),
+        "cached": build.get("cached"),
+    }
+
+
+# --- invoke ---------------------------------------------------------------------------------------
+
+
+def _invoke(options: argparse.Namespace) -> int:
+    from ._invoke import CannotRunHere, invoke
     from ._uv import Uv, find_python
 
+    if len(options.args) > 2:
+        extra = " ".join(options.args[2:])
+        raise UsageError(f"invoke takes [CDK_OUT] FUNCTION; {extra!r} is one argument too many")
+    cdk_out, name = (Path(options.args[0]), options.args[1]) if len(options.args) == 2 else (
+        Path("cdk.out"), options.args[0])
+    fn = find_function(_load(cdk_out), name)
+    if fn.asset_dir is None or fn.handler is None or fn.python is None:
+        raise UsageError(f"{fn.path} has no Python zip asset in {cdk_out} to run "
+                         f"(runtime {fn.runtime}, package type {fn.package_type})")
+    event = _event(options.event)
     python = find_python(Uv.locate(None).path, fn.python)
     if python is None:
-        print(f"cdk-uv: {fn.path}: no Python {fn.python} interpreter on this machine", file=sys.stderr)
-        return 3
-    event = _event(event_arg)
+        raise CannotRun(f"{fn.path}: no Python {fn.python} interpreter on this machine; install one where uv "
+                        f"finds it (`uv python install {fn.python}`)")
     try:
         result = invoke(fn.asset_dir, fn.handler, python, event, architecture=fn.architecture,
-                        name=fn.path.rsplit("/", 1)[-1])
+                        name=fn.path.rsplit("/", 1)[-1], memory=fn.memory, timeout=fn.timeout,
+                        environment=fn.environment, runtime=fn.runtime or "")
     except CannotRunHere as exc:
-        print(f"cdk-uv: {fn.path} can't run here: {exc}", file=sys.stderr)
-        return 3
+        raise CannotRun(f"{fn.path} can't run here: {exc}") from None
     if result.logs.strip():
         print(result.logs.rstrip(), file=sys.stderr)
+    took = f"{result.seconds * 1000:.0f} ms"
     if not result.ok:
         print(result.result.get("stackTrace") or json.dumps(result.result), file=sys.stderr)
-        print(f"{fn.path}: {result.result.get('errorType')} in {result.seconds * 1000:.0f} ms", file=sys.stderr)
-        return 1
+        print(f"{fn.path}: {result.result.get('errorType')}: {result.result.get('errorMessage')} "
+              f"after {took}", file=sys.stderr)
+        return EXIT_FAILED
     print(json.dumps(result.result))
-    print(f"{fn.path}: answered in {result.seconds * 1000:.0f} ms (python{fn.python}, {fn.architecture})",
-          file=sys.stderr)
-    return 0
+    print(f"{fn.path}: answered in {took} ({fn.runtime}, {fn.architecture})", file=sys.stderr)
+    return EXIT_OK
 
 
-def _find(candidates: list[AssemblyFunction], name: str) -> AssemblyFunction:
-    exact = [f for f in candidates if f.path == name]
-    matches = exact or [f for f in candidates if name in f.path]
+def find_function(candidates: list[AssemblyFunction], name: str) -> AssemblyFunction:
+    """The one function ``name`` means: its full path, its last path parts, or a unique part of its path."""
+    name = name.strip("/")
+    tiers = (
+        [f for f in candidates if f.path == name],
+        [f for f in candidates if f.path.endswith("/" + name)],
+        [f for f in candidates if name in f.path],
+    )
+    matches = next((tier for tier in tiers if tier), [])
     if len(matches) == 1:
         return matches[0]
+    if not candidates:
+        raise UsageError("the assembly has no Lambda functions")
     listed = "\n  ".join(f.path for f in (matches or candidates))
     what = "matches several functions" if matches else "matches no function"
     raise UsageError(f"{name!r} {what}; candidates:\n  {listed}")
@@ -120,8 +327,18 @@ def _find(candidates: list[AssemblyFunction], name: str) -> AssemblyFunction:
 def _event(arg: str | None) -> object:
     if arg is None:
         return {}
-    text = sys.stdin.read() if arg == "-" else Path(arg).read_text()
-    return json.loads(text or "{}")
+    where = "standard input" if arg == "-" else arg
+    try:
+        text = sys.stdin.read() if arg == "-" else Path(arg).read_text()
+    except OSError as exc:
+        raise UsageError(f"can't read the event from {where}: {exc.strerror}") from None
+    try:
+        return json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the event in {where} is not JSON: {exc}") from None
+
+
+# --- output ---------------------------------------------------------------------------------------
 
 
 def _size(n: int | None) -> str:
@@ -135,9 +352,9 @@ def _table(rows: list[dict]) -> str:
         return "(no Lambda functions)"
     headers = list(rows[0])
     widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in headers}
-    lines = ["  ".join(h.ljust(widths[h]) for h in headers)]
+    lines = ["  ".join(h.ljust(widths[h]) for h in headers).rstrip()]
     lines.append("  ".join("-" * widths[h] for h in headers))
-    lines += ["  ".join(str(r[h]).ljust(widths[h]) for h in headers) for r in rows]
+    lines += ["  ".join(str(r[h]).ljust(widths[h]) for h in headers).rstrip() for r in rows]
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -14,19 +15,22 @@ from typing import Any
 # only the asset folder and the standard library can be imported.
 _BOOTSTRAP = r"""
 import importlib, json, sys, time, traceback, uuid
-task_root, handler, name, memory, arch = sys.argv[1:6]
+task_root, handler, name, memory, arch, timeout = sys.argv[1:7]
 sys.path.insert(0, task_root)
 
+# The attributes of the Python runtime's LambdaContext; memory_limit_in_mb is a string there too.
 class Context:
     function_name = name
     function_version = "$LATEST"
     invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
-    memory_limit_in_mb = int(memory)
+    memory_limit_in_mb = memory
     aws_request_id = str(uuid.uuid4())
     log_group_name = f"/aws/lambda/{name}"
     log_stream_name = "local"
+    identity = None
+    client_context = None
     def __init__(self):
-        self._deadline = time.monotonic() + 900
+        self._deadline = time.monotonic() + int(timeout)
     def get_remaining_time_in_millis(self):
         return int(max(self._deadline - time.monotonic(), 0) * 1000)
 
@@ -59,16 +63,31 @@ class CannotRunHere(Exception):
 
 def invoke(
     asset_dir: Path, handler: str, python: str, event: Any, *, architecture: str = "x86_64",
-    name: str = "function", memory: int = 128,
+    name: str = "function", memory: int = 128, timeout: int = 900, environment: dict[str, str] | None = None,
+    runtime: str = "",
 ) -> Invocation:
-    """Call ``handler`` (``module.function``) from ``asset_dir`` with the interpreter ``python``."""
+    """Call ``handler`` (``module.function``) from ``asset_dir`` with the interpreter ``python``.
+
+    The handler sees the function's ``environment`` and the variables Lambda sets itself; ``timeout``
+    only feeds ``context.get_remaining_time_in_millis()``, nothing is stopped.
+    """
     host = _HOST_ARCH.get(platform.machine().lower(), platform.machine())
     if architecture != host and any(asset_dir.rglob("*.so")):
         raise CannotRunHere(f"its native code is for {architecture} and this machine is {host}")
     started = time.monotonic()
+    env = {
+        **os.environ,
+        **(environment or {}),
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
+        "LAMBDA_TASK_ROOT": str(asset_dir),
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}" if runtime else "AWS_Lambda_python",
+    }
     done = subprocess.run(
-        [python, "-I", "-S", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture],
-        input=json.dumps(event), capture_output=True, text=True, cwd=asset_dir, check=False,
+        [python, "-I", "-S", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture,
+         str(timeout)],
+        input=json.dumps(event), capture_output=True, text=True, cwd=asset_dir, check=False, env=env,
     )
     seconds = time.monotonic() - started
     logs, sep, payload = done.stdout.rpartition("\0")

@@ -5,8 +5,8 @@ A build runs, in order:
 1. ``uv export``: the package's locked runtime closure (no dev groups) as pinned, hashed requirements;
    local packages come out as paths.
 2. ``uv pip install --target``: the third-party requirements, wheels only, for the target platform.
-3. ``uv pip install --target``: the local packages, rebuilt from their sources (``--refresh-package``:
-   uv otherwise may reuse a wheel it built before the source changed).
+3. ``uv build --wheel``: each local package, from a private copy of its sources, then ``uv pip install
+   --target`` of those wheels.
 4. ``python -m compileall`` with the target's own interpreter: hash-based bytecode recorded under
    ``/var/task``.
 """
@@ -57,9 +57,14 @@ def install_locked(uv: str, target: Target, site: Path, requirements: Path) -> l
     return [*_install(uv, target, site), "--require-hashes", "--no-build", "-r", str(requirements)]
 
 
-def install_local(uv: str, target: Target, site: Path, paths: Sequence[str], names: Sequence[str]) -> list[str]:
-    refresh = [arg for name in names for arg in ("--refresh-package", name)]
-    return [*_install(uv, target, site), *refresh, *paths]
+def build_wheel(uv: str, source: Path, out: Path) -> list[str]:
+    # --no-sources: the copy is outside the workspace, and [tool.uv.sources] only steers uv's resolution
+    # of the build requirements, never the wheel's content.
+    return [uv, "build", "--wheel", "--no-sources", "--quiet", "--out-dir", str(out), str(source)]
+
+
+def install_wheels(uv: str, target: Target, site: Path, wheels: Sequence[Path]) -> list[str]:
+    return [*_install(uv, target, site), *map(str, wheels)]
 
 
 COMPILE = (
@@ -110,6 +115,11 @@ class Uv:
                 fix="install uv (`pip install uv`, it comes with cdk-uv-aspect) or pass UvOptions(uv=...)",
             )
         result = (runner or Runner()).run([path, "--version"])
+        if result.returncode == 127:
+            raise ToolError(
+                f"uv was not found at {path}",
+                fix="install uv (`pip install uv`) or pass the path of a uv binary with UvOptions(uv=...)",
+            )
         match = re.search(r"\b(\d+\.\d+\.\d+)", result.stdout)
         try:
             version = Version(match.group(1)) if match and result.returncode == 0 else None

@@ -25,6 +25,15 @@ def skipped(name: str) -> bool:
     return name in SKIP_DIRS or name.endswith(".egg-info")
 
 
+def is_assembly(folder: Path) -> bool:
+    """A CDK cloud assembly under any name (``cdk synth --output``): the CDK writes a ``cdk.out`` file in it.
+
+    In a single-project layout the package is the project root, which also holds the CDK app's output;
+    hashing it would change the build key on every synth, and copying it would put old assets in the new.
+    """
+    return (folder / "cdk.out").is_file() and (folder / "manifest.json").is_file()
+
+
 @dataclass(frozen=True)
 class Package:
     """A local package of the workspace, as uv.lock records it."""
@@ -58,17 +67,18 @@ class Workspace:
     def find(cls, start: Path | None = None) -> Workspace:
         """The workspace holding ``start`` (default: the current directory): the nearest uv.lock upward."""
         here = (start or Path.cwd()).absolute()
-        for folder in (here, *here.parents):
+        # An explicit workspace is that folder; otherwise the nearest one upward, as uv finds its project.
+        for folder in (here,) if start is not None else (here, *here.parents):
             if (folder / "uv.lock").is_file():
                 return cls.load(folder)
-            if start is not None and (folder / "pyproject.toml").is_file():
-                # An explicit workspace folder with a pyproject.toml but no lock: say so, not "not found".
+            if (folder / "pyproject.toml").is_file() and (start is not None or _is_workspace_root(folder)):
                 raise WorkspaceError(
                     f"{folder} has a pyproject.toml but no uv.lock",
                     fix=f"run `uv lock` in {folder}: the lock decides what is deployed",
                 )
+        where = f"in {here}" if start is not None else f"in {here} or any folder above it"
         raise WorkspaceError(
-            f"no uv workspace found: no uv.lock in {here} or any folder above it",
+            f"no uv workspace found: no uv.lock {where}",
             fix="run the CDK app inside a uv workspace, or pass UvOptions(workspace=<folder with uv.lock>)",
         )
 
@@ -88,9 +98,18 @@ class Workspace:
             kind = next((k for k in ("editable", "virtual", "directory") if k in source), None)
             if kind is None or not isinstance(entry.get("name"), str):
                 continue
+            path = (root / source[kind]).resolve()
+            if not path.is_relative_to(root.resolve()) and not source[kind].startswith(".."):
+                # A member folder that is a symlink out of the workspace: its code is not the user's repo.
+                raise WorkspaceError(
+                    f"workspace member {source[kind]} of {root} is a link to {path}, outside the workspace",
+                    package=entry["name"],
+                    fix="replace the link with the package's folder, or declare the dependency by its real "
+                    "path (`uv add ../path/to/package`)",
+                )
             packages[entry["name"]] = Package(
                 name=entry["name"],
-                path=(root / source[kind]).resolve(),
+                path=path,
                 packaged=kind != "virtual",
                 dependencies=tuple(d["name"] for d in entry.get("dependencies", []) if "name" in d),
             )
@@ -122,12 +141,34 @@ class Workspace:
         return [seen[n] for n in sorted(seen)]
 
 
+def _is_workspace_root(folder: Path) -> bool:
+    try:
+        return "workspace" in tomllib.loads((folder / "pyproject.toml").read_text()).get("tool", {}).get("uv", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
 def source_files(folder: Path) -> Iterator[Path]:
-    """Every file of a package's source tree, in a stable order, without build and tool folders."""
+    """Every file of a package's source tree, in a stable order, without build and tool folders.
+
+    A link that leads outside the package is refused: a build would copy what it points to (a key, a
+    home folder) into a deployed asset without anyone having asked for it.
+    """
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not skipped(d))
+        dirnames[:] = sorted(d for d in dirnames if not skipped(d) and not is_assembly(Path(dirpath, d)))
+        for name in [*dirnames, *filenames]:
+            _refuse_escaping_link(Path(dirpath, name), folder)
         for name in sorted(filenames):
             yield Path(dirpath, name)
+
+
+def _refuse_escaping_link(path: Path, folder: Path) -> None:
+    if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
+        raise WorkspaceError(
+            f"{path} is a link to {path.resolve()}, outside its package {folder}",
+            fix="copy the file into the package (or remove the link): cdk-uv-aspect does not follow links "
+            "out of a package into a deployed asset",
+        )
 
 
 def fingerprint(folder: Path) -> str:

@@ -14,13 +14,13 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("CDK_DISABLE_VERSION_CHECK", "1")
 
-from aws_cdk import App, Aspects, Stack  # noqa: E402
-from aws_cdk import aws_lambda as lambda_  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk import App, Aspects, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
 
-from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package  # noqa: E402
-from cdk_uv_aspect._invoke import Invocation, invoke  # noqa: E402
-from cdk_uv_aspect._uv import Uv, find_python  # noqa: E402
+from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package
+from cdk_uv_aspect._invoke import Invocation, invoke
+from cdk_uv_aspect._uv import Uv, find_python
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
@@ -96,7 +96,8 @@ def tree_digest(folder: Path) -> str:
         if path.is_symlink():
             digest.update(f"L {rel} {os.readlink(path)}\n".encode())
         elif path.is_file():
-            digest.update(f"F {rel} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+            mode = oct(path.stat().st_mode & 0o777)
+            digest.update(f"F {rel} {mode} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
         else:
-            digest.update(f"D {rel}\n".encode())
+            digest.update(f"D {rel} {oct(path.stat().st_mode & 0o777)}\n".encode())
     return digest.hexdigest()

@@ -1,0 +1,318 @@
+"""The cdk-uv command end to end, on a private copy of samples/: build, zip, report and invoke."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import REPO, add_function, call_handler, synth_app
+
+pytestmark = pytest.mark.slow
+
+CDK_UV = str(Path(sys.executable).with_name("cdk-uv"))
+
+
+def cdk_uv(*args: str, cwd: Path, cache: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script as a user would, with a private build cache."""
+    env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache)}
+    return subprocess.run([CDK_UV, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True,
+                          check=False)
+
+
+def copy_samples(dest: Path) -> Path:
+    shutil.copytree(REPO / "samples", dest, ignore=shutil.ignore_patterns("cdk.out", ".venv", "__pycache__",
+                                                                          "retrofit"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A private copy of samples/, synthesized once by running its app: (folder, build cache)."""
+    root = tmp_path_factory.mktemp("sample")
+    folder, cache = copy_samples(root / "ws"), root / "cache"
+    env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache), "CDK_OUTDIR": str(folder / "cdk.out")}
+    done = subprocess.run([sys.executable, "app.py"], cwd=folder, env=env, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return folder, cache
+
+
+# --- progress during synth -------------------------------------------------------------------------
+
+
+def test_synth_prints_one_line_per_build_built_or_from_cache(workspace: Path, cache_dir: Path,
+                                                             capsys: pytest.CaptureFixture[str]):
+    """Like the CDK's "Bundling asset ..." lines: package, target, functions, time, built or from cache."""
+
+    def populate(stack):
+        add_function(stack, "One", "api")
+        add_function(stack, "Two", "api")
+        add_function(stack, "App", "app", handler="main.handler")
+
+    synth_app(workspace, populate)
+    first = sorted(line for line in capsys.readouterr().err.splitlines() if line.startswith("Bundling"))
+    synth_app(workspace, populate)
+    second = sorted(line for line in capsys.readouterr().err.splitlines() if line.startswith("Bundling"))
+    assert [line.split("...")[0] for line in first] == [
+        "Bundling uv package api (python3.12-x86_64) for Stack/One, Stack/Two",
+        "Bundling uv package app (python3.12-x86_64) for Stack/App",
+    ]
+    assert all(" built in " in line for line in first)
+    assert [line.split("...")[0] for line in second] == [line.split("...")[0] for line in first]
+    assert all(" from cache in " in line for line in second)
+
+
+# --- build ----------------------------------------------------------------------------------------
+
+
+def test_build_zip_is_byte_identical_from_two_checkouts_and_follows_the_code(tmp_path: Path):
+    """Same code, other path and empty cache: the same zip bytes; an edited handler: another zip."""
+    one, two = copy_samples(tmp_path / "one"), copy_samples(tmp_path / "elsewhere" / "two")
+    a = cdk_uv("build", "orders", "--zip", str(tmp_path / "a.zip"), cwd=one, cache=tmp_path / "cache-a")
+    b = cdk_uv("build", "orders", "--zip", str(tmp_path / "b.zip"), cwd=two, cache=tmp_path / "cache-b")
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    assert a.stdout.strip() == str(tmp_path / "a.zip")
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive:
+        infos = archive.infolist()
+        names = [i.filename for i in infos]
+        assert names == sorted(names)
+        assert "orders/handler.py" in names and any(n.startswith("orjson/") for n in names)
+        assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+        assert {(i.external_attr >> 16) & 0o777 for i in infos} <= {0o644, 0o755}
+
+    handler = two / "packages" / "orders" / "src" / "orders" / "handler.py"
+    handler.write_text(handler.read_text() + "\nEDITED = True\n")
+    c = cdk_uv("build", "orders", "--zip", str(tmp_path / "c.zip"), cwd=two, cache=tmp_path / "cache-b")
+    assert c.returncode == 0, c.stderr
+    assert (tmp_path / "c.zip").read_bytes() != (tmp_path / "a.zip").read_bytes()
+
+
+def test_build_says_built_then_from_cache(sample: tuple[Path, Path], tmp_path: Path):
+    """One progress line per build on stderr: the package, the target, the time, built or from cache."""
+    folder, _ = sample
+    cache = tmp_path / "cache"
+    first = cdk_uv("build", "report", "--python", "3.13", "--arch", "arm64", cwd=folder, cache=cache)
+    again = cdk_uv("build", "report", "--python", "python3.13", "--arch", "arm64", cwd=folder, cache=cache)
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    assert "Bundling uv package report (python3.13-arm64)... built in " in first.stderr
+    assert "Bundling uv package report (python3.13-arm64)... from cache in " in again.stderr
+    assert first.stdout == again.stdout  # the built folder in the cache
+    assert Path(first.stdout.strip()).is_relative_to(cache)
+
+
+def test_build_out_copies_a_folder_that_answers_and_refuses_to_overwrite(sample: tuple[Path, Path],
+                                                                         tmp_path: Path):
+    """--out writes the built folder; a non-empty folder is kept unless --force, and never the sources."""
+    folder, cache = sample
+    out = tmp_path / "out"
+    done = cdk_uv("build", "report", "--python", "3.13", "--out", str(out), cwd=folder, cache=cache)
+    assert done.returncode == 0, done.stderr
+    answer = call_handler(out, "main.handler", "3.13", {"values": [1, 2, 3]})
+    assert answer.ok, answer.result
+    assert answer.result["body"]["median"] == 2
+
+    (out / "mine.txt").write_text("keep me")
+    refused = cdk_uv("build", "report", "--python", "3.13", "--out", str(out), cwd=folder, cache=cache)
+    assert refused.returncode == 2
+    assert "not empty" in refused.stderr and "--force" in refused.stderr
+    assert (out / "mine.txt").read_text() == "keep me"
+
+    forced = cdk_uv("build", "report", "--python", "3.13", "--out", str(out), "--force", cwd=folder,
+                    cache=cache)
+    assert forced.returncode == 0, forced.stderr
+    assert not (out / "mine.txt").exists() and (out / "main.py").is_file()
+
+    sources = cdk_uv("build", "report", "--out", ".", "--force", cwd=folder, cache=cache)
+    assert sources.returncode == 2 and "would delete it" in sources.stderr
+    assert (folder / "app.py").is_file()
+
+
+def test_build_of_an_unknown_package_lists_the_packages(sample: tuple[Path, Path]):
+    """Exit 2 with the workspace's packages, and no Python traceback."""
+    folder, cache = sample
+    done = cdk_uv("build", "ordrs", cwd=folder, cache=cache)
+    assert done.returncode == 2
+    assert "'ordrs' is not in the workspace" in done.stderr
+    assert "common, orders, report, users" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_build_failure_is_the_library_message_without_traceback(sample: tuple[Path, Path]):
+    """A package whose requires-python excludes the target: exit 1, the problem and the fix."""
+    folder, cache = sample
+    done = cdk_uv("build", "users", "--python", "3.9", cwd=folder, cache=cache)
+    assert done.returncode == 1
+    assert "requires Python >=3.11" in done.stderr and "fix:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def test_report_lists_every_function_with_what_was_built(sample: tuple[Path, Path]):
+    """The table and the JSON name each function's package, target, asset, sizes, files and cache hit."""
+    folder, cache = sample
+    table = cdk_uv("report", cwd=folder, cache=cache)
+    assert table.returncode == 0, table.stderr
+    header, _, *rows = table.stdout.splitlines()
+    columns = ("function", "package", "target", "asset", "unzipped", "zipped", "files", "build", "cache hit")
+    assert all(column in header for column in columns)
+    assert [r.split()[0] for r in rows] == ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/Report",
+                                            "UvSample/Users"]
+
+    records = json.loads(cdk_uv("report", "cdk.out", "--json", cwd=folder, cache=cache).stdout)
+    by_path = {r["function"]: r for r in records}
+    orders = by_path["UvSample/Orders"]
+    assert (orders["package"], orders["target"]) == ("orders", "python3.12-x86_64")
+    assert len(orders["assetHash"]) == 64 and Path(orders["assetDir"]).name == f"asset.{orders['assetHash']}"
+    assert orders["files"] > 0 and 0 < orders["zippedBytes"] < orders["bytes"]
+    assert isinstance(orders["cached"], bool) and orders["buildSeconds"] >= 0
+    # Two functions of one package on two architectures: two builds, two assets.
+    assert orders["assetHash"] != by_path["UvSample/OrdersArm"]["assetHash"]
+
+
+def test_report_says_not_uv_built_for_other_functions(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """A function the aspect did not build is listed as such, with its own asset's size."""
+    out = tmp_path / "out"
+
+    def populate(stack):
+        from aws_cdk import aws_lambda as lambda_
+
+        add_function(stack, "Api", "api")
+        folder = tmp_path / "plain"
+        folder.mkdir()
+        (folder / "index.py").write_text("def main(e, c):\n    return 1\n")
+        add_function(stack, "Plain", None, handler="index.main", code=lambda_.Code.from_asset(str(folder)))
+
+    synth_app(workspace, populate, outdir=out)
+    table = cdk_uv("report", str(out), cwd=tmp_path, cache=cache_dir)
+    plain = next(line for line in table.stdout.splitlines() if line.startswith("Stack/Plain"))
+    assert "not uv-built" in plain and "python3.12-x86_64" in plain
+    records = {r["function"]: r for r in json.loads(cdk_uv("report", str(out), "--json", cwd=tmp_path,
+                                                           cache=cache_dir).stdout)}
+    assert records["Stack/Plain"]["package"] is None and records["Stack/Plain"]["files"] == 1
+    assert records["Stack/Api"]["package"] == "api"
+
+
+def test_report_without_an_assembly_says_to_synth(tmp_path: Path):
+    done = cdk_uv("report", cwd=tmp_path, cache=tmp_path / "cache")
+    assert done.returncode == 2 and "run `cdk synth` first" in done.stderr
+
+
+def test_debug_shows_the_traceback_that_is_hidden_otherwise(tmp_path: Path):
+    """A broken manifest: one line without --debug, the Python traceback with it."""
+    (tmp_path / "manifest.json").write_text("{not json")
+    plain = cdk_uv("report", str(tmp_path), cwd=tmp_path, cache=tmp_path / "cache")
+    debug = cdk_uv("--debug", "report", str(tmp_path), cwd=tmp_path, cache=tmp_path / "cache")
+    assert plain.returncode == 1 and "JSONDecodeError" in plain.stderr and "Traceback" not in plain.stderr
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+# --- invoke ---------------------------------------------------------------------------------------
+
+
+def test_invoke_prints_the_answer_and_the_duration(sample: tuple[Path, Path]):
+    """A construct id is enough; the event comes from a file; JSON on stdout, the duration on stderr."""
+    folder, cache = sample
+    done = cdk_uv("invoke", "Orders", "--event", "events/orders.json", cwd=folder, cache=cache)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["body"] == {"items": 2, "total": 20.25}
+    assert answer["python"].startswith("3.12.")
+    assert "UvSample/Orders: answered in " in done.stderr and "ms (python3.12, x86_64)" in done.stderr
+
+
+def test_invoke_reads_the_event_from_stdin(sample: tuple[Path, Path]):
+    folder, cache = sample
+    done = cdk_uv("invoke", "cdk.out", "UvSample/Users", "--event", "-", cwd=folder, cache=cache,
+                  stdin='{"name": "Ada", "email": "ada@example.org"}')
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["python"].startswith("3.11.")
+
+
+def test_invoke_of_a_raising_handler_exits_1_with_its_traceback(sample: tuple[Path, Path]):
+    """The handler's traceback and error, not cdk-uv's own."""
+    folder, cache = sample
+    done = cdk_uv("invoke", "UvSample/Orders", "--event", "-", cwd=folder, cache=cache,
+                  stdin='{"items": [{"quantity": 2}]}')
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Traceback" in done.stderr and "orders/handler.py" in done.stderr
+    assert "UvSample/Orders: KeyError: 'price' after " in done.stderr
+    assert "cdk_uv_aspect" not in done.stderr
+
+
+@pytest.mark.parametrize(("name", "says", "listed"), [
+    ("Order", "matches several functions", ["UvSample/Orders", "UvSample/OrdersArm"]),
+    ("Nope", "matches no function",
+     ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/Report", "UvSample/Users"]),
+])
+def test_invoke_of_an_ambiguous_or_unknown_name_lists_candidates(sample, name, says, listed):
+    folder, cache = sample
+    done = cdk_uv("invoke", name, cwd=folder, cache=cache)
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert [line.strip() for line in done.stderr.splitlines()[1:]] == listed
+
+
+def test_invoke_with_an_event_that_is_not_json_is_a_usage_error(sample: tuple[Path, Path]):
+    folder, cache = sample
+    done = cdk_uv("invoke", "Orders", "--event", "-", cwd=folder, cache=cache, stdin="{items")
+    assert done.returncode == 2 and "is not JSON" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_invoke_runs_like_lambda_only_the_asset_and_a_lambda_context(workspace: Path, cache_dir: Path,
+                                                                     tmp_path: Path):
+    """The runtime's Python, nothing importable but the asset and the stdlib, the usual context."""
+    probe = workspace / "packages" / "api" / "src" / "api" / "probe.py"
+    probe.write_text(
+        "import os, sys\n"
+        "def main(event, context):\n"
+        "    try:\n"
+        "        import pydantic  # installed where cdk-uv runs, not in the asset\n"
+        "        leaked = True\n"
+        "    except ImportError:\n"
+        "        leaked = False\n"
+        "    names = ['function_name', 'function_version', 'invoked_function_arn', 'memory_limit_in_mb',\n"
+        "             'aws_request_id', 'log_group_name', 'log_stream_name', 'identity', 'client_context']\n"
+        "    return {'python': sys.version.split()[0], 'leaked': leaked, 'event': event,\n"
+        "            'context': {n: getattr(context, n) for n in names},\n"
+        "            'remaining': context.get_remaining_time_in_millis(),\n"
+        "            'env': os.environ.get('STAGE'), 'fn': os.environ.get('AWS_LAMBDA_FUNCTION_NAME')}\n"
+    )
+    out = tmp_path / "out"
+
+    def populate(stack):
+        from aws_cdk import Duration
+        from aws_cdk import aws_lambda as lambda_
+
+        fn = add_function(stack, "Probe", "api", handler="api.probe.main",
+                          runtime=lambda_.Runtime.PYTHON_3_11)
+        fn.add_environment("STAGE", "test")
+        cfn = fn.node.default_child
+        cfn.memory_size = 256
+        cfn.timeout = Duration.seconds(30).to_seconds()
+
+    synth_app(workspace, populate, outdir=out)
+    done = cdk_uv("invoke", str(out), "Probe", "--event", "-", cwd=tmp_path, cache=cache_dir,
+                  stdin='{"a": 1}')
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["python"].startswith("3.11.")
+    assert answer["leaked"] is False
+    assert answer["event"] == {"a": 1}
+    context = answer["context"]
+    assert context["function_name"] == "Probe" and context["memory_limit_in_mb"] == "256"
+    assert context["invoked_function_arn"].endswith(":function:Probe")
+    assert context["aws_request_id"] and context["log_group_name"] == "/aws/lambda/Probe"
+    assert context["identity"] is None and context["client_context"] is None
+    assert 25_000 < answer["remaining"] <= 30_000
+    assert answer["env"] == "test" and answer["fn"] == "Probe"

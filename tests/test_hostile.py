@@ -1,0 +1,99 @@
+"""Hostile or broken input is refused with a clear error; nothing runs, nothing is written outside our folders."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from conftest import tree_digest
+
+from cdk_uv_aspect._build import BuildRequest, build
+from cdk_uv_aspect._errors import ToolError, UvError, WorkspaceError
+from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._target import Target
+from cdk_uv_aspect._workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+def build_api(workspace: Path, package: str = "api", **options) -> None:
+    build(BuildRequest(Workspace.find(workspace), package, Target("3.12", "x86_64"), UvOptions(**options)))
+
+
+def test_workspace_member_linking_out_of_the_workspace_is_refused(workspace: Path, cache_dir: Path,
+                                                                     tmp_path: Path):
+    """packages/common replaced by a link to a folder elsewhere on the machine."""
+    elsewhere = tmp_path / "elsewhere" / "common"
+    elsewhere.parent.mkdir()
+    (workspace / "packages" / "common").rename(elsewhere)
+    (workspace / "packages" / "common").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(WorkspaceError, match=r"(?s)packages/common .* is a link to .*outside the workspace.*fix:"):
+        build_api(workspace)
+    assert not (cache_dir / "builds").exists()
+
+
+def test_file_linking_outside_its_package_is_not_copied(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """A link to a secret outside the package: refused before anything is built, naming the file."""
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY")
+    link = workspace / "packages" / "api" / "src" / "api" / "key.pem"
+    link.symlink_to(secret)
+    with pytest.raises(WorkspaceError, match=r"(?s)key\.pem is a link to .*id_rsa, outside its package"):
+        build_api(workspace)
+    assert not (cache_dir / "builds").exists()
+
+
+def test_link_inside_the_package_is_fine(workspace: Path, cache_dir: Path):
+    """A link to another file of the same package is an ordinary part of it."""
+    handler_dir = workspace / "packages" / "api" / "src" / "api"
+    (handler_dir / "alias.py").symlink_to(handler_dir / "handler.py")
+    build_api(workspace)
+
+
+def test_unreadable_file_in_a_package_is_named(workspace: Path, cache_dir: Path):
+    """A file that can't be read (here a dangling link, which root can't read either)."""
+    (workspace / "packages" / "common" / "src" / "common" / "gone.py").symlink_to("missing.py")
+    with pytest.raises(WorkspaceError, match=r"(?s)gone\.py can't be read.*fix:"):
+        build_api(workspace)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s.replace("[[package]]", "[[package]", 1), r"uv\.lock can't be read"),
+        (lambda s: re.sub(r"^version = 1$", "version = 99", s, count=1, flags=re.M), r"unsupported schema version"),
+        (lambda s: re.sub(r'(name = "orjson"\nversion = ")[^"]+', r"\g<1>9.9.9", s, count=1),
+         r"inconsistent version"),
+    ],
+    ids=["not-toml", "schema-version", "hand-edited-version"],
+)
+def test_hand_edited_invalid_lock_is_refused_and_left_alone(workspace: Path, cache_dir: Path, edit, message):
+    lock = workspace / "uv.lock"
+    lock.write_text(edit(lock.read_text()))
+    before = tree_digest(workspace)
+    with pytest.raises(UvError, match=r"(?s)" + message) as error:
+        build_api(workspace)
+    assert "uv lock" in str(error.value)
+    assert tree_digest(workspace) == before
+    leftovers = list((cache_dir / "builds").iterdir()) if (cache_dir / "builds").exists() else []
+    assert leftovers == []
+
+
+def test_cache_that_others_can_write_to_is_refused(workspace: Path, tmp_path: Path):
+    """A build cache writable by others (say under a shared /tmp) could be swapped under us."""
+    shared = tmp_path / "shared"
+    (shared / "builds").mkdir(parents=True)
+    os.chmod(shared / "builds", 0o777)
+    with pytest.raises(ToolError, match=r"(?s)is not private.*fix:"):
+        build_api(workspace, cache_dir=shared)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a folder's owner needs root")
+def test_cache_owned_by_another_user_is_refused(workspace: Path, tmp_path: Path):
+    shared = tmp_path / "shared"
+    (shared / "builds").mkdir(parents=True, mode=0o700)
+    os.chown(shared / "builds", 12345, 12345)
+    with pytest.raises(ToolError, match="belongs to another user"):
+        build_api(workspace, cache_dir=shared)
