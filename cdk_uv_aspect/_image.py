@@ -162,7 +162,8 @@ def image_context(built: Built, spec: ImageSpec) -> Path:
     parts = {"build": built.folder.name, "dockerfile": spec.dockerfile, "ignore": DOCKERIGNORE}
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
     images = _private_dir(built.request.options.cache_dir / IMAGES)
-    final = images / f"{built.request.package}-{spec.target.key}-{digest[:32]}"
+    # No dot in the name: the CDK keeps a source folder's "extension" in the staged folder's name.
+    final = images / f"{built.request.package}-{spec.target.key.replace('.', '')}-{digest[:32]}"
     if (final / "Dockerfile").is_file():
         return final
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=images))
