@@ -80,6 +80,11 @@ def _report(cdk_out: Path, *, as_json: bool) -> int:
 
 def _invoke(cdk_out: Path, name: str, event_arg: str | None) -> int:
     fn = _find(_load(cdk_out), name)
+    if fn.package_type == "Image":
+        print(f"cdk-uv: {fn.path} is an image function: running it needs Docker (build the image from "
+              f"{fn.asset_dir or 'its image asset'} and run it with the Lambda Runtime Interface Emulator); "
+              "cdk-uv invoke runs zip functions only", file=sys.stderr)
+        return 3
     if fn.asset_dir is None or fn.handler is None or fn.python is None:
         raise UsageError(f"{fn.path} has no Python zip asset in {cdk_out} to run")
     from ._uv import Uv, find_python

@@ -224,3 +224,14 @@ def test_aspect_added_to_the_app_reaches_image_functions(workspace: Path, cache_
     Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
     app.synth()
     assert "Fn::Sub" in the_function(stack, "Img")["Code"]["ImageUri"]
+
+
+def test_cdk_uv_invoke_says_an_image_function_needs_docker(workspace: Path, cache_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]):
+    """`cdk-uv invoke` can't run an image without Docker: exit code 3 and a sentence saying so."""
+    from cdk_uv_aspect._cli import main
+
+    out = tmp_path / "out"
+    synth_app(workspace, lambda s: image_function(s, "Img"), outdir=out)
+    assert main(["invoke", str(out), "Img"]) == 3
+    assert "Stack/Img is an image function: running it needs Docker" in capsys.readouterr().err
