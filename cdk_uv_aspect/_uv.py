@@ -9,6 +9,9 @@ A build runs, in order:
    --target`` of those wheels.
 4. ``python -m compileall`` with the target's own interpreter: hash-based bytecode recorded under
    ``/var/task``.
+
+When step 2 finds a locked dependency with no wheel for the target, ``_docker`` runs the same
+``install_locked`` command in a container of the target's platform (the Docker fallback).
 """
 
 from __future__ import annotations
