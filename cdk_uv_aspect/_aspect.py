@@ -14,7 +14,7 @@ from constructs import IConstruct
 
 from ._build import BuildRequest, Built, build
 from ._errors import BuildErrors, UvError
-from ._image import ImageSpec, image_context, image_spec, is_image_function
+from ._image import ImageSpec, image_context, image_spec, is_image_function, refuse_image_keys
 from ._marker import ASSET_ID, marker_of, package_of
 from ._options import UvOptions
 from ._swap import swap_image, swap_zip
@@ -111,6 +111,7 @@ class UvBundlingAspect:
                 runtime.name, runtime.family == lambda_.RuntimeFamily.PYTHON, function.architecture.name,
                 where=where,
             )
+            refuse_image_keys(data, runtime.name, where)
         try:
             workspace = self._workspace_for()
             found = workspace.package(package, where=where)

@@ -113,6 +113,18 @@ def image_spec(
     return ImageSpec(target, dockerfile, source, build_args)
 
 
+def refuse_image_keys(data: Any, runtime: str, where: str) -> None:
+    """A zip function's marker with image keys: its runtime decides the Python, and it has no Dockerfile."""
+    keys = sorted(set(data) & set(MARKER_KEYS[1:])) if isinstance(data, dict) else []
+    if keys:
+        raise MarkerError(
+            f"the uv marker's {keys} apply to image functions only, and this function runs {runtime}",
+            constructs=[where],
+            fix="drop them from the marker (a zip function's Python version is its runtime), or make the "
+            "function a DockerImageFunction",
+        )
+
+
 def _dockerfile(given: object, workspace: Workspace, target: Target, where: str) -> tuple[str, str]:
     if given is None:
         return DEFAULT_DOCKERFILE.format(base=BASE_IMAGE, python=target.python), "default"

@@ -235,3 +235,26 @@ def test_cdk_uv_invoke_says_an_image_function_needs_docker(workspace: Path, cach
     synth_app(workspace, lambda s: image_function(s, "Img"), outdir=out)
     assert main(["invoke", str(out), "Img"]) == 3
     assert "Stack/Img is an image function: running it needs Docker" in capsys.readouterr().err
+
+
+def test_zip_function_marker_with_image_keys_is_refused(workspace: Path, cache_dir: Path):
+    """A zip function's Python is its runtime: python= in its marker is a mistake, not a second source."""
+
+    def populate(stack: Stack) -> None:
+        fn = add_function(stack, "Api", None)
+        mark_package(fn, "api", python="3.13")
+
+    message = synth_error(workspace, populate)
+    assert "['python'] apply to image functions only" in message and "python3.12" in message, message
+
+
+def test_image_options_have_documented_defaults_and_refuse_bad_versions():
+    from pydantic import ValidationError
+
+    from cdk_uv_aspect import UvOptions
+
+    options = UvOptions()
+    assert (options.image_python, options.dockerfile, options.docker_build_args, options.docker_fallback) == (
+        "3.12", None, {}, True)
+    with pytest.raises(ValidationError, match="should match pattern"):
+        UvOptions(image_python="3")
