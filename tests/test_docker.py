@@ -131,7 +131,7 @@ def test_fallback_turned_off_keeps_the_wheel_error(workspace: Path, cache_dir: P
 @pytest.mark.slow
 def test_other_install_failures_never_go_to_docker(workspace: Path, cache_dir: Path):
     """A network or hash failure would fail in a container too: no Docker, the uv error as it is."""
-    runner = Recording(fail_install="error: Failed to fetch: `https://pypi.org/simple/orjson/`")
+    runner = Recording(fail_install="error: Hash mismatch for `orjson==3.13.0`")
     with pytest.raises(ToolError, match="could not install the locked dependencies"):
         build(BuildRequest(Workspace.find(workspace), "api", Target("3.12", "x86_64"), UvOptions()), runner)
     assert runner.docker == []
