@@ -111,6 +111,8 @@ def install_locked(
     """Install the locked requirements into ``site`` in a container, because ``cause`` stopped it here."""
     docker = docker_binary()
     engine = runner.run([docker, "version", "--format", "{{.Server.Version}}"])
+    if engine.returncode == 127:
+        raise _needs_docker(cause, f"no Docker client `{docker}` was found", engine.describe())
     if engine.returncode != 0:
         raise _needs_docker(cause, f"no Docker engine answered `{docker} version`", engine.describe())
     install = ContainerInstall(target, site, requirements, _uv_cache(uv, runner))

@@ -138,12 +138,19 @@ def test_other_install_failures_never_go_to_docker(workspace: Path, cache_dir: P
 
 
 @pytest.mark.slow
-def test_no_docker_engine_says_what_needed_docker_and_why(workspace: Path, cache_dir: Path):
-    """The real docker client, no engine: the message names the function, the dependency and both ways out."""
+def test_no_docker_engine_says_what_needed_docker_and_why(workspace: Path, cache_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    """A client with no engine: the message names the function, the dependency, why Docker, and the ways out."""
+    client = tmp_path / "docker"  # as the real client answers without an engine, on any machine
+    client.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\n"
+                      "exit 1\n")
+    client.chmod(0o755)
+    monkeypatch.setenv("CDK_DOCKER", str(client))
     message = _synth_error(workspace, lambda s: add_function(s, "Num", "numeric", handler="numeric.main",
                                                               runtime=lambda_.Runtime.PYTHON_3_11))
     for part in ("Stack/Num", "package:   numeric", "numpy==2.4.6 has no wheel", "glibc 2.26",
-                 "needs Docker", "no Docker engine answered", "start Docker", "pin a release"):
+                 "needs Docker", "no Docker engine answered", "Cannot connect to the Docker daemon",
+                 "start Docker", "pin a release"):
         assert part in message, f"{part!r} not in:\n{message}"
     assert not any((cache_dir / "builds").iterdir())
 
@@ -162,3 +169,10 @@ def _synth_error(workspace: Path, populate) -> str:
     with pytest.raises(RuntimeError) as error:
         synth_app(workspace, populate)
     return str(error.value)
+
+
+@pytest.mark.slow
+def test_no_docker_client_is_named_in_the_error(workspace: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CDK_DOCKER", "/nonexistent/docker")
+    with pytest.raises(DockerError, match="no Docker client `/nonexistent/docker` was found"):
+        build(numeric_request(workspace), Runner())
