@@ -99,7 +99,8 @@ def image_spec(
             "come from it)",
         )
     dockerfile, source = _dockerfile(extra.get("dockerfile") or options.dockerfile, workspace, target, where)
-    build_args = _build_args({**options.docker_build_args, **(extra.get("build_args") or {})}, where)
+    marker_args = _build_args(extra.get("build_args") or {}, where)
+    build_args = tuple(sorted({**options.docker_build_args, **marker_args}.items()))
     if not _command(function) and not _CMD.search(dockerfile):
         raise ImageError(
             "the image function has no handler: its ImageConfig has no command and "
@@ -154,14 +155,14 @@ def _dockerfile(given: object, workspace: Workspace, target: Target, where: str)
     return text, path.relative_to(workspace.root).as_posix()
 
 
-def _build_args(args: object, where: str) -> tuple[tuple[str, str], ...]:
+def _build_args(args: object, where: str) -> dict[str, str]:
     if not isinstance(args, dict) or not all(isinstance(x, str) for pair in args.items() for x in pair):
         raise MarkerError(
             f"build_args must map names to strings, got {args!r}",
             constructs=[where],
             fix='write them as {"build_args": {"NAME": "value"}}',
         )
-    return tuple(sorted(args.items()))
+    return args
 
 
 def _command(function: lambda_.Function) -> list[str]:

@@ -258,3 +258,12 @@ def test_image_options_have_documented_defaults_and_refuse_bad_versions():
         "3.12", None, {}, True)
     with pytest.raises(ValidationError, match="should match pattern"):
         UvOptions(image_python="3")
+
+
+def test_build_args_that_are_not_a_mapping_of_strings_are_refused(workspace: Path, cache_dir: Path):
+    def populate(stack: Stack) -> None:
+        fn = lambda_.DockerImageFunction(stack, "Img", code=uv_image_code(stack, "api.handler.main"))
+        fn.node.add_metadata("uv", {"package": "api", "build_args": ["BASE=x"]})
+
+    message = synth_error(workspace, populate)
+    assert "build_args must map names to strings" in message and "Stack/Img" in message, message
