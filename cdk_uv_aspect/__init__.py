@@ -6,7 +6,7 @@
 
 from ._aspect import UvBundlingAspect
 from ._errors import UvError
-from ._marker import UvCode, mark_package
+from ._marker import UvCode, mark_package, uv_image_code
 from ._options import UvOptions
 
-__all__ = ["UvBundlingAspect", "UvCode", "UvError", "UvOptions", "mark_package"]
+__all__ = ["UvBundlingAspect", "UvCode", "UvError", "UvOptions", "mark_package", "uv_image_code"]
