@@ -7,8 +7,10 @@
 
 from ._aspect import UvBundlingAspect
 from ._errors import UvError
-from ._marker import UvCode, mark_package
+from ._marker import UvCode, mark_package, uv_image_code
 from ._options import UvOptions
 from ._policy import UvPolicyChecks
 
-__all__ = ["UvBundlingAspect", "UvCode", "UvError", "UvOptions", "UvPolicyChecks", "mark_package"]
+__all__ = [
+    "UvBundlingAspect", "UvCode", "UvError", "UvOptions", "UvPolicyChecks", "mark_package", "uv_image_code",
+]

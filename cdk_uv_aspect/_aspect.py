@@ -14,9 +14,10 @@ from constructs import IConstruct
 
 from ._build import BuildRequest, Built, build
 from ._errors import BuildErrors, UvError
+from ._image import ImageSpec, image_context, image_spec, is_image_function, refuse_image_keys
 from ._marker import ASSET_ID, marker_of, package_of
 from ._options import UvOptions
-from ._swap import swap_zip
+from ._swap import swap_image, swap_zip
 from ._target import target_of
 from ._workspace import Workspace
 
@@ -43,6 +44,7 @@ class UvBundlingAspect:
         self._workspace: Workspace | None = None
         self._built: dict[BuildRequest, Built] = {}
         self._scopes: list[IConstruct] = []
+        self._images: dict[str, ImageSpec] = {}  # construct path -> image, for image functions
 
     # --- the walk -------------------------------------------------------------------------------
 
@@ -56,7 +58,11 @@ class UvBundlingAspect:
             request = self._request(node)
             if request is not None:
                 built = self._built.get(request) or self._build_all({request: [node.node.path]})[request]
-                swap_zip(node, built)
+                image = self._images.get(node.node.path)
+                if image is None:
+                    swap_zip(node, built)
+                else:
+                    swap_image(node, built, image, image_context(built, image))
 
     def _in_a_scope(self, node: IConstruct) -> bool:
         if not self._scopes:
@@ -99,14 +105,22 @@ class UvBundlingAspect:
         if not Stack.of(function).bundling_required:
             return None  # `cdk ls`, or a stack left out by `cdk deploy --exclusively`
         runtime = function.runtime
-        target = target_of(
-            runtime.name, runtime.family == lambda_.RuntimeFamily.PYTHON, function.architecture.name, where=where
-        )
+        image = is_image_function(function)
+        if not image:
+            target = target_of(
+                runtime.name, runtime.family == lambda_.RuntimeFamily.PYTHON, function.architecture.name,
+                where=where,
+            )
+            refuse_image_keys(data, runtime.name, where)
         try:
             workspace = self._workspace_for()
-            workspace.package(package, where=where)
+            found = workspace.package(package, where=where)
         except UvError as exc:
             raise exc.with_constructs([where]) from None
+        if image:
+            # The runtime is FROM_IMAGE: the Python version comes from the marker or the options.
+            spec = self._images[where] = image_spec(function, found, data, self.options, workspace)
+            target = spec.target
         return BuildRequest(workspace, package, target, self.options)
 
     def _workspace_for(self) -> Workspace:

@@ -21,7 +21,7 @@ from fnmatch import fnmatch
 from importlib.metadata import version as _dist_version
 from pathlib import Path
 
-from . import _uv
+from . import _docker, _uv
 from ._errors import TargetError, ToolError, UvError, WheelError, WorkspaceError
 from ._options import UvOptions
 from ._runner import Result, Runner
@@ -104,7 +104,7 @@ def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[st
     try:
         site = work / ASSET
         site.mkdir()
-        _install(request, package, uv.path, runner, work, site)
+        _install(request, package, uv.path, runner, work, site, log)
         _tidy(site, request.options.exclude)
         if request.options.bytecode:
             _compile(request, uv.path, runner, site)
@@ -159,7 +159,10 @@ def _check_requires_python(request: BuildRequest, package: Package) -> None:
         )
 
 
-def _install(request: BuildRequest, package: Package, uv: str, runner: Runner, work: Path, site: Path) -> None:
+def _install(
+    request: BuildRequest, package: Package, uv: str, runner: Runner, work: Path, site: Path,
+    log: Callable[[str], None] | None = None,
+) -> None:
     root = request.workspace.root
     exported = work / "requirements.txt"
     result = runner.run(_uv.export(uv, request.package, request.options.lock, exported), cwd=root, env=_uv.UV_ENV)
@@ -171,7 +174,12 @@ def _install(request: BuildRequest, package: Package, uv: str, runner: Runner, w
         requirements.write_text(registry)
         result = runner.run(_uv.install_locked(uv, request.target, site, requirements), cwd=root, env=_uv.UV_ENV)
         if _uv.failed(result):
-            raise _install_error(request, result)
+            error = _install_error(request, result)
+            # Only a dependency with no wheel for the target goes to a container; any other failure
+            # (network, hashes) would fail there too.
+            if not (isinstance(error, WheelError) and request.options.docker_fallback):
+                raise error
+            _docker.install_locked(uv, request.target, site, requirements, runner, cause=error, log=log)
     if local:
         wheels = _build_local_wheels(request, local, uv, runner, work)
         result = runner.run(_uv.install_wheels(uv, request.target, site, wheels), cwd=root, env=_uv.UV_ENV)
@@ -297,7 +305,7 @@ def _export_error(request: BuildRequest, result: Result) -> UvError:
 
 # Signs in uv's stderr that it needed the network and had none (offline mode, or no index reachable).
 _OFFLINE = ("network was disabled", "Network connectivity is disabled", "dns error", "error sending request",
-            "Failed to fetch", "failed to lookup address")
+            "failed to lookup address")
 
 
 def _network_error(request: BuildRequest, result: Result, needed_for: str) -> UvError | None:

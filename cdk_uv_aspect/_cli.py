@@ -279,6 +279,10 @@ def _invoke(options: argparse.Namespace) -> int:
     cdk_out, name = (Path(options.args[0]), options.args[1]) if len(options.args) == 2 else (
         Path("cdk.out"), options.args[0])
     fn = find_function(_load(cdk_out), name)
+    if fn.package_type == "Image":
+        raise CannotRun(f"{fn.path} is an image function: running it needs Docker (build the image from "
+                        f"{fn.asset_dir or 'its image asset'} and run it with the Lambda Runtime Interface "
+                        "Emulator); cdk-uv invoke runs zip functions only")
     if fn.asset_dir is None or fn.handler is None or fn.python is None:
         raise UsageError(f"{fn.path} has no Python zip asset in {cdk_out} to run "
                          f"(runtime {fn.runtime}, package type {fn.package_type})")

@@ -91,3 +91,11 @@ class BuildErrors(UvError):
         parts = [f"cdk-uv-aspect: {len(self.errors)} builds failed"]
         parts += [str(e) for e in self.errors]
         return "\n\n".join(parts)
+
+
+class ImageError(UvError):
+    """An image function's Python version, Dockerfile or handler (CMD) is unusable."""
+
+
+class DockerError(UvError):
+    """A build needed Docker (a container of the target's platform), and Docker was missing or failed."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import jsii
 from aws_cdk import Stack
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct, IValidation
@@ -23,6 +26,8 @@ ASSET_ID = "UvAsset"
 """The id of the asset construct the aspect adds under a function (``Code`` is taken by CDK's own)."""
 
 PLACEHOLDER_BUCKET = "cdk-uv-aspect-code-was-never-built"
+PLACEHOLDER_REPOSITORY = "cdk-uv-aspect-image-was-never-built"
+_PLACEHOLDER_REPOSITORY_ID = "CdkUvImagePlaceholder"
 
 # PEP 508 names, ASCII only: anything else (path separators, '..', shell metacharacters, look-alike
 # letters) is refused before it reaches a path or a command line.
@@ -56,15 +61,29 @@ def marker_of(construct: IConstruct) -> Any | None:
     return None
 
 
-def mark_package(function: lambda_.Function, package: str) -> None:
+def mark_package(
+    function: lambda_.Function,
+    package: str,
+    *,
+    python: str | None = None,
+    dockerfile: str | None = None,
+    build_args: Mapping[str, str] | None = None,
+) -> None:
     """Mark ``function`` as built from uv workspace package ``package``.
 
     The same as ``function.node.add_metadata("uv", package)``, with the name checked now::
 
         mark_package(fn, "api")
+
+    Image functions (``DockerImageFunction``) may say their Python version, a Dockerfile (relative to
+    the workspace root) and build arguments; the marker's data is then a dict::
+
+        mark_package(image_fn, "api", python="3.13", dockerfile="docker/api.Dockerfile")
     """
     package_of(package, where=function.node.path)
-    function.node.add_metadata(MARKER, package)
+    image = {"python": python, "dockerfile": dockerfile, "build_args": dict(build_args or {}) or None}
+    image = {key: value for key, value in image.items() if value is not None}
+    function.node.add_metadata(MARKER, {"package": package, **image} if image else package)
 
 
 @jsii.implements(IValidation)
@@ -100,3 +119,41 @@ class UvCode(lambda_.Code):
         return lambda_.CodeConfig(
             s3_location=s3.Location(bucket_name=PLACEHOLDER_BUCKET, object_key="placeholder.zip")
         )
+
+
+@jsii.implements(IValidation)
+class _ImageSwappedCheck:
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+
+    def validate(self) -> list[str]:
+        if not self._stack.bundling_required:
+            return []
+        return [
+            f"cdk-uv-aspect: {fn.node.path} uses uv_image_code() but no UvBundlingAspect built it. "
+            'Mark it (fn.node.add_metadata("uv", "<package>")) and add Aspects.of(app).add('
+            "UvBundlingAspect()); functions inside a Stage need the aspect added to that Stage, "
+            "because aspects do not cross Stage boundaries."
+            for fn in self._stack.node.find_all()
+            if isinstance(fn, lambda_.Function)
+            and PLACEHOLDER_REPOSITORY in json.dumps(self._stack.resolve(fn.node.default_child.code))
+        ]
+
+
+def uv_image_code(scope: Construct, handler: str) -> lambda_.DockerImageCode:
+    """Placeholder code for an image function the bundling aspect builds; ``handler`` becomes its CMD.
+
+    It creates no image asset of its own (it names an ECR repository that does not exist). If no aspect
+    replaced it, synthesis fails::
+
+        fn = DockerImageFunction(stack, "ApiImage", code=uv_image_code(stack, "api.handler.main"))
+        mark_package(fn, "api")
+    """
+    stack = Stack.of(scope)
+    repository = stack.node.try_find_child(_PLACEHOLDER_REPOSITORY_ID)
+    if repository is None:
+        repository = ecr.Repository.from_repository_name(
+            stack, _PLACEHOLDER_REPOSITORY_ID, PLACEHOLDER_REPOSITORY
+        )
+        repository.node.add_validation(_ImageSwappedCheck(stack))
+    return lambda_.DockerImageCode.from_ecr(repository, cmd=[handler])  # type: ignore[arg-type]

@@ -59,6 +59,31 @@ class UvOptions(BaseModel):
         "`uv` on PATH.",
     )
 
+    image_python: str = Field(
+        default="3.12",
+        pattern=r"^3\.\d+$",
+        description="The Python version of image functions (their runtime is FROM_IMAGE, so it can't come "
+        "from the function), unless the marker's data says {'python': ...}. Picks the AWS Lambda base "
+        "image public.ecr.aws/lambda/python:<version> and the build's target.",
+    )
+    dockerfile: Path | None = Field(
+        default=None,
+        description="A Dockerfile for image functions instead of the default one (the Lambda Python base "
+        "image plus the built folder), relative to the workspace root and inside it. The marker's data "
+        "{'dockerfile': ...} overrides it per function.",
+    )
+    docker_build_args: dict[str, str] = Field(
+        default_factory=dict,
+        description="Build arguments of image functions' Dockerfiles; the marker's {'build_args': ...} "
+        "adds to them per function.",
+    )
+    docker_fallback: bool = Field(
+        default=True,
+        description="When a locked dependency has no wheel for the target (only a source distribution "
+        "with native code), build it in a container of the target's platform (needs Docker) instead of "
+        "failing. Only then: everything a local build can produce is built locally.",
+    )
+
     @field_validator("exclude", mode="before")
     @classmethod
     def _exclude_is_list_of_patterns(cls, value: object) -> object:

@@ -9,6 +9,9 @@ A build runs, in order:
    --target`` of those wheels.
 4. ``python -m compileall`` with the target's own interpreter: hash-based bytecode recorded under
    ``/var/task``.
+
+When step 2 finds a locked dependency with no wheel for the target, ``_docker`` runs the same
+``install_locked`` command in a container of the target's platform (the Docker fallback).
 """
 
 from __future__ import annotations
@@ -44,17 +47,25 @@ def export(uv: str, package: str, lock: str, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def _install(uv: str, target: Target, site: Path) -> list[str]:
+def _install(uv: str, target: Target, site: Path, python: str | None = None) -> list[str]:
+    # python=None: this machine, installing for the target's platform. A path: an interpreter of the
+    # target's own platform (in a container), so the platform flags would only restate it.
+    platform = ["--python-platform", target.python_platform, "--python-version", target.python]
     return [
-        uv, "pip", "install", "--target", str(site), "--python", sys.executable,
-        "--python-platform", target.python_platform, "--python-version", target.python,
+        uv, "pip", "install", "--target", str(site), "--python", python or sys.executable,
+        *([] if python else platform),
         "--no-deps", "--quiet",
     ]  # fmt: skip
 
 
-def install_locked(uv: str, target: Target, site: Path, requirements: Path) -> list[str]:
-    # --no-build: a wheel built here would be for this machine, not for the target.
-    return [*_install(uv, target, site), "--require-hashes", "--no-build", "-r", str(requirements)]
+def install_locked(
+    uv: str, target: Target, site: Path, requirements: Path, *, python: str | None = None
+) -> list[str]:
+    """Install the locked third-party requirements; ``python``: the target's interpreter (in a container)."""
+    # --no-build here: a wheel built on this machine would be for this machine, not for the target. In a
+    # container of the target's platform, building a source distribution is what the container is for.
+    no_build = [] if python else ["--no-build"]
+    return [*_install(uv, target, site, python), "--require-hashes", *no_build, "-r", str(requirements)]
 
 
 def build_wheel(uv: str, source: Path, out: Path) -> list[str]:

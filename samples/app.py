@@ -4,7 +4,7 @@ from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package
+from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package, uv_image_code
 
 # (construct id, package, handler, runtime, architecture)
 FUNCTIONS = [
@@ -23,6 +23,9 @@ class SampleStack(Stack):
                 self, name, runtime=runtime, architecture=architecture, handler=handler, code=UvCode()
             )
             mark_package(fn, package)
+        # An image function: the same uv build as Orders, in the Lambda base image (Python from the marker).
+        image = lambda_.DockerImageFunction(self, "OrdersImage", code=uv_image_code(self, "orders.handler.main"))
+        mark_package(image, "orders", python="3.12")
 
 
 app = App()

@@ -30,16 +30,17 @@ for name, package, handler, arch in [("Api", "api", "api.handler.main", lambda_.
     fn = lambda_.Function(stack, name, runtime=lambda_.Runtime.PYTHON_3_12, architecture=arch,
                           handler=handler, code=UvCode())
     mark_package(fn, package)
-Aspects.of(app).add(UvBundlingAspect(workspace=sys.argv[1]))
+Aspects.of(app).add(UvBundlingAspect(workspace=sys.argv[1], uv=sys.argv[3] if len(sys.argv) > 3 else None))
 app.synth()
 """
 
 
-def start_synth(tmp_path: Path, workspace: Path, outdir: Path, cache: Path) -> subprocess.Popen:
+def start_synth(tmp_path: Path, workspace: Path, outdir: Path, cache: Path, uv: str | None = None) -> subprocess.Popen:
     script = tmp_path / "app.py"
     script.write_text(APP)
     env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache)}
-    return subprocess.Popen([sys.executable, str(script), str(workspace), str(outdir)], env=env,
+    return subprocess.Popen([sys.executable, str(script), str(workspace), str(outdir), *([uv] if uv else [])],
+                            env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -100,22 +101,29 @@ def test_killed_synths_leave_nothing_a_later_synth_uses(workspace: Path, tmp_pat
 
 
 def test_killed_uv_fails_the_synth_cleanly(workspace: Path, tmp_path: Path):
-    """uv killed mid-build: the synth fails with uv's exit status, no entry is published, a rerun succeeds."""
+    """uv killed (SIGKILL) in the middle of installing: the synth fails naming it, publishes no build for
+    that install, and a rerun with a healthy uv succeeds with the assets of an uninterrupted synth."""
+    from cdk_uv_aspect._uv import Uv
+
+    real = Uv.locate(None).path
+    killer = tmp_path / "uv"
+    # The real uv, except that `uv pip install` is killed a moment after it starts, and so is its caller.
+    killer.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1 $2" != "pip install" ]; then exec {real} "$@"; fi\n'
+        f'{real} "$@" & sleep 0.2; kill -9 $! 2>/dev/null; kill -9 $$\n'
+    )
+    killer.chmod(0o755)
     cache = tmp_path / "cache"
-    proc = start_synth(tmp_path, workspace, tmp_path / "out", cache)
-    killed = False
-    deadline = time.monotonic() + 120
-    while not killed and time.monotonic() < deadline and proc.poll() is None:
-        found = subprocess.run(["pgrep", "-s", str(proc.pid), "-x", "uv"], capture_output=True, text=True)
-        for pid in found.stdout.split():
-            os.kill(int(pid), signal.SIGKILL)
-            killed = True
-        time.sleep(0.02)
+    proc = start_synth(tmp_path, workspace, tmp_path / "out", cache, uv=str(killer))
     _, err = proc.communicate(timeout=600)
-    if not killed:
-        pytest.fail("uv was never seen running")
     assert proc.returncode != 0
     assert "exit code: -9" in err
+    assert [n for n in cache_entries(cache) if not n.startswith(".")] == []
+
     rerun = start_synth(tmp_path, workspace, tmp_path / "rerun", cache)
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
+    clean = start_synth(tmp_path, workspace, tmp_path / "clean", tmp_path / "clean-cache")
+    assert clean.wait(timeout=600) == 0
+    assert s3_keys(tmp_path / "rerun") == s3_keys(tmp_path / "clean")

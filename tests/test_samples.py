@@ -37,7 +37,7 @@ def cdk(args: list[str], cwd: Path, cache_dir: Path) -> subprocess.CompletedProc
 
 
 def test_cdk_synth_builds_every_sample_function_and_each_answers(tmp_path: Path):
-    """`cdk synth` on samples/: four uv-built functions; every handler that can run here answers."""
+    """`cdk synth` on samples/: five uv-built functions (one an image); every handler that can run here answers."""
     samples = copy_samples(tmp_path / "samples")
     done = cdk(["synth", "--quiet", "--output", str(tmp_path / "out")], samples, tmp_path / "cache")
     assert done.returncode == 0, done.stderr
@@ -47,11 +47,12 @@ def test_cdk_synth_builds_every_sample_function_and_each_answers(tmp_path: Path)
         ("UvSample/OrdersArm", "orders", "python3.12-arm64"),
         ("UvSample/Users", "users", "python3.11-x86_64"),
         ("UvSample/Report", "report", "python3.13-arm64"),
+        ("UvSample/OrdersImage", "orders", "python3.12-x86_64"),
     }
-    assert len({f.build["assetHash"] for f in built}) == 4
+    assert len({f.build["assetHash"] for f in built}) == 5
     for fn in built:
-        if fn.path.endswith("OrdersArm"):
-            continue  # arm64 native code: can't run on this machine
+        if fn.path.endswith("OrdersArm") or fn.package_type == "Image":
+            continue  # arm64 native code, or an image: can't run on this machine
         event = json.loads((EVENTS / f"{fn.package}.json").read_text())
         answer = call_handler(fn.asset_dir, fn.handler, fn.python, event, architecture=fn.architecture)
         assert answer.ok, answer.result

@@ -1,0 +1,178 @@
+"""The Docker fallback: only a dependency with no wheel for the target goes to a container, and how it runs.
+
+There is no Docker engine on our machines: a recording runner stands in for `docker` (uv and Python stay
+real), and the container's work is simulated by writing what it would install into the mounted folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+from aws_cdk import aws_lambda as lambda_
+from conftest import add_function, synth_app
+
+from cdk_uv_aspect import _uv
+from cdk_uv_aspect._build import BuildRequest, build
+from cdk_uv_aspect._docker import BUILD_IMAGES, ROOT, ContainerInstall, build_image, container_python
+from cdk_uv_aspect._errors import DockerError, ToolError, WheelError
+from cdk_uv_aspect._image import LAMBDA_PYTHONS
+from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._runner import Result, Runner
+from cdk_uv_aspect._target import Target
+from cdk_uv_aspect._workspace import Workspace
+
+# numpy 2.4 has no manylinux2014 wheel for x86_64: the fixture package "numeric" on python3.11 can't be
+# built here (a real uv error), and is the case the container exists for.
+NUMERIC_311 = Target("3.11", "x86_64")
+
+
+class Recording(Runner):
+    """Real uv and Python; `docker` calls are recorded and answered as a working engine would."""
+
+    def __init__(self, *, engine: bool = True, container_ok: bool = True, fail_install: str | None = None):
+        self.docker: list[list[str]] = []
+        self.engine, self.container_ok, self.fail_install = engine, container_ok, fail_install
+
+    def run(self, args: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Result:
+        args = list(args)
+        if args[0] == "docker":
+            self.docker.append(args)
+            if args[1] == "version":
+                return Result(tuple(args), 0 if self.engine else 1, "27.3.1\n" if self.engine else "",
+                              "" if self.engine else "Cannot connect to the Docker daemon")
+            self.locked = Path(_mount(args, f"{ROOT}/locked.txt")).read_text()
+            if self.container_ok:
+                site = Path(_mount(args, f"{ROOT}/asset"))
+                (site / "numpy").mkdir()
+                (site / "numpy" / "__init__.py").write_text("built_in_container = True\n")
+                return Result(tuple(args), 0, "", "")
+            return Result(tuple(args), 1, "", "error: Failed to build `numpy==2.4.6`: no C compiler")
+        if self.fail_install and "--require-hashes" in args:
+            return Result(tuple(args), 2, "", self.fail_install)
+        return super().run(args, cwd=cwd, env=env)
+
+
+def _mount(args: list[str], target: str) -> str:
+    for flag, value in itertools.pairwise(args):
+        if flag == "--mount" and f"target={target}" in value:
+            return re.search(r"source=([^,]+)", value).group(1)
+    raise AssertionError(f"no mount at {target}: {args}")
+
+
+def numeric_request(workspace: Path, **options) -> BuildRequest:
+    return BuildRequest(Workspace.find(workspace), "numeric", NUMERIC_311, UvOptions(**options))
+
+
+@pytest.mark.slow
+def test_dependency_without_a_wheel_is_built_in_a_container_and_the_rest_locally(workspace: Path,
+                                                                                  cache_dir: Path):
+    """The real uv refuses numpy for Amazon Linux 2; the locked install then runs in the container."""
+    runner = Recording()
+    built = build(numeric_request(workspace), runner)
+    version, run = runner.docker
+    assert version == ["docker", "version", "--format", "{{.Server.Version}}"]
+    assert (built.asset_dir / "numpy" / "__init__.py").read_text() == "built_in_container = True\n"
+    assert "numpy==2.4.6" in runner.locked and "--hash=sha256:" in runner.locked
+    assert (built.asset_dir / "numeric" / "__init__.py").is_file()  # the workspace package: built locally
+    assert list(built.asset_dir.glob("numeric/__pycache__/*.cpython-311.pyc"))  # bytecode: locally too
+    image = "quay.io/pypa/manylinux2014_x86_64@sha256:"
+    assert run[:5] == ["docker", "run", "--rm", "--platform", "linux/amd64"]
+    assert run[run.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
+    command = run[run.index(next(a for a in run if a.startswith(image))) + 1:]
+    assert command == _uv.install_locked("uv", NUMERIC_311, Path(f"{ROOT}/asset"), Path(f"{ROOT}/locked.txt"),
+                                         python="/opt/python/cp311-cp311/bin/python")
+    envs = {run[i + 1] for i, a in enumerate(run) if a == "--env"}
+    assert {f"{k}={v}" for k, v in _uv.UV_ENV.items()} <= envs
+    assert f"UV_CACHE_DIR={ROOT}/uv-cache" in envs
+    uv_cache = Runner().run([_uv.Uv.locate(None).path, "cache", "dir"]).stdout.strip()
+    assert _mount(run, f"{ROOT}/uv-cache") == uv_cache
+
+
+def test_container_command_is_the_local_install_without_the_foreign_platform_flags():
+    """One source of truth: the container runs _uv.install_locked, minus what only a foreign platform needs."""
+    target = Target("3.12", "arm64")
+    local = _uv.install_locked("uv", target, Path(f"{ROOT}/asset"), Path(f"{ROOT}/locked.txt"))
+    inside = ContainerInstall(target, Path("/s"), Path("/r.txt"), Path("/c")).command
+    foreign = {"--python-platform", target.python_platform, "--python-version", target.python, "--no-build"}
+    python = "/opt/python/cp312-cp312/bin/python"
+    assert inside == [python if a == sys.executable else a for a in local if a not in foreign]
+    assert {"--require-hashes", "--no-deps", "--quiet"} <= set(inside)
+
+
+@pytest.mark.parametrize("python", LAMBDA_PYTHONS)
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_every_target_has_an_image_pinned_by_digest_of_its_glibc_and_machine(python: str, arch: str):
+    """AL2 runtimes build on manylinux2014 (glibc 2.17), AL2023 on manylinux_2_34; one image per machine."""
+    target = Target(python, arch)
+    image = build_image(target)
+    assert re.fullmatch(r"quay\.io/pypa/[a-z0-9_]+@sha256:[0-9a-f]{64}", image)
+    policy = "manylinux2014" if target.glibc == "2.26" else "manylinux_2_34"
+    assert image.startswith(f"quay.io/pypa/{policy}_{target.machine}@")
+    args = ContainerInstall(target, Path("/s"), Path("/r"), Path("/c")).args("docker")
+    assert args[args.index("--platform") + 1] == {"x86_64": "linux/amd64", "arm64": "linux/arm64"}[arch]
+    assert container_python(target) in args
+    assert len(BUILD_IMAGES) == 4
+
+
+@pytest.mark.slow
+def test_fallback_turned_off_keeps_the_wheel_error(workspace: Path, cache_dir: Path):
+    runner = Recording()
+    with pytest.raises(WheelError, match=r"numpy==2\.4\.6 has no wheel that loads on Amazon Linux 2"):
+        build(numeric_request(workspace, docker_fallback=False), runner)
+    assert runner.docker == []
+
+
+@pytest.mark.slow
+def test_other_install_failures_never_go_to_docker(workspace: Path, cache_dir: Path):
+    """A network or hash failure would fail in a container too: no Docker, the uv error as it is."""
+    runner = Recording(fail_install="error: Hash mismatch for `orjson==3.13.0`")
+    with pytest.raises(ToolError, match="could not install the locked dependencies"):
+        build(BuildRequest(Workspace.find(workspace), "api", Target("3.12", "x86_64"), UvOptions()), runner)
+    assert runner.docker == []
+
+
+@pytest.mark.slow
+def test_no_docker_engine_says_what_needed_docker_and_why(workspace: Path, cache_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    """A client with no engine: the message names the function, the dependency, why Docker, and the ways out."""
+    client = tmp_path / "docker"  # as the real client answers without an engine, on any machine
+    client.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\n"
+                      "exit 1\n")
+    client.chmod(0o755)
+    monkeypatch.setenv("CDK_DOCKER", str(client))
+    message = _synth_error(workspace, lambda s: add_function(s, "Num", "numeric", handler="numeric.main",
+                                                              runtime=lambda_.Runtime.PYTHON_3_11))
+    for part in ("Stack/Num", "package:   numeric", "numpy==2.4.6 has no wheel", "glibc 2.26",
+                 "needs Docker", "no Docker engine answered", "Cannot connect to the Docker daemon",
+                 "start Docker", "pin a release"):
+        assert part in message, f"{part!r} not in:\n{message}"
+    assert not any((cache_dir / "builds").iterdir())
+
+
+@pytest.mark.slow
+def test_failed_container_build_reports_its_output(workspace: Path, cache_dir: Path):
+    with pytest.raises(DockerError) as error:
+        build(numeric_request(workspace), Recording(container_ok=False))
+    message = str(error.value)
+    assert "building the locked dependencies in a container failed" in message
+    assert "no C compiler" in message and "docker_fallback=False" in message
+    assert not any((cache_dir / "builds").iterdir())
+
+
+def _synth_error(workspace: Path, populate) -> str:
+    with pytest.raises(RuntimeError) as error:
+        synth_app(workspace, populate)
+    return str(error.value)
+
+
+@pytest.mark.slow
+def test_no_docker_client_is_named_in_the_error(workspace: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CDK_DOCKER", "/nonexistent/docker")
+    with pytest.raises(DockerError, match="no Docker client `/nonexistent/docker` was found"):
+        build(numeric_request(workspace), Runner())

@@ -1,0 +1,269 @@
+"""Image functions: one image asset per package and target, made from the uv-built folder plus a Dockerfile."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Aspects, Stack
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Annotations, Match, Template
+from conftest import add_function, call_handler, synth_app
+
+from cdk_uv_aspect import UvBundlingAspect, mark_package, uv_image_code
+from cdk_uv_aspect._assembly import functions
+
+pytestmark = pytest.mark.slow
+
+
+def image_function(stack: Stack, name: str, package: str = "api", *, handler: str = "api.handler.main",
+                   architecture: lambda_.Architecture = lambda_.Architecture.X86_64,
+                   code: lambda_.DockerImageCode | None = None, **marker: object) -> lambda_.DockerImageFunction:
+    fn = lambda_.DockerImageFunction(stack, name, architecture=architecture,
+                                     code=code or uv_image_code(stack, handler))
+    mark_package(fn, package, **marker)  # type: ignore[arg-type]
+    return fn
+
+
+def images(out: Path) -> dict[str, dict]:
+    """The image assets of the synthesized stack "Stack": hash -> source."""
+    manifest = json.loads((out / "Stack.assets.json").read_text())
+    return {h: entry["source"] for h, entry in manifest.get("dockerImages", {}).items()}
+
+
+def the_function(stack: Stack, name: str) -> dict:
+    resources = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
+    (props,) = [r["Properties"] for lid, r in resources.items() if lid.startswith(name)]
+    return props
+
+
+def synth_error(workspace: Path, populate, **options) -> str:
+    with pytest.raises(RuntimeError) as error:
+        synth_app(workspace, populate, **options)
+    return str(error.value)
+
+
+def test_image_function_gets_one_image_of_the_built_folder_and_a_dockerfile(workspace: Path, cache_dir: Path,
+                                                                             tmp_path: Path):
+    """One image asset, no placeholder; its context holds the Dockerfile and the handler that answers."""
+    out = tmp_path / "out"
+    _, stack = synth_app(workspace, lambda s: image_function(s, "Img"), outdir=out)
+    ((image_hash, source),) = images(out).items()
+    assert source["platform"] == "linux/amd64"
+    context = out / source["directory"]
+    dockerfile = (context / "Dockerfile").read_text()
+    assert "FROM public.ecr.aws/lambda/python:3.12\n" in dockerfile
+    assert "COPY . ${LAMBDA_TASK_ROOT}/" in dockerfile
+    assert (context / ".dockerignore").read_text().split() == ["Dockerfile", ".dockerignore"]
+    assert (context / "api" / "handler.py").is_file()
+    answer = call_handler(context, "api.handler.main", "3.12", {"name": "img"})
+    assert answer.ok, answer.result
+    assert answer.result["message"] == "hello img"
+    props = the_function(stack, "Img")
+    assert props["PackageType"] == "Image"
+    assert props["ImageConfig"] == {"Command": ["api.handler.main"]}
+    assert props["Code"]["ImageUri"]["Fn::Sub"].endswith(f":{image_hash}")
+    files = json.loads((out / "Stack.assets.json").read_text()).get("files", {})
+    assert all(f["source"]["path"].endswith(".template.json") for f in files.values())  # no zip, no placeholder
+
+
+def test_functions_of_one_package_and_target_share_one_image_and_one_build(workspace: Path, cache_dir: Path,
+                                                                           tmp_path: Path):
+    """Two handlers of one package: one image (the handler is the CMD); the zip function shares the build."""
+    out = tmp_path / "out"
+
+    def populate(stack: Stack) -> None:
+        image_function(stack, "One", handler="api.handler.main")
+        image_function(stack, "Two", handler="api.handler.cli")
+        add_function(stack, "Zip", "api")
+
+    _, stack = synth_app(workspace, populate, outdir=out)
+    assert len(images(out)) == 1
+    assert the_function(stack, "Two")["ImageConfig"] == {"Command": ["api.handler.cli"]}
+    assert len(list((cache_dir / "builds").iterdir())) == 1
+
+
+def test_image_hash_is_the_same_on_every_synth_and_checkout_path(workspace: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    """Same code, other checkout folder and other build cache: the same image hash, nothing rebuilt."""
+    other = tmp_path / "elsewhere" / "checkout"
+    shutil.copytree(workspace, other)
+    hashes = []
+    for n, ws in enumerate([workspace, workspace, other]):
+        monkeypatch.setenv("CDK_UV_CACHE_DIR", str(tmp_path / f"cache{n % 2 if n < 2 else 2}"))
+        out = tmp_path / f"out{n}"
+        synth_app(ws, lambda s: image_function(s, "Img"), outdir=out)
+        hashes.append(set(images(out)))
+    assert hashes[0] == hashes[1] == hashes[2]
+    assert len(hashes[0]) == 1
+
+
+def test_marker_data_sets_python_and_the_platform_follows_the_architecture(workspace: Path, cache_dir: Path,
+                                                                            tmp_path: Path):
+    """python="3.13" in the marker, arm64 function: the 3.13 base image, built for linux/arm64."""
+    out = tmp_path / "out"
+    synth_app(workspace, lambda s: image_function(s, "Img", architecture=lambda_.Architecture.ARM_64,
+                                                  python="3.13"), outdir=out)
+    ((_, source),) = images(out).items()
+    assert source["platform"] == "linux/arm64"
+    assert "FROM public.ecr.aws/lambda/python:3.13\n" in (out / source["directory"] / "Dockerfile").read_text()
+    (fn,) = functions(out)
+    assert (fn.package_type, fn.architecture, fn.package) == ("Image", "arm64", "api")
+    assert fn.build["target"] == "python3.13-arm64"
+    assert fn.build["image"] == {"python": "3.13", "dockerfile": "default"}
+
+
+def test_user_dockerfile_and_build_args_go_into_the_image(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """A Dockerfile from the workspace replaces the default one; build args reach the manifest."""
+    (workspace / "docker").mkdir()
+    user = "ARG BASE\nFROM ${BASE}\nCOPY . /var/task/\nCMD [\"api.handler.main\"]\n"
+    (workspace / "docker" / "api.Dockerfile").write_text(user)
+    out = tmp_path / "out"
+    synth_app(workspace, lambda s: image_function(s, "Img", dockerfile="docker/api.Dockerfile",
+                                                  build_args={"BASE": "example.org/python:3.12"}), outdir=out)
+    ((_, source),) = images(out).items()
+    assert (out / source["directory"] / "Dockerfile").read_text() == user
+    assert source["dockerBuildArgs"] == {"BASE": "example.org/python:3.12"}
+
+
+def test_retrofitted_image_asset_is_replaced_with_a_warning(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """DockerImageCode.from_image_asset as the placeholder: the function uses the uv image, with a warning."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "Dockerfile").write_text("FROM scratch\n")
+    out = tmp_path / "out"
+    holder: list[Stack] = []
+
+    def populate(stack: Stack) -> None:
+        holder.append(stack)
+        code = lambda_.DockerImageCode.from_image_asset(str(old), cmd=["api.handler.main"])
+        image_function(stack, "Img", code=code)
+
+    _, stack = synth_app(workspace, populate, outdir=out)
+    Annotations.from_stack(stack).has_warning(
+        "/Stack/Img", Match.string_like_regexp("still builds and pushes that image.*uv_image_code")
+    )
+    uv_image = next(h for h, s in images(out).items() if (out / s["directory"] / "api").is_dir())
+    assert the_function(stack, "Img")["Code"]["ImageUri"]["Fn::Sub"].endswith(f":{uv_image}")
+
+
+def test_uv_image_code_without_the_aspect_fails_synthesis(cache_dir: Path):
+    """The image placeholder that no aspect replaced stops synthesis."""
+    app = App()
+    stack = Stack(app, "Stack")
+    image_function(stack, "Img")
+    with pytest.raises(RuntimeError, match=r"Stack/Img uses uv_image_code\(\) but no UvBundlingAspect built it"):
+        app.synth()
+
+
+def test_uv_image_code_creates_no_asset(cache_dir: Path):
+    """The image placeholder registers nothing with the synthesizer."""
+    app = App(context={"aws:cdk:bundling-stacks": []})
+    stack = Stack(app, "Stack")
+    image_function(stack, "Img")
+    image_function(stack, "Img2")
+    assert app.synth().get_stack_by_name("Stack").assets == []
+
+
+# --- bad input ----------------------------------------------------------------------------------------
+
+
+def test_missing_user_dockerfile_is_a_clear_error(workspace: Path, cache_dir: Path):
+    message = synth_error(workspace, lambda s: image_function(s, "Img", dockerfile="docker/nope.Dockerfile"))
+    for part in ("Stack/Img", "docker/nope.Dockerfile", "can't be read", "relative to the workspace root"):
+        assert part in message, message
+    assert not (cache_dir / "builds").exists()
+
+
+def test_dockerfile_outside_the_workspace_is_refused(workspace: Path, cache_dir: Path, tmp_path: Path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    message = synth_error(workspace, lambda s: image_function(s, "Img", dockerfile="../Dockerfile"))
+    assert "outside the workspace" in message and "Stack/Img" in message, message
+
+
+def test_python_version_the_package_does_not_support_is_a_clear_error(workspace: Path, cache_dir: Path):
+    message = synth_error(workspace, lambda s: image_function(s, "Img", python="3.10"))
+    for part in ("Stack/Img", "package api requires Python >=3.11", "built for Python 3.10", "image_python"):
+        assert part in message, message
+
+
+def test_python_version_without_a_lambda_base_image_is_refused(workspace: Path, cache_dir: Path):
+    message = synth_error(workspace, lambda s: image_function(s, "Img"), image_python="3.8")
+    assert "must be one of 3.9, 3.10" in message and "got '3.8'" in message, message
+
+
+def test_image_function_without_a_handler_says_so(workspace: Path, cache_dir: Path):
+    """No CMD anywhere: the function could never start, so synthesis stops and says where to put it."""
+
+    def populate(stack: Stack) -> None:
+        repo = ecr.Repository.from_repository_name(stack, "Repo", "some-repo")
+        image_function(stack, "Img", code=lambda_.DockerImageCode.from_ecr(repo))
+
+    message = synth_error(workspace, populate)
+    assert "has no handler" in message and 'uv_image_code(self, "api.handler.main")' in message, message
+
+
+def test_unknown_marker_keys_are_refused(workspace: Path, cache_dir: Path):
+    def populate(stack: Stack) -> None:
+        fn = lambda_.DockerImageFunction(stack, "Img", code=uv_image_code(stack, "api.handler.main"))
+        fn.node.add_metadata("uv", {"package": "api", "dockerfil": "x"})
+
+    message = synth_error(workspace, populate)
+    assert "unknown keys ['dockerfil']" in message, message
+
+
+def test_aspect_added_to_the_app_reaches_image_functions(workspace: Path, cache_dir: Path):
+    """The plain contract: a raw metadata marker on a DockerImageFunction is enough."""
+    app = App()
+    stack = Stack(app, "Stack")
+    fn = lambda_.DockerImageFunction(stack, "Img", code=uv_image_code(stack, "api.handler.main"))
+    fn.node.add_metadata("uv", "api")
+    Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
+    app.synth()
+    assert "Fn::Sub" in the_function(stack, "Img")["Code"]["ImageUri"]
+
+
+def test_cdk_uv_invoke_says_an_image_function_needs_docker(workspace: Path, cache_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]):
+    """`cdk-uv invoke` can't run an image without Docker: exit code 3 and a sentence saying so."""
+    from cdk_uv_aspect._cli import main
+
+    out = tmp_path / "out"
+    synth_app(workspace, lambda s: image_function(s, "Img"), outdir=out)
+    assert main(["invoke", str(out), "Img"]) == 3
+    assert "Stack/Img is an image function: running it needs Docker" in capsys.readouterr().err
+
+
+def test_zip_function_marker_with_image_keys_is_refused(workspace: Path, cache_dir: Path):
+    """A zip function's Python is its runtime: python= in its marker is a mistake, not a second source."""
+
+    def populate(stack: Stack) -> None:
+        fn = add_function(stack, "Api", None)
+        mark_package(fn, "api", python="3.13")
+
+    message = synth_error(workspace, populate)
+    assert "['python'] apply to image functions only" in message and "python3.12" in message, message
+
+
+def test_image_options_have_documented_defaults_and_refuse_bad_versions():
+    from pydantic import ValidationError
+
+    from cdk_uv_aspect import UvOptions
+
+    options = UvOptions()
+    assert (options.image_python, options.dockerfile, options.docker_build_args, options.docker_fallback) == (
+        "3.12", None, {}, True)
+    with pytest.raises(ValidationError, match="should match pattern"):
+        UvOptions(image_python="3")
+
+
+def test_build_args_that_are_not_a_mapping_of_strings_are_refused(workspace: Path, cache_dir: Path):
+    def populate(stack: Stack) -> None:
+        fn = lambda_.DockerImageFunction(stack, "Img", code=uv_image_code(stack, "api.handler.main"))
+        fn.node.add_metadata("uv", {"package": "api", "build_args": ["BASE=x"]})
+
+    message = synth_error(workspace, populate)
+    assert "build_args must map names to strings" in message and "Stack/Img" in message, message
