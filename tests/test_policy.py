@@ -20,7 +20,7 @@ from aws_cdk.assertions import Annotations, Match
 from conftest import REPO, add_function
 from constructs import IConstruct
 
-from cdk_uv_aspect import UvBundlingAspect, UvError, UvPolicyChecks
+from cdk_uv_aspect import UvBundlingAspect, UvError, UvPolicyChecks, mark_package, uv_image_code
 
 pytestmark = pytest.mark.slow
 
@@ -151,6 +151,23 @@ def test_a_runtime_changed_after_the_build_fails_requires_python_and_the_abi(wor
     annotations.has_warning(
         "/Stack/Api", Match.string_like_regexp(r"\[uv-runtime-deprecated\] Lambda deprecated python3.10")
     )
+
+
+def test_image_functions_are_judged_by_the_built_folder_and_the_image_command(workspace, cache_dir, tmp_path):
+    """A marked image function: uv-built, handler (its command) and native code checked; size does not apply."""
+
+    def populate(stack: Stack) -> None:
+        for name, handler in (("Img", "api.handler.main"), ("Typo", "api.handler.mian")):
+            fn = lambda_.DockerImageFunction(stack, name, code=uv_image_code(stack, handler))
+            mark_package(fn, "api")
+
+    _, stack, report = synth(workspace, tmp_path / "out", populate)
+    assert results(report, "Stack/Img") == {
+        "uv-built": "passed", "uv-handler": "passed", "uv-native-libs": "passed",
+        "uv-asset-size": "not applicable", "uv-requires-python": "passed", "uv-runtime-deprecated": "not applicable",
+    }  # fmt: skip
+    assert results(report, "Stack/Typo")["uv-handler"] == "failed"
+    Annotations.from_stack(stack).has_error("/Stack/Typo", Match.string_like_regexp(r"\[uv-handler\]"))
 
 
 def test_an_acknowledgement_on_a_parent_covers_the_functions_below(workspace, cache_dir, tmp_path):

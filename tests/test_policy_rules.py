@@ -217,6 +217,13 @@ def test_uv_asset_size_compliance_small_asset(tmp_path: Path):
     assert isinstance(result, Compliant) and "MiB unzipped" in result.note
 
 
+def test_uv_asset_size_not_applicable_to_images(tmp_path: Path):
+    """Images have Lambda's 10 GB limit, not the 250 MiB of zip code."""
+    root = asset(tmp_path, {})
+    sparse(root, "blob.bin", LAMBDA_UNZIPPED_LIMIT + 1)
+    assert isinstance(size.check(facts(asset_dir=root, package_type="Image"), OPTIONS), NotApplicable)
+
+
 def test_uv_asset_size_noncompliance_1_over_lambda_limit(tmp_path: Path):
     """Over 250 MiB unzipped: an error."""
     root = asset(tmp_path, {"app.py": "x = 1\n"})

@@ -41,9 +41,12 @@ class FunctionFacts:
 
     @property
     def python(self) -> str | None:
-        """``"3.12"`` for a Python runtime, else None."""
+        """``"3.12"`` for a Python runtime or a uv-built Python image, else None."""
         if self.runtime and self.runtime.startswith("python"):
             return self.runtime.removeprefix("python")
+        image = self.build.get("image") if self.build else None
+        if self.package_type == "Image" and isinstance(image, Mapping) and image.get("python"):
+            return str(image["python"])
         return None
 
     @property
@@ -138,13 +141,21 @@ def facts_of(
         # The swap set the code from the asset's own tokens: the same strings while nothing replaced it.
         swapped = code.s3_key == asset.s3_object_key and code.s3_bucket == asset.s3_bucket_name
         asset_dir = _asset_dir(asset, owner)
+    package_type = _known(cfn.package_type) or "Zip"
+    handler = _known(cfn.handler)
+    if package_type == "Image" and isinstance(build, Mapping):
+        # An image holds the built folder as it is (at LAMBDA_TASK_ROOT); its command is the handler.
+        asset_dir = BUILT_FOLDERS.get(str(build.get("assetHash")))
+        config = cfn.image_config
+        command = _known(getattr(config, "command", None)) if config is not None else None
+        handler = command[0] if command else None
     return FunctionFacts(
         path=owner_path,
         kind="Function" if owner_path != cfn_path else "CfnFunction",
         runtime=_known(cfn.runtime),
         architecture=str(architectures[0]),
-        handler=_known(cfn.handler),
-        package_type=_known(cfn.package_type) or "Zip",
+        handler=handler,
+        package_type=package_type,
         package=package if isinstance(package, str) else None,
         build=build if isinstance(build, Mapping) else None,
         swapped=swapped,

@@ -12,6 +12,8 @@ MIB = 1024 * 1024
 
 
 def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
+    if facts.package_type == "Image":
+        return NotApplicable("a container image (Lambda's limit for images is 10 GB)")
     if facts.asset_dir is None:
         return NotApplicable("no uv-built asset to inspect")
     total = 0
