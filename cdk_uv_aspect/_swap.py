@@ -13,7 +13,8 @@ from aws_cdk import aws_s3_assets as s3_assets
 
 from ._build import INFO, Built
 from ._image import ImageSpec
-from ._marker import ASSET_ID, BUILT
+from ._marker import ASSET_ID
+from ._metadata import BUILT
 
 
 def swap_zip(function: lambda_.Function, built: Built) -> s3_assets.Asset:
