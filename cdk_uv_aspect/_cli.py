@@ -34,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
                      help="the assembly folder (default cdk.out) and a construct path or a unique part of it")
     run.add_argument("--event", default=None, help="a JSON file with the event, or - for standard input")
 
+    _add_cache_command(commands)
+
     options = parser.parse_args(argv)
     try:
+        if options.command == "cache":
+            return _cache(options)
         if options.command == "report":
             return _report(options.cdk_out, as_json=options.json)
         cdk_out, name = (Path(options.args[0]), options.args[1]) if len(options.args) > 1 else (
@@ -49,6 +53,31 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"cdk-uv: {exc}", file=sys.stderr)
         return 1
+
+
+def _add_cache_command(commands: argparse._SubParsersAction) -> None:
+    cache = commands.add_parser("cache", help="where the build cache is, what it holds; prune it")
+    cache.add_argument("action", choices=["info", "prune"])
+    cache.add_argument("--cache-dir", type=Path, default=None,
+                       help="default: $CDK_UV_CACHE_DIR, else $XDG_CACHE_HOME/cdk-uv-aspect, "
+                       "else ~/.cache/cdk-uv-aspect")
+    cache.add_argument("--older-than", type=float, default=30, metavar="DAYS",
+                       help="prune: remove builds no synth used for DAYS days (default 30; 0 removes all)")
+
+
+def _cache(options: argparse.Namespace) -> int:
+    from ._cache import entries, prune
+    from ._options import default_cache_dir
+
+    cache_dir = (options.cache_dir or default_cache_dir()).expanduser().absolute()
+    if options.action == "prune":
+        removed = prune(cache_dir, options.older_than)
+        print(f"removed {len(removed)} build(s) unused for {options.older_than:g} days from {cache_dir}")
+        return 0
+    found = entries(cache_dir)
+    size = sum(e.bytes for e in found)
+    print(f"{cache_dir}: {sum(e.complete for e in found)} build(s), {_size(size) if size else '0 kB'}")
+    return 0
 
 
 def _load(cdk_out: Path) -> list[AssemblyFunction]:

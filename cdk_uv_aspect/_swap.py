@@ -8,7 +8,8 @@ from aws_cdk import Annotations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 
-from ._build import INFO, Built
+from ._build import Built
+from ._cache import INFO
 from ._marker import ASSET_ID, BUILT
 
 
@@ -22,7 +23,7 @@ def swap_zip(function: lambda_.Function, built: Built) -> s3_assets.Asset:
     assert isinstance(cfn, lambda_.CfnFunction)
     cfn.code = lambda_.CfnFunction.CodeProperty(s3_bucket=asset.s3_bucket_name, s3_key=asset.s3_object_key)
     asset.add_resource_metadata(cfn, "Code")
-    info = json.loads((built.folder / INFO).read_text())
+    info = built.info or json.loads((built.folder / INFO).read_text())
     function.node.add_metadata(
         BUILT,
         {
