@@ -246,3 +246,16 @@ def test_errors_of_several_builds_are_all_reported(workspace: Path, cache_dir: P
         block = next(b for b in message.split("\n\n") if f"construct: {path}" in b)
         assert f"package:   {package}" in block
         assert "python3.10" in block
+
+
+def test_resynth_into_the_same_cdk_out_copies_nothing(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """The CDK skips staging when cdk.out already holds asset.<hash>: the staged files stay untouched."""
+    out = tmp_path / "out"
+    code, _ = _synth_api(workspace, out)
+    staged = out / f"asset.{code['S3Key'].removesuffix('.zip')}"
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in staged.rglob("*")}
+
+    again, built = _synth_api(workspace, out)
+
+    assert built["cached"] is True and again == code
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in staged.rglob("*")} == before
