@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -57,7 +58,9 @@ class Bench:
         self.work = work
         self.quick = quick
         self.uv = Uv.locate(None).path
-        self.results: dict[str, object] = {"quick": quick, "cores": os.cpu_count()}
+        self.results: dict[str, object] = {"quick": quick, "cores": os.cpu_count(),
+                                           "load": os.getloadavg()[0]}
+        self.cpu = 0.0
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -65,15 +68,23 @@ class Bench:
         return generate(self.work / f"ws-k{k}", k, self.uv)
 
     def synth(self, mode: str, n: int, k: int, cache: Path, outdir: Path) -> float:
-        """Seconds of one fresh `python bench/app.py` process (what `cdk synth` runs)."""
+        """Seconds of one fresh `python bench/app.py` process (what `cdk synth` runs).
+
+        Also records its CPU seconds (user + system of the process and what it waited for: node, uv)
+        in ``self.cpu``: on a shared machine, CPU time is much less disturbed by other load than wall
+        time.
+        """
         workspace = self.workspace(k)
         args = [sys.executable, str(HERE / "app.py"), mode, str(n), str(k), str(workspace), str(outdir)]
         if mode == "plain":
             args.append(str(self._assets(cache, outdir)))
         env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache)}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         result = subprocess.run(args, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if result.returncode != 0:
             raise SystemExit(f"bench: synth failed:\n{result.stderr[-3000:]}")
         return seconds
@@ -102,22 +113,29 @@ class Bench:
         aspect_out, plain_out = self.fresh("warm-aspect.out"), self.fresh("warm-plain.out")
         self.synth("aspect", n, k, cache, aspect_out)  # cold: builds, then stages into aspect_out
         self.synth("plain", n, k, cache, plain_out)  # stages the same folders into plain_out
-        ratios, aspect, plain = [], [], []
+        ratios, cpu_ratios = [], []
+        wall: dict[str, list[float]] = {"aspect": [], "plain": []}
+        cpu: dict[str, list[float]] = {"aspect": [], "plain": []}
         for i in range(pairs):
             # Alternate which goes first, so a drift in the machine's load hits both alike.
-            order = ("aspect", "plain") if i % 2 == 0 else ("plain", "aspect")
-            times = {m: self.synth(m, n, k, cache, aspect_out if m == "aspect" else plain_out) for m in order}
-            aspect.append(times["aspect"])
-            plain.append(times["plain"])
-            ratios.append(times["aspect"] / times["plain"])
-        self.results["warm"] = {"n": n, "k": k, "aspect": aspect, "plain": plain,
-                                "median_ratio": statistics.median(ratios), "goal": 1.10}
+            for mode in ("aspect", "plain") if i % 2 == 0 else ("plain", "aspect"):
+                outdir = aspect_out if mode == "aspect" else plain_out
+                wall[mode].append(self.synth(mode, n, k, cache, outdir))
+                cpu[mode].append(self.cpu)
+            ratios.append(wall["aspect"][-1] / wall["plain"][-1])
+            cpu_ratios.append(cpu["aspect"][-1] / cpu["plain"][-1])
+        self.results["warm"] = {"n": n, "k": k, "aspect": wall["aspect"], "plain": wall["plain"],
+                                "aspect_cpu": cpu["aspect"], "plain_cpu": cpu["plain"],
+                                "median_ratio": statistics.median(ratios),
+                                "median_cpu_ratio": statistics.median(cpu_ratios), "goal": 1.10}
         print(f"\n1. warm synth, N={n} functions over K={k} packages, {pairs} alternating pairs")
-        _table(["", "median s", "runs"], [
-            [name, f"{statistics.median(ts):.2f}", " ".join(f"{t:.2f}" for t in ts)]
-            for name, ts in (("aspect (cache hit)", aspect), ("no aspect (from_asset)", plain))
+        _table(["", "median s", "median CPU s", "runs (s)"], [
+            [name, f"{statistics.median(wall[m]):.2f}", f"{statistics.median(cpu[m]):.2f}",
+             " ".join(f"{t:.2f}" for t in wall[m])]
+            for name, m in (("aspect (cache hit)", "aspect"), ("no aspect (from_asset)", "plain"))
         ])
-        print(f"median ratio aspect / no aspect: {statistics.median(ratios):.3f} (goal <= 1.10)")
+        print(f"median ratio aspect / no aspect: {statistics.median(ratios):.3f} wall, "
+              f"{statistics.median(cpu_ratios):.3f} CPU (goal <= 1.10)")
 
     # --- 2. scaling ---------------------------------------------------------------------------
 
@@ -129,16 +147,22 @@ class Bench:
                 cache = self.fresh(f"scale-cache-{n}-{k}")
                 out, plain_out = self.fresh(f"scale-{n}-{k}.out"), self.fresh(f"scale-{n}-{k}-plain.out")
                 cold = self.synth("aspect", n, k, cache, out)
+                cold_cpu = self.cpu
                 warm = self.synth("aspect", n, k, cache, out)
+                warm_cpu = self.cpu
                 self.synth("plain", n, k, cache, plain_out)  # stage once, then measure warm
                 plain = self.synth("plain", n, k, cache, plain_out)
-                data.append({"n": n, "k": k, "cold": cold, "warm": warm, "plain": plain})
+                plain_cpu = self.cpu
+                data.append({"n": n, "k": k, "cold": cold, "warm": warm, "plain": plain,
+                             "cold_cpu": cold_cpu, "warm_cpu": warm_cpu, "plain_cpu": plain_cpu})
                 rows.append([str(n), str(k), f"{cold:.1f}", f"{warm:.1f}", f"{plain:.1f}",
-                             f"{warm - plain:+.1f}"])
+                             f"{cold_cpu:.1f}", f"{warm_cpu:.1f}", f"{plain_cpu:.1f}",
+                             f"{warm_cpu - plain_cpu:+.1f}"])
                 shutil.rmtree(cache, ignore_errors=True)
         self.results["scaling"] = data
         print("\n2. scaling: seconds per synth (cold: empty build cache; uv's wheel cache warm)")
-        _table(["N", "K", "cold", "warm", "no aspect", "warm - no aspect"], rows)
+        _table(["N", "K", "cold", "warm", "no aspect", "cold CPU", "warm CPU", "no aspect CPU",
+                "warm - no aspect CPU"], rows)
 
     # --- 3. cold build versus pip install --target --------------------------------------------
 
@@ -248,7 +272,8 @@ def chart(results: dict, path: Path) -> None:
         w = results["warm"]
         ax = axes[0][0]
         ax.boxplot([w["aspect"], w["plain"]], tick_labels=["aspect (cache hit)", "no aspect"])
-        ax.set_title(f"1. warm synth, N={w['n']} K={w['k']}: ratio {w['median_ratio']:.2f}")
+        ax.set_title(f"1. warm synth, N={w['n']} K={w['k']}: ratio {w['median_ratio']:.2f} wall, "
+                     f"{w.get('median_cpu_ratio', 0):.2f} CPU")
         ax.set_ylabel("seconds per synth")
     if "scaling" in results:
         ax = axes[0][1]
@@ -257,10 +282,10 @@ def chart(results: dict, path: Path) -> None:
             ns = [d["n"] for d in rows]
             for key, style in (("cold", "o-"), ("warm", "s--"), ("plain", "x:")):
                 label = {"plain": "no aspect"}.get(key, key)
-                ax.plot(ns, [d[key] for d in rows], style, label=f"K={k} {label}")
+                ax.plot(ns, [d.get(f"{key}_cpu", d[key]) for d in rows], style, label=f"K={k} {label}")
         ax.set_title("2. scaling with N functions")
         ax.set_xlabel("functions (N)")
-        ax.set_ylabel("seconds per synth")
+        ax.set_ylabel("CPU seconds per synth")
         ax.legend(fontsize=8)
     if "pip" in results:
         ax = axes[1][0]
@@ -297,7 +322,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="work-", dir=options.out))
     bench = Bench(work, options.quick)
     started = time.perf_counter()
-    print(f"cdk-uv-aspect benchmark on {os.cpu_count()} cores{' (quick)' if options.quick else ''}")
+    print(f"cdk-uv-aspect benchmark on {os.cpu_count()} cores{' (quick)' if options.quick else ''}, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
     try:
         for part in options.only.split(","):
             getattr(bench, part.strip())()
