@@ -12,6 +12,7 @@ from aws_cdk import IAspect, Stack, Stage
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct
 
+from . import _cache
 from ._build import BuildRequest, Built, build
 from ._errors import BuildErrors, UvError
 from ._image import ImageSpec, image_context, image_spec, is_image_function, refuse_image_keys
@@ -45,6 +46,11 @@ class UvBundlingAspect:
         self._built: dict[BuildRequest, Built] = {}
         self._scopes: list[IConstruct] = []
         self._images: dict[str, ImageSpec] = {}  # construct path -> image, for image functions
+        # Requests worked out while preparing a scope, by function, so the walk does not ask jsii again
+        # (each property read is a round trip to node). The function object is kept to make id() safe.
+        self._planned: dict[int, tuple[lambda_.Function, BuildRequest]] = {}
+        self._bundling: dict[int, tuple[Stack, bool]] = {}
+        self._pruned = False
 
     # --- the walk -------------------------------------------------------------------------------
 
@@ -55,7 +61,8 @@ class UvBundlingAspect:
             self._scopes.append(node)
             self._prepare(node)
         elif isinstance(node, lambda_.Function) and node.node.try_find_child(ASSET_ID) is None:
-            request = self._request(node)
+            planned = self._planned.pop(id(node), None)
+            request = planned[1] if planned is not None and planned[0] is node else self._request(node)
             if request is not None:
                 built = self._built.get(request) or self._build_all({request: [node.node.path]})[request]
                 image = self._images.get(node.node.path)
@@ -75,7 +82,10 @@ class UvBundlingAspect:
         wanted: dict[BuildRequest, list[str]] = {}
         missed: list[str] = []
         for construct in scope.node.find_all():
-            if not isinstance(construct, lambda_.Function) or marker_of(construct) is None:
+            if not isinstance(construct, lambda_.Function):
+                continue
+            data = marker_of(construct)
+            if data is None:
                 continue
             if Stage.of(construct) is not stage:
                 # Nested stages are synthesized before their parent's aspects run: a marked function
@@ -83,8 +93,11 @@ class UvBundlingAspect:
                 if construct.node.try_find_child(ASSET_ID) is None:
                     missed.append(construct.node.path)
                 continue
-            request = self._request(construct)
-            if request is not None and request not in self._built:
+            request = self._request(construct, data)
+            if request is None:
+                continue
+            self._planned[id(construct)] = (construct, request)
+            if request not in self._built:
                 wanted.setdefault(request, []).append(construct.node.path)
         if missed:
             raise UvError(
@@ -96,13 +109,13 @@ class UvBundlingAspect:
             )
         self._build_all(wanted)
 
-    def _request(self, function: lambda_.Function) -> BuildRequest | None:
-        data = marker_of(function)
+    def _request(self, function: lambda_.Function, data: Any = None) -> BuildRequest | None:
+        data = data if data is not None else marker_of(function)
         if data is None:
             return None
         where = function.node.path
         package = package_of(data, where=where)
-        if not Stack.of(function).bundling_required:
+        if not self._bundling_required(Stack.of(function)):
             return None  # `cdk ls`, or a stack left out by `cdk deploy --exclusively`
         runtime = function.runtime
         image = is_image_function(function)
@@ -123,6 +136,12 @@ class UvBundlingAspect:
             target = spec.target
         return BuildRequest(workspace, package, target, self.options)
 
+    def _bundling_required(self, stack: Stack) -> bool:
+        known = self._bundling.get(id(stack))
+        if known is None or known[0] is not stack:
+            known = self._bundling[id(stack)] = (stack, stack.bundling_required)
+        return known[1]
+
     def _workspace_for(self) -> Workspace:
         if self._workspace is None:
             self._workspace = Workspace.find(self.options.workspace)
@@ -142,6 +161,10 @@ class UvBundlingAspect:
                     self._built[request] = future.result()
                 except UvError as exc:
                     errors.append(exc.with_constructs(wanted[request]))
+        if not self._pruned and self.options.cache_days and any(not b.cached for b in self._built.values()):
+            # Only after building something: the warm path stays free of it. Entries in use were touched.
+            self._pruned = True
+            _cache.prune(self.options.cache_dir, self.options.cache_days)
         if len(errors) == 1:
             raise errors[0]
         if errors:

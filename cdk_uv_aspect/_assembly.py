@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._marker import BUILT, MARKER
+from ._metadata import BUILT, MARKER
 
 
 @dataclass(frozen=True)

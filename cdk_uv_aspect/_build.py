@@ -2,8 +2,9 @@
 
 A build request is keyed by everything that decides its output: uv.lock, the sources of the local
 packages in its closure, the target, the options that change the output, this library's version and
-uv's. A folder published under that key is complete (it is renamed into place whole) and is reused as
-it is; the CDK hashes its content, so the asset hash is an output hash.
+uv's. A folder published under that key is complete (it is renamed into place whole) and is reused
+after checking it against the manifest in its build.json (see _cache.py); the CDK hashes its content,
+so the asset hash is an output hash.
 """
 
 from __future__ import annotations
@@ -21,16 +22,15 @@ from fnmatch import fnmatch
 from importlib.metadata import version as _dist_version
 from pathlib import Path
 
-from . import _docker, _uv
+from . import _cache, _docker, _uv
+from ._cache import ASSET
 from ._errors import TargetError, ToolError, UvError, WheelError, WorkspaceError
 from ._options import UvOptions
 from ._runner import Result, Runner
 from ._target import Target
-from ._workspace import Package, Workspace, fingerprint, is_assembly, skipped
+from ._workspace import Package, Workspace, is_assembly, skipped
 
 LIBRARY_VERSION = _dist_version("cdk-uv-aspect")
-ASSET = "asset"
-INFO = "build.json"
 
 # Signs in uv's stderr that the target has no installable wheel for a locked dependency.
 _NO_WHEEL = (
@@ -67,7 +67,9 @@ class BuildRequest:
             "target": self.target.key,
             "options": self.output_options,
             "lock": hashlib.sha256(self.workspace.lock_bytes).hexdigest(),
-            "sources": {p.name: fingerprint(p.path) for p in self.workspace.closure(self.package)},
+            "sources": {
+                p.name: self.workspace.fingerprint(p.name) for p in self.workspace.closure(self.package)
+            },
         }
         digest.update(json.dumps(parts, sort_keys=True).encode())
         return f"{self.package}-{self.target.key}-{digest.hexdigest()[:32]}"
@@ -75,12 +77,13 @@ class BuildRequest:
 
 @dataclass(frozen=True)
 class Built:
-    """A finished build: its asset folder and what it took."""
+    """A finished build: its asset folder, what it took, and its build.json."""
 
     request: BuildRequest
     folder: Path
     seconds: float
     cached: bool
+    info: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def asset_dir(self) -> Path:
@@ -88,49 +91,80 @@ class Built:
 
 
 def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[str], None] | None = None) -> Built:
-    """Build ``request``, or take it from the build cache when an identical build is there."""
+    """Build ``request``, or take it from the build cache when an identical, intact build is there."""
     runner = runner or Runner()
     uv = _uv.Uv.locate(request.options.uv)
     started = time.monotonic()
     package = request.workspace.package(request.package, where="")
     _check_requires_python(request, package)
     key = request.key(uv.version)
-    builds = _private_dir(request.options.cache_dir / "builds")
+    builds = _private_dir(request.options.cache_dir / _cache.BUILDS)
     final = builds / key
-    if (final / INFO).is_file():
-        return Built(request, final, time.monotonic() - started, cached=True)
+    damaged = False
+    if not request.options.rebuild:
+        info = _cache.read_info(final)
+        if info is not None and _cache.verify(final, info):
+            _cache.touch(final)
+            return Built(request, final, time.monotonic() - started, cached=True, info=info)
+        damaged = info is not None or final.exists()
+        if damaged and log:
+            log(f"the cached build of {request.package} for {request.target} is damaged or incomplete: "
+                "building it again")
 
     work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=builds))  # mode 0700, unpredictable name
     try:
         site = work / ASSET
         site.mkdir()
+        began = time.time()
         _install(request, package, uv.path, runner, work, site, log)
         _tidy(site, request.options.exclude)
         if request.options.bytecode:
             _compile(request, uv.path, runner, site)
         seconds = time.monotonic() - started
-        files = [p for p in site.rglob("*") if p.is_file()]
+        files = _cache.manifest(site)
         info = {
             "package": request.package,
             "target": request.target.key,
             "files": len(files),
-            "bytes": sum(p.stat().st_size for p in files),
+            "bytes": sum(max(size, 0) for size, _, _ in files.values()),
             "seconds": round(seconds, 3),
+            "started": round(began, 3),
+            "finished": round(time.time(), 3),
+            "manifest": files,
         }
-        (work / INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         for leftover in work.iterdir():
-            if leftover.name not in (ASSET, INFO):
+            if leftover.name != ASSET:
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-        try:
-            os.rename(work, final)
-        except OSError:
-            if not (final / INFO).is_file():  # not a lost race with an identical build: a real failure
-                raise
+        _cache.write_info(work, info)  # last: a folder without build.json is never used
+        final = _publish(work, final, rebuild=request.options.rebuild)
         if log:
             log(f"built {request.package} for {request.target} in {seconds:.1f}s")
-        return Built(request, final, seconds, cached=False)
+        return Built(request, final, seconds, cached=False, info=_cache.read_info(final) or info)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _publish(work: Path, final: Path, *, rebuild: bool) -> Path:
+    """Rename the finished ``work`` folder to ``final``, atomically.
+
+    Two synths building the same key at once: the first rename wins, the other finds a complete entry
+    and drops its own copy (identical inputs, so identical content). An existing entry is replaced only
+    when it is damaged (checked again here: another synth may have just replaced it) or on rebuild.
+    """
+    replace = rebuild
+    for _ in range(3):
+        try:
+            os.rename(work, final)
+            return final
+        except OSError:
+            if not final.exists():
+                raise  # not a lost race: a real failure (permissions, disk)
+        info = _cache.read_info(final)
+        if not replace and info is not None and _cache.verify(final, info):
+            return final
+        _cache.discard(final)
+        replace = False  # replace at most what was there at first, never a rival's fresh build
+    raise OSError(f"could not publish the build into {final}: other processes keep replacing it")
 
 
 def _private_dir(path: Path) -> Path:

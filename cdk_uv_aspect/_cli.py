@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="the cloud assembly folder (default: cdk.out)")
     report.add_argument("--json", action="store_true", help="print a JSON list with full values instead")
     report.set_defaults(run=_report)
+    _add_cache_command(commands, debug)
 
     run = commands.add_parser(
         "invoke", parents=[debug],
@@ -204,6 +205,35 @@ def _check_out(out: Path, *, force: bool, keep: list[Path]) -> None:
         p = precious.absolute().resolve()
         if target == p or target in p.parents:
             raise UsageError(f"--out {out} holds {p}; --force would delete it. Choose a folder of its own.")
+
+
+# --- cache ----------------------------------------------------------------------------------------
+
+
+def _add_cache_command(commands: argparse._SubParsersAction, debug: argparse.ArgumentParser) -> None:
+    cache = commands.add_parser("cache", parents=[debug], help="where the build cache is, what it holds; prune it")
+    cache.set_defaults(run=_cache)
+    cache.add_argument("action", choices=["info", "prune"])
+    cache.add_argument("--cache-dir", type=Path, default=None,
+                       help="default: $CDK_UV_CACHE_DIR, else $XDG_CACHE_HOME/cdk-uv-aspect, "
+                       "else ~/.cache/cdk-uv-aspect")
+    cache.add_argument("--older-than", type=float, default=30, metavar="DAYS",
+                       help="prune: remove builds no synth used for DAYS days (default 30; 0 removes all)")
+
+
+def _cache(options: argparse.Namespace) -> int:
+    from ._cache import entries, prune
+    from ._options import default_cache_dir
+
+    cache_dir = (options.cache_dir or default_cache_dir()).expanduser().absolute()
+    if options.action == "prune":
+        removed = prune(cache_dir, options.older_than)
+        print(f"removed {len(removed)} build(s) unused for {options.older_than:g} days from {cache_dir}")
+        return 0
+    found = entries(cache_dir)
+    size = sum(e.bytes for e in found)
+    print(f"{cache_dir}: {sum(e.complete for e in found)} build(s), {_size(size) if size else '0 kB'}")
+    return 0
 
 
 # --- report ---------------------------------------------------------------------------------------

@@ -15,12 +15,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct, IValidation
 
 from ._errors import MarkerError
-
-MARKER = "uv"
-"""The metadata type of the marker: ``fn.node.add_metadata("uv", "api")``."""
-
-BUILT = "uv:build"
-"""The metadata type the bundling aspect writes on each function it swapped (read by reports/checks)."""
+from ._metadata import MARKER
 
 ASSET_ID = "UvAsset"
 """The id of the asset construct the aspect adds under a function (``Code`` is taken by CDK's own)."""

@@ -53,6 +53,18 @@ class UvOptions(BaseModel):
         description="Where built folders are kept, private to the user. Default: $CDK_UV_CACHE_DIR, "
         "else $XDG_CACHE_HOME/cdk-uv-aspect, else ~/.cache/cdk-uv-aspect.",
     )
+    rebuild: bool = Field(
+        default_factory=lambda: os.environ.get("CDK_UV_REBUILD", "") not in ("", "0", "false", "no"),
+        description="Bypass the build cache: build every package again even when an identical build is "
+        "cached, and replace that entry. Default: false, or true when $CDK_UV_REBUILD is set (e.g. "
+        "CDK_UV_REBUILD=1 cdk synth).",
+    )
+    cache_days: float | None = Field(
+        default=30,
+        gt=0,
+        description="After a synth that built something, builds no synth has used for this many days are "
+        "deleted from cache_dir. None keeps them; `cdk-uv cache prune` prunes on demand.",
+    )
     uv: str | None = Field(
         default=None,
         description="The uv binary. Default: the one installed with the uv package from PyPI, else "

@@ -11,9 +11,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 
-from ._build import INFO, Built
+from ._build import Built
+from ._cache import INFO
 from ._image import ImageSpec
-from ._marker import ASSET_ID, BUILT
+from ._marker import ASSET_ID
+from ._metadata import BUILT
 
 BUILT_FOLDERS: dict[str, Path] = {}
 """Asset hash -> the built folder it was made from, for the policy checks (a hash names one content)."""
@@ -55,7 +57,7 @@ def swap_image(
 
 
 def _record(function: lambda_.Function, built: Built, asset_hash: str, **extra: object) -> None:
-    info = json.loads((built.folder / INFO).read_text())
+    info = built.info or json.loads((built.folder / INFO).read_text())
     BUILT_FOLDERS[asset_hash] = built.asset_dir
     requires_python = built.request.workspace.packages[built.request.package].requires_python
     function.node.add_metadata(

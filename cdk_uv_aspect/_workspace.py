@@ -58,6 +58,9 @@ class Workspace:
     root: Path
     lock_bytes: bytes = field(repr=False)
     packages: dict[str, Package] = field(repr=False)
+    # Source fingerprints by package, computed once per Workspace (one per aspect, so once per synth):
+    # a library like `common` in every closure is read once, not once per build request.
+    _fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def lock(self) -> Path:
@@ -127,6 +130,12 @@ class Workspace:
                 fix="fix the name in the marker, or add the package to [tool.uv.workspace] members and "
                 "run `uv lock`",
             ) from None
+
+    def fingerprint(self, name: str) -> str:
+        """The fingerprint of local package ``name``'s source tree, read once per Workspace."""
+        if name not in self._fingerprints:  # a race between build threads only computes it twice
+            self._fingerprints[name] = fingerprint(self.packages[name].path)
+        return self._fingerprints[name]
 
     def closure(self, name: str) -> list[Package]:
         """The package and every local package it depends on (not dev groups), sorted by name."""

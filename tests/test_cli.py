@@ -165,8 +165,8 @@ def test_report_lists_every_function_with_what_was_built(sample: tuple[Path, Pat
     header, _, *rows = table.stdout.splitlines()
     columns = ("function", "package", "target", "asset", "unzipped", "zipped", "files", "build", "cache hit")
     assert all(column in header for column in columns)
-    assert [r.split()[0] for r in rows] == ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/Report",
-                                            "UvSample/Users"]
+    assert [r.split()[0] for r in rows] == ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/OrdersImage",
+                                            "UvSample/Report", "UvSample/Users"]
 
     records = json.loads(cdk_uv("report", "cdk.out", "--json", cwd=folder, cache=cache).stdout)
     by_path = {r["function"]: r for r in records}
@@ -251,9 +251,9 @@ def test_invoke_of_a_raising_handler_exits_1_with_its_traceback(sample: tuple[Pa
 
 
 @pytest.mark.parametrize(("name", "says", "listed"), [
-    ("Order", "matches several functions", ["UvSample/Orders", "UvSample/OrdersArm"]),
+    ("Order", "matches several functions", ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/OrdersImage"]),
     ("Nope", "matches no function",
-     ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/Report", "UvSample/Users"]),
+     ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/OrdersImage", "UvSample/Report", "UvSample/Users"]),
 ])
 def test_invoke_of_an_ambiguous_or_unknown_name_lists_candidates(sample, name, says, listed):
     folder, cache = sample

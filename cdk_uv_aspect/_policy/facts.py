@@ -13,7 +13,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import IConstruct
 
-from .._marker import ASSET_ID, BUILT, MARKER
+from .._marker import ASSET_ID
+from .._metadata import BUILT, MARKER
 from .._swap import BUILT_FOLDERS
 
 # The CDK marks its own handler functions (singleton providers, custom resource providers, log

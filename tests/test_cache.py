@@ -1,0 +1,261 @@
+"""The build cache: reuse only intact entries, rebuild damaged ones, share entries between synths, prune."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+from conftest import add_function, call_handler, function_codes, synth_app, tree_digest
+
+from cdk_uv_aspect import UvOptions
+from cdk_uv_aspect._assembly import functions
+from cdk_uv_aspect._cache import INFO, prune
+from cdk_uv_aspect._cli import main as cli
+
+pytestmark = pytest.mark.slow
+
+
+def _synth_api(workspace: Path, outdir: Path, **options: object) -> tuple[dict, dict]:
+    """Synthesize one function of package `api` into ``outdir``: its Code property and uv:build metadata."""
+    _, stack = synth_app(workspace, lambda s: add_function(s, "Api", "api"), outdir=outdir, **options)
+    (function,) = functions(outdir)
+    (code,) = function_codes(stack).values()
+    return code, function.build
+
+
+def _entries(cache_dir: Path) -> list[Path]:
+    return sorted((cache_dir / "builds").iterdir())
+
+
+def _truncate(asset: Path) -> None:
+    target = asset / "api" / "handler.py"
+    target.write_bytes(target.read_bytes()[:10])
+
+
+def _edit_same_size(asset: Path) -> None:
+    target = asset / "common" / "__init__.py"
+    text = target.read_text()
+    target.write_text(text.replace("hello", "HELLO"))
+
+
+def _delete(asset: Path) -> None:
+    (asset / "api" / "handler.py").unlink()
+
+
+def _add(asset: Path) -> None:
+    (asset / "api" / "extra.py").write_text("x = 1\n")
+
+
+def _drop_build_json(asset: Path) -> None:
+    (asset.parent / INFO).unlink()
+
+
+def _half_written_build_json(asset: Path) -> None:
+    info = asset.parent / INFO
+    info.write_text(info.read_text()[:100])
+
+
+@pytest.mark.parametrize(
+    "damage", [_truncate, _edit_same_size, _delete, _add, _drop_build_json, _half_written_build_json]
+)
+def test_damaged_entry_is_rebuilt_not_used(workspace: Path, cache_dir: Path, tmp_path: Path, damage):
+    """Edited, truncated, deleted or extra files, or a missing/partial build.json: the entry is rebuilt."""
+    first, built = _synth_api(workspace, tmp_path / "one")
+    assert built["cached"] is False
+    (entry,) = _entries(cache_dir)
+    intact = tree_digest(entry / "asset")
+
+    damage(entry / "asset")
+    second, rebuilt = _synth_api(workspace, tmp_path / "two")
+
+    assert rebuilt["cached"] is False
+    assert _entries(cache_dir) == [entry]
+    assert tree_digest(entry / "asset") == intact
+    assert second == first
+    answer = call_handler(entry / "asset", "api.handler.main", "3.12", {"name": "x"})
+    assert answer.result["message"] == "hello x"
+
+
+def test_intact_entry_is_reused_even_with_new_mtimes(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """An entry restored with new mtimes (a CI cache) is checked by content once, then used as it is."""
+    first, _ = _synth_api(workspace, tmp_path / "one")
+    (entry,) = _entries(cache_dir)
+    for path in (entry / "asset").rglob("*"):
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+
+    second, again = _synth_api(workspace, tmp_path / "two")
+
+    assert again["cached"] is True
+    assert second == first
+    recorded = json.loads((entry / INFO).read_text())["manifest"]
+    assert all(mtime == 1_000_000_000 * 10**9 for _, mtime, _ in recorded.values())
+
+
+def test_changed_source_in_a_closure_member_is_a_miss(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """Editing `common` (a dependency of `api`) rebuilds `api`, and the new asset runs the new code."""
+    first, _ = _synth_api(workspace, tmp_path / "one")
+    source = workspace / "packages" / "common" / "src" / "common" / "__init__.py"
+    source.write_text(source.read_text().replace('"hello"', '"howdy"'))
+
+    second, built = _synth_api(workspace, tmp_path / "two")
+
+    assert built["cached"] is False
+    assert second != first
+    staged = tmp_path / "two" / f"asset.{second['S3Key'].removesuffix('.zip')}"
+    assert call_handler(staged, "api.handler.main", "3.12", {"name": "x"}).result["message"] == "howdy x"
+
+
+def test_rebuild_bypasses_and_replaces_the_entry(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """UvOptions(rebuild=True) builds again although cached, and leaves one entry with the same content."""
+    first, _ = _synth_api(workspace, tmp_path / "one")
+    second, built = _synth_api(workspace, tmp_path / "two", rebuild=True)
+    assert built["cached"] is False
+    assert second == first
+    assert len(_entries(cache_dir)) == 1
+
+
+def test_rebuild_is_on_when_the_environment_says_so(monkeypatch: pytest.MonkeyPatch):
+    """CDK_UV_REBUILD=1 turns the bypass on without touching the app's code."""
+    monkeypatch.setenv("CDK_UV_REBUILD", "1")
+    assert UvOptions().rebuild is True
+    monkeypatch.setenv("CDK_UV_REBUILD", "0")
+    assert UvOptions().rebuild is False
+
+
+SYNTH = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import add_function, function_codes, synth_app
+_, stack = synth_app({workspace!r}, lambda s: add_function(s, "Api", "api"), outdir={outdir!r})
+print(list(function_codes(stack).values())[0]["S3Key"])
+"""
+
+
+def test_two_synths_at_once_publish_one_intact_entry(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """Two processes building the same package at once: both succeed, one entry, no leftovers."""
+    procs = []
+    for name in ("one", "two"):
+        script = SYNTH.format(tests=str(Path(__file__).parent), workspace=str(workspace),
+                              outdir=str(tmp_path / name))
+        procs.append(subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=os.environ))
+    outputs = [p.communicate(timeout=600) for p in procs]
+    results = [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
+
+    for code, _, err in results:
+        assert code == 0, err
+    assert results[0][1] == results[1][1]
+    assert [p.name for p in (cache_dir / "builds").iterdir()] == [p.name for p in _entries(cache_dir)]
+    (entry,) = _entries(cache_dir)
+    assert not entry.name.startswith(".")
+    again, built = _synth_api(workspace, tmp_path / "three")
+    assert built["cached"] is True
+    assert again["S3Key"] == results[0][1].strip()
+
+
+def _fake_entry(cache_dir: Path, name: str, age_days: float) -> Path:
+    entry = cache_dir / "builds" / name
+    (entry / "asset").mkdir(parents=True)
+    (entry / "asset" / "index.py").write_text("x = 1\n")
+    (entry / INFO).write_text("{}\n")
+    stamp = time.time() - age_days * 86400
+    os.utime(entry / INFO, (stamp, stamp))
+    os.utime(entry, (stamp, stamp))
+    return entry
+
+
+def test_prune_removes_entries_unused_for_days(cache_dir: Path, capsys: pytest.CaptureFixture[str]):
+    """`cdk-uv cache prune --older-than 7` removes old entries and abandoned build folders only."""
+    old = _fake_entry(cache_dir, "old", 10)
+    fresh = _fake_entry(cache_dir, "fresh", 1)
+    abandoned = _fake_entry(cache_dir, ".fresh.abc123", 2)
+
+    assert cli(["cache", "prune", "--older-than", "7"]) == 0
+
+    assert not old.exists() and not abandoned.exists()
+    assert fresh.exists()
+    assert "removed 2" in capsys.readouterr().out
+
+
+def test_cache_info_names_the_location(cache_dir: Path, capsys: pytest.CaptureFixture[str]):
+    """`cdk-uv cache info` says where the cache is and what it holds."""
+    _fake_entry(cache_dir, "one", 1)
+    assert cli(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert str(cache_dir) in out and "1 build" in out
+
+
+def test_a_synth_that_builds_prunes_old_entries(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """After building, entries no synth used for `cache_days` are gone; the fresh build stays."""
+    old = _fake_entry(cache_dir, "old", 40)
+    _synth_api(workspace, tmp_path / "out", cache_days=30)
+    assert not old.exists()
+    assert len(_entries(cache_dir)) == 1
+
+
+def test_using_an_entry_keeps_it_from_pruning(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """A warm synth touches the entry it uses, so age-based pruning keeps it."""
+    _synth_api(workspace, tmp_path / "one")
+    (entry,) = _entries(cache_dir)
+    stamp = time.time() - 40 * 86400
+    os.utime(entry / INFO, (stamp, stamp))
+    _, built = _synth_api(workspace, tmp_path / "two")
+    assert built["cached"] is True
+    assert prune(cache_dir, 30) == []
+    assert entry.exists()
+
+
+def test_distinct_packages_build_concurrently(workspace: Path, cache_dir: Path):
+    """A cold synth of several packages runs their builds at the same time (build.json start/finish)."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs two cores")
+
+    def populate(stack: Stack) -> None:
+        add_function(stack, "Api", "api")
+        add_function(stack, "App", "app", handler="main.handler")
+
+    synth_app(workspace, populate)
+    spans = [json.loads((e / INFO).read_text()) for e in _entries(cache_dir)]
+    (a, b) = sorted((s["started"], s["finished"]) for s in spans)
+    assert b[0] < a[1], f"builds ran one after the other: {spans}"
+
+
+def test_errors_of_several_builds_are_all_reported(workspace: Path, cache_dir: Path):
+    """Two failing builds: one error naming both, each with its function, package and target."""
+    app = App()
+    stack = Stack(app, "Stack")
+    add_function(stack, "Api", "api", runtime=lambda_.Runtime.PYTHON_3_10)
+    add_function(stack, "App", "app", handler="main.handler", runtime=lambda_.Runtime.PYTHON_3_10)
+    from aws_cdk import Aspects
+
+    from cdk_uv_aspect import UvBundlingAspect
+
+    Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
+    with pytest.raises(RuntimeError) as error:
+        app.synth()
+    message = str(error.value)
+    assert "2 builds failed" in message
+    for path, package in (("Stack/Api", "api"), ("Stack/App", "app")):
+        block = next(b for b in message.split("\n\n") if f"construct: {path}" in b)
+        assert f"package:   {package}" in block
+        assert "python3.10" in block
+
+
+def test_resynth_into_the_same_cdk_out_copies_nothing(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """The CDK skips staging when cdk.out already holds asset.<hash>: the staged files stay untouched."""
+    out = tmp_path / "out"
+    code, _ = _synth_api(workspace, out)
+    staged = out / f"asset.{code['S3Key'].removesuffix('.zip')}"
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in staged.rglob("*")}
+
+    again, built = _synth_api(workspace, out)
+
+    assert built["cached"] is True and again == code
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in staged.rglob("*")} == before
