@@ -265,14 +265,17 @@ def test_functions_in_a_nested_stage_need_the_checks_in_that_stage(workspace, ca
     def build(with_stage_checks: bool) -> App:
         app = App(outdir=str(tmp_path / f"out-{with_stage_checks}"))
         stage = Stage(app, "Prod")
-        add_function(Stack(stage, "Svc"), "Api", "api")
+        svc = Stack(stage, "Svc")
+        add_function(svc, "Api", "api")
+        add_function(svc, "Node", None, handler="index.main", code=INLINE, runtime=lambda_.Runtime.NODEJS_22_X)
         Aspects.of(stage).add(UvBundlingAspect(workspace=workspace))
         if with_stage_checks:
             Aspects.of(stage).add(UvPolicyChecks())
         Aspects.of(app).add(UvPolicyChecks())
         return app
 
-    with pytest.raises(RuntimeError, match=r"did not reach the functions Prod/Svc/Api.*Aspects.of\(self\)"):
+    # Only the functions the checks would judge count: Prod/Svc/Node (Node.js) is not named.
+    with pytest.raises(RuntimeError, match=r"did not reach the functions Prod/Svc/Api: .*Aspects.of\(self\)"):
         build(False).synth()
     build(True).synth()
     nested = json.loads((tmp_path / "out-True" / "assembly-Prod" / "uv-policy-report.json").read_text())

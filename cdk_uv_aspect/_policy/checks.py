@@ -26,8 +26,8 @@ from .._errors import PolicyError
 from . import engine
 from .facts import FunctionFacts, Tree, facts_of
 from .options import PolicyOptions
-from .rule import NonCompliant
-from .rules import BY_ID, RULES
+from .rule import NonCompliant, NotApplicable
+from .rules import BY_ID, RULES, uv_built
 
 
 @jsii.implements(IAspect, IPolicyValidationPlugin)
@@ -90,7 +90,8 @@ class UvPolicyChecks:
             if tree.in_nested_stage(cfn_path):
                 # A nested Stage is synthesized before this validation runs: its functions can't be
                 # annotated any more, so their checks must come from checks added in that Stage.
-                if not any(e.type == engine.CHECKED for e in tree.metadata(owner_path)):
+                checked = any(e.type == engine.CHECKED for e in tree.metadata(owner_path))
+                if not checked and self._would_judge(tree, owner, cfn, owner_path, cfn_path):
                     unchecked.append(owner_path)
                 continue
             facts, final = self._run(tree, owner, cfn, owner_path, cfn_path, annotate=True)
@@ -168,6 +169,14 @@ class UvPolicyChecks:
         # The function and the constructs above it (for an L2, not its CfnFunction: one read less).
         acks = engine.acknowledgements(tree.metadata(p) for p in tree.lineage(owner_path))
         return facts, engine.apply(owner, facts, outcomes, acks, annotate=annotate)
+
+    def _would_judge(self, tree: Tree, owner: IConstruct, cfn: Any, owner_path: str, cfn_path: str) -> bool:
+        """Whether the checks apply to this function at all (a Node function or the CDK's own do not)."""
+        try:
+            facts = facts_of(owner, cfn, tree, owner_path, cfn_path)
+            return not isinstance(uv_built.RULE.check(facts, self.options), NotApplicable)
+        except Exception:
+            return True
 
     @staticmethod
     def _acknowledgement_problems(tree: Tree) -> list[str]:
