@@ -4,7 +4,7 @@ Both variants use the same warm build cache (the builds are not what is measured
 alternating, and the median of the repeats is compared. Rerun:
 
     ./dev test -q tests/test_policy_rules.py   # once, to set up .venv
-    .venv/bin/python benchmarks/policy_checks.py [FUNCTIONS] [REPEATS]
+    .venv/bin/python bench/policy_checks.py [FUNCTIONS] [REPEATS]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
     print(f"  bundling aspect only     {b:6.2f} s  (baseline)")
     per_function = (c - b) / functions * 1000
     print(f"  bundling aspect + checks {c:6.2f} s  ratio {c / b:.2f}, +{per_function:.1f} ms per function")
-    print("rerun: .venv/bin/python benchmarks/policy_checks.py [FUNCTIONS] [REPEATS]")
+    print("rerun: .venv/bin/python bench/policy_checks.py [FUNCTIONS] [REPEATS]")
 
 
 if __name__ == "__main__":
