@@ -1,6 +1,11 @@
-"""The sample CDK app: plain aws_lambda.Functions, each marked with the uv package it runs."""
+"""The sample CDK app: plain aws_lambda.Functions, each marked with the uv package it runs.
 
-from aws_cdk import App, Aspects, Stack
+``-c assets-bucket=NAME`` makes the stack upload its assets to that existing bucket with the CLI's own
+credentials (``CliCredentialsStackSynthesizer``): no ``cdk bootstrap`` needed, which is how the deploy
+tests reach a local AWS emulator. Without it the stack uses CDK's default (bootstrapped) synthesizer.
+"""
+
+from aws_cdk import App, Aspects, CliCredentialsStackSynthesizer, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -29,6 +34,8 @@ class SampleStack(Stack):
 
 
 app = App()
-SampleStack(app, "UvSample")
+bucket = app.node.try_get_context("assets-bucket")
+synthesizer = CliCredentialsStackSynthesizer(file_assets_bucket_name=bucket) if bucket else None
+SampleStack(app, "UvSample", synthesizer=synthesizer)
 Aspects.of(app).add(UvBundlingAspect())
 app.synth()
