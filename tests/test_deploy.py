@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 STACK = "UvSample"
 BUCKET = "uv-sample-assets"
 CDK = REPO / "node_modules" / ".bin" / "cdk"  # what `npx cdk` runs in the repository
-DEPLOY_TIMEOUT = 600  # seconds; a cold build of every sample package takes well under a minute
+CLI_TIMEOUT = 600  # seconds per CLI run; a cold build of every sample package takes under a minute
 EVENTS = REPO / "samples" / "events"
 
 # One source edit per package, each visible in the handler's answer as `"v": 2`.
@@ -71,8 +71,8 @@ class Emulator:
                                timeout=30).close()
         self.client("s3").create_bucket(Bucket=BUCKET)
 
-    def object(self, key: str) -> bytes:
-        return self.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    def object(self, key: str, bucket: str = BUCKET) -> bytes:
+        return self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 @pytest.fixture(scope="session")
@@ -142,18 +142,26 @@ class Deployed:
 class Checkout:
     """A private copy of samples/ (a checkout of the repository's sample), deployed with the real CLI."""
 
-    def __init__(self, folder: Path, emulator: Emulator, cache: Path) -> None:
+    def __init__(self, folder: Path, emulator: Emulator, cache: Path, umask: int = 0o022) -> None:
         self.folder = folder
         self.emulator = emulator
         self.cache = cache
+        self.umask = umask  # of the CLI, the app and every build they start
 
     @classmethod
-    def copy_of(cls, source: Path, dest: Path, emulator: Emulator, cache: Path) -> Checkout:
+    def copy_of(cls, source: Path, dest: Path, emulator: Emulator, cache: Path, **kwargs) -> Checkout:
         shutil.copytree(source, dest, ignore=shutil.ignore_patterns("cdk.out", ".venv", "__pycache__"))
-        return cls(dest, emulator, cache)
+        return cls(dest, emulator, cache, **kwargs)
 
     def deploy(self) -> str:
         """``cdk deploy`` of the sample; the CLI's output (it must succeed)."""
+        return self.cdk("deploy", "--require-approval", "never", "--method=direct")
+
+    def publish_assets(self, bucket: str) -> str:
+        """Zip and upload every asset to ``bucket``, deploying nothing."""
+        return self.cdk("publish-assets", "--unstable=publish-assets", bucket=bucket)
+
+    def cdk(self, *args: str, bucket: str = BUCKET) -> str:
         env = {
             **os.environ,
             **self.emulator.env,
@@ -161,17 +169,16 @@ class Checkout:
             # the app runs as `python app.py` (cdk.json): this test's Python, which has cdk_uv_aspect
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
-        args = [str(CDK), "deploy", "--require-approval", "never", "--method=direct", "--no-notices",
-                "-c", f"assets-bucket={BUCKET}"]
-        proc = subprocess.Popen(args, cwd=self.folder, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        command = [str(CDK), *args, "--no-notices", "-c", f"assets-bucket={bucket}"]
+        proc = subprocess.Popen(command, cwd=self.folder, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True, umask=self.umask)
         try:
-            output, _ = proc.communicate(timeout=DEPLOY_TIMEOUT)
+            output, _ = proc.communicate(timeout=CLI_TIMEOUT)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the app it started
             output, _ = proc.communicate()
-            pytest.fail(f"cdk deploy took more than {DEPLOY_TIMEOUT} s:\n{output[-4000:]}")
-        assert proc.returncode == 0, f"cdk deploy failed ({proc.returncode}):\n{output[-4000:]}"
+            pytest.fail(f"cdk {args[0]} took more than {CLI_TIMEOUT} s:\n{output[-4000:]}")
+        assert proc.returncode == 0, f"cdk {args[0]} failed ({proc.returncode}):\n{output[-4000:]}"
         return output
 
     def edit(self, package: str) -> None:
@@ -315,12 +322,12 @@ def test_the_redeployed_zip_runs_from_the_bucket(history: History, edited: str, 
 
 
 def test_a_second_checkout_redeploys_only_what_changed(history: History, tmp_path: Path) -> None:
-    """From another folder with an empty build cache (a CI runner after a laptop): the same code changes
-    nothing; one more package edited there changes only its functions."""
+    """From another folder, umask and empty build cache (a CI runner after a laptop): the same code
+    changes nothing; one more package edited there changes only its functions."""
     laptop = history.checkout
     last = history.edited["common"][1]
     runner = Checkout.copy_of(laptop.folder, tmp_path / "runner" / "work" / "samples", laptop.emulator,
-                              tmp_path / "runner-cache")
+                              tmp_path / "runner-cache", umask=0o077)
     same = deploy(runner)
     assert f"{STACK} (no changes)" in same.output
     assert same.functions == last.functions
@@ -328,3 +335,18 @@ def test_a_second_checkout_redeploys_only_what_changed(history: History, tmp_pat
     runner.edit("users")
     edited = deploy(runner)
     assert code_changes(same.functions, edited.functions) == expected_changes(runner.packages(), "users")
+
+
+def test_the_cli_zips_the_same_code_to_the_same_bytes_on_another_checkout(history: History,
+                                                                         tmp_path: Path) -> None:
+    """The CLI zips each asset folder itself: from another folder, umask and build cache, the zip of
+    the same code is byte for byte the laptop's (so also its CodeSha256)."""
+    laptop = history.checkout
+    last = history.edited["common"][1]
+    runner = Checkout.copy_of(laptop.folder, tmp_path / "runner" / "samples", laptop.emulator,
+                              tmp_path / "runner-cache", umask=0o077)
+    other = "uv-sample-assets-2"
+    laptop.emulator.client("s3").create_bucket(Bucket=other)
+    runner.publish_assets(other)
+    for path, fn in last.functions.items():
+        assert laptop.emulator.object(fn.s3_key, bucket=other) == last.zips[path], path
