@@ -86,7 +86,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        # `localhost`, not 127.0.0.1: the CLI then uses path-style S3 URLs, which moto serves.
+        # `localhost`, not 127.0.0.1: with an IP address in the endpoint, moto fails the stack creation
+        # with NoSuchBucket (measured with moto 5.2 and CDK CLI 2.1148).
         endpoint = f"http://localhost:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -163,7 +164,7 @@ class Checkout:
 
     def cdk(self, *args: str, bucket: str = BUCKET) -> str:
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},  # no profile, no session
             **self.emulator.env,
             "CDK_UV_CACHE_DIR": str(self.cache),
             # the app runs as `python app.py` (cdk.json): this test's Python, which has cdk_uv_aspect
