@@ -120,6 +120,7 @@ def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[st
         _tidy(site, request.options.exclude)
         if request.options.bytecode:
             _compile(request, uv.path, runner, site)
+        _normalize_modes(site)
         seconds = time.monotonic() - started
         files = _cache.manifest(site)
         info = {
@@ -282,7 +283,14 @@ def _tidy(site: Path, exclude: tuple[str, ...]) -> None:
                 path.unlink()
     for record in site.glob("*.dist-info/RECORD"):
         _prune_record(record, site)
-    # Modes follow the umask of whoever built: make them the same everywhere (Lambda needs only read).
+
+
+def _normalize_modes(site: Path) -> None:
+    """Modes follow the umask of whoever built: make them the same everywhere (Lambda needs only read).
+
+    Last, after bytecode: the CLI's zip records each file's mode, and the asset hash does not, so a
+    0600 .pyc from a umask-077 build would give other zip bytes under the same S3 key.
+    """
     for path in site.rglob("*"):
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() else 0o644)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import marshal
+import os
 import shutil
 import subprocess
 import sys
@@ -173,3 +174,15 @@ def test_exclude_patterns_leave_files_out(workspace: Path, cache_dir: Path):
     assert not any(f.endswith(".pyi") for f in files)
     assert not any("/licenses/" in f for f in files)
     assert any(f.startswith("orjson/") and f.endswith(".so") for f in files)
+
+
+def test_a_umask_077_build_is_identical_to_a_umask_022_one(workspace: Path, tmp_path: Path):
+    """Modes don't follow the builder's umask, bytecode included: the CLI's zip records them."""
+    first = build_of(workspace, "api", cache_dir=tmp_path / "c1").asset_dir
+    old = os.umask(0o077)
+    try:
+        second = build_of(workspace, "api", cache_dir=tmp_path / "c2").asset_dir
+    finally:
+        os.umask(old)
+    assert any(second.rglob("*.pyc"))
+    assert tree_digest(first) == tree_digest(second)
