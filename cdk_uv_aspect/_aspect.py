@@ -173,11 +173,15 @@ class UvBundlingAspect:
 
 
 def _build_and_say(request: BuildRequest, constructs: list[str]) -> Built:
-    built = build(request)
+    built = build(request, log=_say)
     # One line per build on stderr, as the CDK prints its own "Bundling asset <path>..." lines, written
     # when the build ends (builds run in parallel): what, for which functions, how long, from where.
-    print(progress_line(built, constructs), file=sys.stderr, flush=True)
+    _say(progress_line(built, constructs))
     return built
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def progress_line(built: Built, constructs: list[str] | None = None) -> str:

@@ -138,8 +138,6 @@ def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[st
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         _cache.write_info(work, info)  # last: a folder without build.json is never used
         final = _publish(work, final, rebuild=request.options.rebuild)
-        if log:
-            log(f"built {request.package} for {request.target} in {seconds:.1f}s")
         return Built(request, final, seconds, cached=False, info=_cache.read_info(final) or info)
     finally:
         shutil.rmtree(work, ignore_errors=True)

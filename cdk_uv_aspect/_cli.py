@@ -171,7 +171,7 @@ def _build(options: argparse.Namespace) -> int:
     if options.out is not None:
         _check_out(options.out, force=options.force, keep=[workspace.root, uv_options.cache_dir])
 
-    built = build(BuildRequest(workspace, package, target, uv_options))
+    built = build(BuildRequest(workspace, package, target, uv_options), log=lambda line: print(line, file=sys.stderr))
     print(progress_line(built), file=sys.stderr, flush=True)
     info = json.loads((built.folder / "build.json").read_text())
     summary = f"{package} for {target}: {info['files']} files, {_size(info['bytes'])}"
