@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from importlib.metadata import version as _dist_version
@@ -230,22 +231,28 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: str, runner
     where ``uv pip install <folder>`` may reuse a wheel it built before a source file changed.
     """
     by_path = {p.path: p for p in request.workspace.packages.values()}
-    out = work / "wheels"
-    wheels = []
+    packages = []
     for line in local:
         package = by_path.get((request.workspace.root / line).resolve())
         if package is None:  # pragma: no cover - uv exports only packages the lock knows
             raise WorkspaceError(f"uv exported {line}, which is not a package of uv.lock",
                                  package=request.package, target=request.target, fix="run `uv lock`")
-        source = work / "src" / package.name
-        shutil.copytree(package.path, source, ignore=_not_source, symlinks=False)
-        result = runner.run(_uv.build_wheel(uv, source, out), cwd=work, env=_uv.UV_ENV)
+        shutil.copytree(package.path, work / "src" / package.name, ignore=_not_source, symlinks=False)
+        packages.append(package)
+
+    def build_one(package: Package) -> list[Path]:
+        out = work / "wheels" / package.name
+        result = runner.run(_uv.build_wheel(uv, work / "src" / package.name, out), cwd=work, env=_uv.UV_ENV)
         if _uv.failed(result):
             raise _network_error(request, result, f"fetch the build backend of {package.name}") or _error(
                 request, f"the workspace package {package.name} did not build", result,
                 fix=f"fix the build error shown below (try `uv build --wheel` in {package.path})",
             )
-        wheels += [w for w in out.glob("*.whl") if w not in wheels]
+        return list(out.glob("*.whl"))
+
+    # Each `uv build` mostly waits on setting up its isolated build environment: run them side by side.
+    with ThreadPoolExecutor(max_workers=len(packages) or 1) as pool:
+        wheels = [wheel for built in pool.map(build_one, packages) for wheel in built]
     return sorted(wheels)
 
 
