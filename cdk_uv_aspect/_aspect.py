@@ -60,9 +60,14 @@ class UvBundlingAspect:
         if isinstance(node, (Stage, Stack)) and not self._in_a_scope(node):
             self._scopes.append(node)
             self._prepare(node)
-        elif isinstance(node, lambda_.Function) and node.node.try_find_child(ASSET_ID) is None:
+        elif isinstance(node, lambda_.Function):
             planned = self._planned.pop(id(node), None)
-            request = planned[1] if planned is not None and planned[0] is node else self._request(node)
+            if planned is not None and planned[0] is node:
+                request: BuildRequest | None = planned[1]  # prepared in this synth: not swapped yet
+            elif node.node.try_find_child(ASSET_ID) is None:
+                request = self._request(node)
+            else:
+                return
             if request is not None:
                 built = self._built.get(request) or self._build_all({request: [node.node.path]})[request]
                 image = self._images.get(node.node.path)
@@ -118,7 +123,7 @@ class UvBundlingAspect:
         if not self._bundling_required(Stack.of(function)):
             return None  # `cdk ls`, or a stack left out by `cdk deploy --exclusively`
         runtime = function.runtime
-        image = is_image_function(function)
+        image = is_image_function(runtime)
         if not image:
             target = target_of(
                 runtime.name, runtime.family == lambda_.RuntimeFamily.PYTHON, function.architecture.name,

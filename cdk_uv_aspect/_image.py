@@ -59,8 +59,9 @@ class ImageSpec:
     build_args: tuple[tuple[str, str], ...]
 
 
-def is_image_function(function: lambda_.Function) -> bool:
-    return function.runtime.name == lambda_.Runtime.FROM_IMAGE.name
+def is_image_function(runtime: lambda_.Runtime) -> bool:
+    """Whether a function with this runtime is an image function (``Runtime.FROM_IMAGE``)."""
+    return runtime.name == "FROM_IMAGE"
 
 
 def image_spec(

@@ -83,18 +83,33 @@ def mark_package(
 
 @jsii.implements(IValidation)
 class _SwappedCheck:
-    def __init__(self, function: Construct) -> None:
-        self._function = function
+    """One check per stack of the functions created there with ``UvCode()``: each a swapped one."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self.functions: list[Construct] = []
+
+    @classmethod
+    def of(cls, stack: Stack) -> _SwappedCheck:
+        # Kept on the stack's Python object (jsii hands out one object per construct): one validation
+        # callback per stack at synthesis instead of one per function.
+        check = getattr(stack, "_cdk_uv_swapped_check", None)
+        if check is None:
+            check = cls(stack)
+            stack.node.add_validation(check)
+            stack._cdk_uv_swapped_check = check  # type: ignore[attr-defined]
+        return check
 
     def validate(self) -> list[str]:
-        fn = self._function
-        if fn.node.try_find_child(ASSET_ID) is not None or not Stack.of(fn).bundling_required:
+        if not self._stack.bundling_required:
             return []
         return [
             f"cdk-uv-aspect: {fn.node.path} uses UvCode() but no UvBundlingAspect built it. "
             'Mark it (fn.node.add_metadata("uv", "<package>")) and add Aspects.of(app).add('
             "UvBundlingAspect()); functions inside a Stage need the aspect added to that Stage, "
             "because aspects do not cross Stage boundaries."
+            for fn in self.functions
+            if fn.node.try_find_child(ASSET_ID) is None
         ]
 
 
@@ -110,7 +125,7 @@ class UvCode(lambda_.Code):
     """
 
     def bind(self, scope: Construct) -> lambda_.CodeConfig:
-        scope.node.add_validation(_SwappedCheck(scope))
+        _SwappedCheck.of(Stack.of(scope)).functions.append(scope)
         return lambda_.CodeConfig(
             s3_location=s3.Location(bucket_name=PLACEHOLDER_BUCKET, object_key="placeholder.zip")
         )
