@@ -103,14 +103,16 @@ class _SwappedCheck:
     def validate(self) -> list[str]:
         if not self._stack.bundling_required:
             return []
-        return [
-            f"cdk-uv-aspect: {fn.node.path} uses UvCode() but no UvBundlingAspect built it. "
-            'Mark it (fn.node.add_metadata("uv", "<package>")) and add Aspects.of(app).add('
-            "UvBundlingAspect()); functions inside a Stage need the aspect added to that Stage, "
-            "because aspects do not cross Stage boundaries."
-            for fn in self.functions
-            if fn.node.try_find_child(ASSET_ID) is None
-        ]
+        return [_never_built(fn, "UvCode()") for fn in self.functions if fn.node.try_find_child(ASSET_ID) is None]
+
+
+def _never_built(function: Construct, placeholder: str) -> str:
+    return (
+        f"cdk-uv-aspect: {function.node.path} uses {placeholder} but no UvBundlingAspect built it. "
+        'Mark it (fn.node.add_metadata("uv", "<package>")) and add Aspects.of(app).add('
+        "UvBundlingAspect()); functions inside a Stage need the aspect added to that Stage, "
+        "because aspects do not cross Stage boundaries."
+    )
 
 
 class UvCode(lambda_.Code):
@@ -140,10 +142,7 @@ class _ImageSwappedCheck:
         if not self._stack.bundling_required:
             return []
         return [
-            f"cdk-uv-aspect: {fn.node.path} uses uv_image_code() but no UvBundlingAspect built it. "
-            'Mark it (fn.node.add_metadata("uv", "<package>")) and add Aspects.of(app).add('
-            "UvBundlingAspect()); functions inside a Stage need the aspect added to that Stage, "
-            "because aspects do not cross Stage boundaries."
+            _never_built(fn, "uv_image_code()")
             for fn in self._stack.node.find_all()
             if isinstance(fn, lambda_.Function)
             and PLACEHOLDER_REPOSITORY in json.dumps(self._stack.resolve(fn.node.default_child.code))
