@@ -182,10 +182,10 @@ def _private_dir(path: Path) -> Path:
 
 
 def _check_requires_python(request: BuildRequest, package: Package) -> None:
-    spec = package.requires_python
-    if spec is not None and not spec.contains(f"{request.target.python}.0", prereleases=True):
+    if not package.admits(request.target.python):
         raise TargetError(
-            f"package {package.name} requires Python {spec}, but the function runs {request.target.runtime}",
+            f"package {package.name} requires Python {package.requires_python}, but the function runs "
+            f"{request.target.runtime}",
             package=package.name,
             target=request.target,
             fix="give the function a runtime that the package's requires-python admits, or widen "

@@ -87,11 +87,10 @@ def image_spec(
             fix='set it in the marker ({"package": ..., "python": "3.12"}) or UvOptions(image_python="3.12")',
         )
     target = target_of(f"python{python}", True, function.architecture.name, where=where)
-    spec = package.requires_python
-    if spec is not None and not spec.contains(f"{python}.0", prereleases=True):
+    if not package.admits(python):
         raise TargetError(
-            f"package {package.name} requires Python {spec}, but the image function is built for Python "
-            f"{python}",
+            f"package {package.name} requires Python {package.requires_python}, but the image function "
+            f"is built for Python {python}",
             package=package.name,
             target=target,
             constructs=[where],

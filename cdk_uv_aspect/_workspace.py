@@ -52,6 +52,11 @@ class Package:
         except (OSError, tomllib.TOMLDecodeError, InvalidSpecifier):
             return None
 
+    def admits(self, python: str) -> bool:
+        """Whether requires-python admits Python ``python`` ("3.12"); True when it says nothing."""
+        spec = self.requires_python
+        return spec is None or spec.contains(f"{python}.0", prereleases=True)
+
 
 @dataclass(frozen=True, eq=False)  # compared by identity: one per aspect, found once
 class Workspace:
