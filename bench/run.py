@@ -108,7 +108,7 @@ class Bench:
     # --- 1. warm synth ------------------------------------------------------------------------
 
     def warm(self) -> None:
-        n, k, pairs = (20, 3, 3) if self.quick else (50, 5, 5)
+        n, k, pairs = (20, 3, 3) if self.quick else (50, 5, 9)
         cache = self.fresh("warm-cache")
         aspect_out, plain_out = self.fresh("warm-aspect.out"), self.fresh("warm-plain.out")
         self.synth("aspect", n, k, cache, aspect_out)  # cold: builds, then stages into aspect_out

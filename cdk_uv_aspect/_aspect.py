@@ -5,22 +5,34 @@ from __future__ import annotations
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import jsii
 from aws_cdk import IAspect, Stack, Stage
 from aws_cdk import aws_lambda as lambda_
-from constructs import IConstruct
+from constructs import IConstruct, Node
 
 from . import _cache
 from ._build import BuildRequest, Built, build
 from ._errors import BuildErrors, UvError
 from ._image import ImageSpec, image_context, image_spec, is_image_function, refuse_image_keys
-from ._marker import ASSET_ID, marker_of, package_of
+from ._marker import is_swapped, jsii_ref, marker_of, package_of
 from ._options import UvOptions
-from ._swap import swap_image, swap_zip
+from ._swap import ZipAsset, swap_image, swap_zip
 from ._target import target_of
 from ._workspace import Workspace
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A marked function, read once: every jsii read is a round trip to node."""
+
+    function: lambda_.Function
+    node: Node
+    stack: str  # the jsii ref of its stack: the functions of one stack share one asset per build
+    request: BuildRequest
+    image: ImageSpec | None
 
 
 @jsii.implements(IAspect)
@@ -45,11 +57,11 @@ class UvBundlingAspect:
         self._workspace: Workspace | None = None
         self._built: dict[BuildRequest, Built] = {}
         self._scopes: list[IConstruct] = []
-        self._images: dict[str, ImageSpec] = {}  # construct path -> image, for image functions
-        # Requests worked out while preparing a scope, by function, so the walk does not ask jsii again
-        # (each property read is a round trip to node). The function object is kept to make id() safe.
-        self._planned: dict[int, tuple[lambda_.Function, BuildRequest]] = {}
-        self._bundling: dict[int, tuple[Stack, bool]] = {}
+        # Keyed by jsii ref (see jsii_ref), as every read through jsii is a round trip to node:
+        self._planned: dict[str, _Planned] = {}  # function -> its plan, until it is swapped
+        self._assets: dict[tuple[str, BuildRequest], ZipAsset] = {}  # (stack, build) -> its asset
+        self._runtimes: dict[str, tuple[str, bool]] = {}  # Runtime -> (name, is Python)
+        self._architectures: dict[str, str] = {}  # Architecture -> name
         self._pruned = False
 
     # --- the walk -------------------------------------------------------------------------------
@@ -61,20 +73,17 @@ class UvBundlingAspect:
             self._scopes.append(node)
             self._prepare(node)
         elif isinstance(node, lambda_.Function):
-            planned = self._planned.pop(id(node), None)
-            if planned is not None and planned[0] is node:
-                request: BuildRequest | None = planned[1]  # prepared in this synth: not swapped yet
-            elif node.node.try_find_child(ASSET_ID) is None:
-                request = self._request(node)
-            else:
-                return
-            if request is not None:
-                built = self._built.get(request) or self._build_all({request: [node.node.path]})[request]
-                image = self._images.get(node.node.path)
-                if image is None:
-                    swap_zip(node, built)
-                else:
-                    swap_image(node, built, image, image_context(built, image))
+            planned = self._planned.pop(jsii_ref(node), None)
+            if planned is None and not is_swapped(node):
+                # Not under a scope this aspect prepared: it was added to the function itself.
+                data = marker_of(node.node)
+                stack = Stack.of(node)
+                if data is None or not stack.bundling_required:
+                    return
+                planned = self._plan(node, node.node, data, jsii_ref(stack))
+                self._build_all({planned.request: [planned.node]})
+            if planned is not None:
+                self._swap(planned)
 
     def _in_a_scope(self, node: IConstruct) -> bool:
         if not self._scopes:
@@ -83,69 +92,92 @@ class UvBundlingAspect:
 
     def _prepare(self, scope: IConstruct) -> None:
         """Build every marked function under ``scope`` at once, before the walk reaches them one by one."""
-        stage = scope if isinstance(scope, Stage) else Stage.of(scope)
-        wanted: dict[BuildRequest, list[str]] = {}
-        missed: list[str] = []
-        for construct in scope.node.find_all():
+        constructs = scope.node.find_all()
+        scope_ref = jsii_ref(scope)
+        # Which stack holds each construct, and which are inside a nested Stage: one read per Stack and
+        # Stage, not per function. find_all lists parents first, so a nested stack overrides its parent.
+        stack_of: dict[str, str] = {}
+        bundled: dict[str, bool] = {}
+        nested: set[str] = set()
+        for construct in constructs:
+            if isinstance(construct, Stack):
+                stack = jsii_ref(construct)
+                bundled[stack] = construct.bundling_required
+                stack_of.update((jsii_ref(c), stack) for c in construct.node.find_all())
+            elif isinstance(construct, Stage) and jsii_ref(construct) != scope_ref:
+                nested.update(jsii_ref(c) for c in construct.node.find_all())
+        wanted: dict[BuildRequest, list[Node]] = {}
+        missed: list[Node] = []
+        for construct in constructs:
             if not isinstance(construct, lambda_.Function):
                 continue
-            data = marker_of(construct)
+            node = construct.node
+            data = marker_of(node)
             if data is None:
                 continue
-            if Stage.of(construct) is not stage:
+            ref = jsii_ref(construct)
+            if ref in nested:
                 # Nested stages are synthesized before their parent's aspects run: a marked function
                 # there that is still unbuilt was reached by no aspect, and would deploy unbuilt code.
-                if construct.node.try_find_child(ASSET_ID) is None:
-                    missed.append(construct.node.path)
+                if not is_swapped(construct):
+                    missed.append(node)
                 continue
-            request = self._request(construct, data)
-            if request is None:
-                continue
-            self._planned[id(construct)] = (construct, request)
-            if request not in self._built:
-                wanted.setdefault(request, []).append(construct.node.path)
+            if not bundled[stack_of[ref]]:
+                continue  # `cdk ls`, or a stack left out by `cdk deploy --exclusively`
+            planned = self._planned[ref] = self._plan(construct, node, data, stack_of[ref])
+            if planned.request not in self._built:
+                wanted.setdefault(planned.request, []).append(node)
         if missed:
             raise UvError(
                 "marked functions inside a nested Stage were not built: aspects do not cross Stage "
                 "boundaries",
-                constructs=missed,
+                constructs=[node.path for node in missed],
                 fix="add the aspect inside each Stage as well, e.g. in your Stage's constructor: "
                 "Aspects.of(self).add(UvBundlingAspect())",
             )
         self._build_all(wanted)
 
-    def _request(self, function: lambda_.Function, data: Any = None) -> BuildRequest | None:
-        data = data if data is not None else marker_of(function)
-        if data is None:
-            return None
-        where = function.node.path
-        package = package_of(data, where=where)
-        if not self._bundling_required(Stack.of(function)):
-            return None  # `cdk ls`, or a stack left out by `cdk deploy --exclusively`
-        runtime = function.runtime
-        image = is_image_function(runtime)
-        if not image:
-            target = target_of(
-                runtime.name, runtime.family == lambda_.RuntimeFamily.PYTHON, function.architecture.name,
-                where=where,
-            )
-            refuse_image_keys(data, runtime.name, where)
+    def _plan(self, function: lambda_.Function, node: Node, data: Any, stack: str) -> _Planned:
+        """What to build for a marked function: its package, for its runtime and architecture."""
         try:
-            workspace = self._workspace_for()
-            found = workspace.package(package, where=where)
+            package = package_of(data)
+            name, is_python = self._runtime(function.runtime)
+            image = None
+            if is_image_function(name):
+                # The runtime is FROM_IMAGE: the Python version comes from the marker or the options.
+                workspace = self._workspace_for()
+                image = image_spec(function, workspace.package(package), data, self.options, workspace)
+                target = image.target
+            else:
+                target = target_of(name, is_python, self._architecture(function.architecture))
+                refuse_image_keys(data, name)
+                workspace = self._workspace_for()
+                workspace.package(package)
         except UvError as exc:
-            raise exc.with_constructs([where]) from None
-        if image:
-            # The runtime is FROM_IMAGE: the Python version comes from the marker or the options.
-            spec = self._images[where] = image_spec(function, found, data, self.options, workspace)
-            target = spec.target
-        return BuildRequest(workspace, package, target, self.options)
+            raise exc.with_constructs([node.path]) from None  # the path is read only when needed
+        return _Planned(function, node, stack, BuildRequest(workspace, package, target, self.options), image)
 
-    def _bundling_required(self, stack: Stack) -> bool:
-        known = self._bundling.get(id(stack))
-        if known is None or known[0] is not stack:
-            known = self._bundling[id(stack)] = (stack, stack.bundling_required)
-        return known[1]
+    def _runtime(self, runtime: lambda_.Runtime) -> tuple[str, bool]:
+        # Functions share a few Runtime objects: each one's name and family are read once.
+        ref = jsii_ref(runtime)
+        if ref not in self._runtimes:
+            self._runtimes[ref] = (runtime.name, runtime.family == lambda_.RuntimeFamily.PYTHON)
+        return self._runtimes[ref]
+
+    def _architecture(self, architecture: lambda_.Architecture) -> str:
+        ref = jsii_ref(architecture)
+        if ref not in self._architectures:
+            self._architectures[ref] = architecture.name
+        return self._architectures[ref]
+
+    def _swap(self, planned: _Planned) -> None:
+        request = planned.request
+        built = self._built.get(request) or self._build_all({request: [planned.node]})[request]
+        if planned.image is not None:
+            swap_image(planned.function, built, planned.image, image_context(built, planned.image))
+            return
+        key = (planned.stack, request)
+        self._assets[key] = swap_zip(planned.function, planned.node, built, self._assets.get(key))
 
     def _workspace_for(self) -> Workspace:
         if self._workspace is None:
@@ -154,18 +186,22 @@ class UvBundlingAspect:
 
     # --- the builds -----------------------------------------------------------------------------
 
-    def _build_all(self, wanted: dict[BuildRequest, list[str]]) -> dict[BuildRequest, Built]:
+    def _build_all(self, wanted: dict[BuildRequest, list[Node]]) -> dict[BuildRequest, Built]:
         if not wanted:
             return self._built
         errors: list[UvError] = []
         workers = max(1, min(len(wanted), os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {request: pool.submit(_build_and_say, request, wanted[request]) for request in wanted}
+            # Paths are read here, not in the workers: jsii is not thread-safe. Three name a build.
+            futures = {
+                request: pool.submit(_build_and_say, request, [n.path for n in nodes[:3]], len(nodes))
+                for request, nodes in wanted.items()
+            }
             for request, future in futures.items():
                 try:
                     self._built[request] = future.result()
                 except UvError as exc:
-                    errors.append(exc.with_constructs(wanted[request]))
+                    errors.append(exc.with_constructs([n.path for n in wanted[request]]))
         if not self._pruned and self.options.cache_days and any(not b.cached for b in self._built.values()):
             # Only after building something: the warm path stays free of it. Entries in use were touched.
             self._pruned = True
@@ -177,11 +213,11 @@ class UvBundlingAspect:
         return self._built
 
 
-def _build_and_say(request: BuildRequest, constructs: list[str]) -> Built:
+def _build_and_say(request: BuildRequest, shown: list[str], count: int) -> Built:
     built = build(request, log=_say)
     # One line per build on stderr, as the CDK prints its own "Bundling asset <path>..." lines, written
     # when the build ends (builds run in parallel): what, for which functions, how long, from where.
-    _say(progress_line(built, constructs))
+    _say(progress_line(built, shown, count))
     return built
 
 
@@ -189,11 +225,14 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def progress_line(built: Built, constructs: list[str] | None = None) -> str:
-    """``Bundling uv package orders (python3.12-x86_64) for App/Orders... built in 2.1s``."""
+def progress_line(built: Built, shown: list[str] | None = None, count: int = 0) -> str:
+    """``Bundling uv package orders (python3.12-x86_64) for App/Orders... built in 2.1s``.
+
+    ``shown`` names the first few of the ``count`` functions the build is for.
+    """
     what = f"Bundling uv package {built.request.package} ({built.request.target.key})"
-    if constructs:
-        more = f" and {len(constructs) - 3} more" if len(constructs) > 3 else ""
-        what += f" for {', '.join(constructs[:3])}{more}"
+    if shown:
+        more = f" and {count - len(shown)} more" if count > len(shown) else ""
+        what += f" for {', '.join(shown)}{more}"
     how = "from cache" if built.cached else "built"
     return f"{what}... {how} in {built.seconds:.1f}s"

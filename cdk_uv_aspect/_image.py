@@ -59,9 +59,9 @@ class ImageSpec:
     build_args: tuple[tuple[str, str], ...]
 
 
-def is_image_function(runtime: lambda_.Runtime) -> bool:
+def is_image_function(runtime_name: str) -> bool:
     """Whether a function with this runtime is an image function (``Runtime.FROM_IMAGE``)."""
-    return runtime.name == "FROM_IMAGE"
+    return runtime_name == "FROM_IMAGE"
 
 
 def image_spec(
@@ -114,13 +114,12 @@ def image_spec(
     return ImageSpec(target, dockerfile, source, build_args)
 
 
-def refuse_image_keys(data: Any, runtime: str, where: str) -> None:
+def refuse_image_keys(data: Any, runtime: str) -> None:
     """A zip function's marker with image keys: its runtime decides the Python, and it has no Dockerfile."""
     keys = sorted(set(data) & set(MARKER_KEYS[1:])) if isinstance(data, dict) else []
     if keys:
         raise MarkerError(
             f"the uv marker's {keys} apply to image functions only, and this function runs {runtime}",
-            constructs=[where],
             fix="drop them from the marker (a zip function's Python version is its runtime), or make the "
             "function a DockerImageFunction",
         )

@@ -12,7 +12,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from constructs import Construct, IConstruct, IValidation
+from constructs import Construct, IConstruct, IValidation, Node
 
 from ._errors import MarkerError
 from ._metadata import MARKER
@@ -34,26 +34,54 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def package_of(data: Any, *, where: str) -> str:
+def package_of(data: Any, *, where: str | None = None) -> str:
     """The package named by a marker's data, normalized; a clear error for anything else."""
     if isinstance(data, dict):
         data = data.get("package")
     if not isinstance(data, str) or not _NAME.match(data):
         raise MarkerError(
             f"the uv marker's data must be a package name, got {data!r}",
-            constructs=[where],
+            constructs=[where] if where else [],
             fix='write the marker as fn.node.add_metadata("uv", "<package>") or '
             'mark_package(fn, "<package>"), with the name from the package\'s pyproject.toml',
         )
     return normalize(data)
 
 
-def marker_of(construct: IConstruct) -> Any | None:
-    """The data of the construct's ``uv`` marker, or None when it has none."""
-    for entry in construct.node.metadata:
+def marker_of(node: Node) -> Any | None:
+    """The data of a construct's ``uv`` marker (``node`` is its ``.node``), or None when it has none."""
+    for entry in node.metadata:
         if entry.type == MARKER:
             return entry.data
     return None
+
+
+def jsii_ref(value: object) -> str:
+    """The id of the JavaScript object behind a jsii proxy.
+
+    jsii hands out a new Python proxy each time an object made in JavaScript is read, so identity (and
+    ``id()``) can't tell two reads apart; this id can, without a round trip to node.
+    """
+    return value.__jsii_ref__.ref  # type: ignore[attr-defined]
+
+
+# jsii refs of functions, in this process (a ref is never reused): known here, no need to ask node.
+_SWAPPED: set[str] = set()  # whose code an aspect swapped
+_PLACEHOLDERS: set[str] = set()  # created with UvCode()
+
+
+def record_swapped(function: IConstruct) -> None:
+    _SWAPPED.add(jsii_ref(function))
+
+
+def is_swapped(function: IConstruct) -> bool:
+    """Whether an aspect swapped this function's code."""
+    return jsii_ref(function) in _SWAPPED
+
+
+def has_placeholder(function: IConstruct) -> bool:
+    """Whether this function was created with ``code=UvCode()``."""
+    return jsii_ref(function) in _PLACEHOLDERS
 
 
 def mark_package(
@@ -75,7 +103,10 @@ def mark_package(
 
         mark_package(image_fn, "api", python="3.13", dockerfile="docker/api.Dockerfile")
     """
-    package_of(package, where=function.node.path)
+    try:
+        package_of(package)
+    except MarkerError as exc:
+        raise exc.with_constructs([function.node.path]) from None  # the path is read only when needed
     image = {"python": python, "dockerfile": dockerfile, "build_args": dict(build_args or {}) or None}
     image = {key: value for key, value in image.items() if value is not None}
     function.node.add_metadata(MARKER, {"package": package, **image} if image else package)
@@ -103,7 +134,7 @@ class _SwappedCheck:
     def validate(self) -> list[str]:
         if not self._stack.bundling_required:
             return []
-        return [_never_built(fn, "UvCode()") for fn in self.functions if fn.node.try_find_child(ASSET_ID) is None]
+        return [_never_built(fn, "UvCode()") for fn in self.functions if not is_swapped(fn)]
 
 
 def _never_built(function: Construct, placeholder: str) -> str:
@@ -127,6 +158,7 @@ class UvCode(lambda_.Code):
     """
 
     def bind(self, scope: Construct) -> lambda_.CodeConfig:
+        _PLACEHOLDERS.add(jsii_ref(scope))
         _SwappedCheck.of(Stack.of(scope)).functions.append(scope)
         return lambda_.CodeConfig(
             s3_location=s3.Location(bucket_name=PLACEHOLDER_BUCKET, object_key="placeholder.zip")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Annotations
@@ -10,29 +11,48 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Node
 
 from ._build import Built
 from ._cache import INFO
 from ._image import ImageSpec
-from ._marker import ASSET_ID
+from ._marker import ASSET_ID, has_placeholder, record_swapped
 from ._metadata import BUILT
 
 BUILT_FOLDERS: dict[str, Path] = {}
 """Asset hash -> the built folder it was made from, for the policy checks (a hash names one content)."""
 
 
-def swap_zip(function: lambda_.Function, built: Built) -> s3_assets.Asset:
-    """Replace ``function``'s code with ``built``'s folder and record what was built on the function."""
-    _warn_about_placeholder_asset(function)
-    # A plain source-hashed asset of the built folder: its hash is the hash of the output, it is staged
-    # once per hash, and no BundlingOptions means no in-process bundling cache to collide in.
-    asset = s3_assets.Asset(function, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
-    cfn = function.node.default_child
+@dataclass(frozen=True)
+class ZipAsset:
+    """A built folder's asset in one stack, with the values every function of that stack reads from it."""
+
+    asset: s3_assets.Asset
+    path: str
+    bucket: str
+    key: str
+    hash: str
+
+
+def swap_zip(function: lambda_.Function, node: Node, built: Built, shared: ZipAsset | None = None) -> ZipAsset:
+    """Replace ``function``'s code with ``built``'s folder and record what was built on the function.
+
+    ``node`` is the function's ``.node``. The functions of one stack built from one folder share its asset
+    (``shared``), as functions given one ``Code.from_asset`` do: it lives under the first of them.
+    """
+    if not has_placeholder(function):
+        _warn_about_placeholder_asset(function, node)
+    if shared is None:
+        # A plain source-hashed asset of the built folder: its hash is the hash of the output, it is
+        # staged once per hash, and no BundlingOptions means no in-process bundling cache to collide in.
+        asset = s3_assets.Asset(function, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
+        shared = ZipAsset(asset, asset.node.path, asset.s3_bucket_name, asset.s3_object_key, asset.asset_hash)
+    cfn = node.default_child
     assert isinstance(cfn, lambda_.CfnFunction)
-    cfn.code = lambda_.CfnFunction.CodeProperty(s3_bucket=asset.s3_bucket_name, s3_key=asset.s3_object_key)
-    asset.add_resource_metadata(cfn, "Code")
-    _record(function, built, asset.asset_hash)
-    return asset
+    cfn.code = lambda_.CfnFunction.CodeProperty(s3_bucket=shared.bucket, s3_key=shared.key)
+    shared.asset.add_resource_metadata(cfn, "Code")
+    _record(function, node, built, shared.hash, asset=shared.path)
+    return shared
 
 
 def swap_image(
@@ -52,15 +72,16 @@ def swap_image(
     cfn.code = lambda_.CfnFunction.CodeProperty(image_uri=asset.image_uri)
     asset.add_resource_metadata(cfn, "Code.ImageUri")
     image = {"python": spec.target.python, "dockerfile": spec.source}
-    _record(function, built, asset.asset_hash, image=image)
+    _record(function, function.node, built, asset.asset_hash, image=image)
     return asset
 
 
-def _record(function: lambda_.Function, built: Built, asset_hash: str, **extra: object) -> None:
+def _record(function: lambda_.Function, node: Node, built: Built, asset_hash: str, **extra: object) -> None:
+    record_swapped(function)
     info = built.info or json.loads((built.folder / INFO).read_text())
     BUILT_FOLDERS[asset_hash] = built.asset_dir
     requires_python = built.request.workspace.packages[built.request.package].requires_python
-    function.node.add_metadata(
+    node.add_metadata(
         BUILT,
         {
             "package": built.request.package,
@@ -76,8 +97,8 @@ def _record(function: lambda_.Function, built: Built, asset_hash: str, **extra: 
     )
 
 
-def _warn_about_placeholder_asset(function: lambda_.Function) -> None:
-    old = function.node.try_find_child("Code")
+def _warn_about_placeholder_asset(function: lambda_.Function, node: Node) -> None:
+    old = node.try_find_child("Code")
     if isinstance(old, s3_assets.Asset):
         Annotations.of(function).add_warning_v2(
             "cdk-uv-aspect:placeholder-asset",

@@ -57,20 +57,20 @@ class Target:
         return f"{self.runtime} {self.arch} ({self.os}, glibc {self.glibc})"
 
 
-def target_of(runtime_name: str, family_is_python: bool, arch_name: str, *, where: str) -> Target:
+def target_of(runtime_name: str, family_is_python: bool, arch_name: str, *, where: str | None = None) -> Target:
     """Map a function's ``runtime.name`` and ``architecture.name`` to a Target."""
     match = _RUNTIME.match(runtime_name) if family_is_python else None
     if match is None:
         raise TargetError(
             f"the function's runtime is {runtime_name}, not a Python runtime",
-            constructs=[where],
+            constructs=[where] if where else [],
             fix="remove the uv marker from this function, or give it a Python runtime such as "
             "Runtime.PYTHON_3_12",
         )
     if arch_name not in _MACHINE:
         raise TargetError(
             f"unknown architecture {arch_name!r}",
-            constructs=[where],
+            constructs=[where] if where else [],
             fix="use Architecture.X86_64 or Architecture.ARM_64",
         )
     return Target(match.group(1), arch_name)  # type: ignore[arg-type]

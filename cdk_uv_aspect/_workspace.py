@@ -123,7 +123,7 @@ class Workspace:
             )
         return cls(root=root.resolve(), lock_bytes=lock_bytes, packages=packages)
 
-    def package(self, name: str, *, where: str) -> Package:
+    def package(self, name: str, *, where: str | None = None) -> Package:
         try:
             return self.packages[name]
         except KeyError:
@@ -131,7 +131,7 @@ class Workspace:
             raise WorkspaceError(
                 f"package {name!r} is not in the workspace at {self.root} (its packages: {known})",
                 package=name,
-                constructs=[where],
+                constructs=[where] if where else [],
                 fix="fix the name in the marker, or add the package to [tool.uv.workspace] members and "
                 "run `uv lock`",
             ) from None

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import App, Aspects, Stack, Stage
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk.assertions import Annotations, Match, Template
 from conftest import add_function, call_handler, function_codes, synth_app
 
@@ -53,6 +54,29 @@ def test_functions_of_one_package_and_target_share_one_build(workspace: Path, ca
     _, stack = synth_app(workspace, populate)
     assert len({c["S3Key"] for c in function_codes(stack).values()}) == 1
     assert len(list((cache_dir / "builds").iterdir())) == 1
+
+
+def test_functions_of_one_stack_share_one_asset_and_each_carries_its_metadata(
+    workspace: Path, cache_dir: Path, tmp_path: Path
+):
+    """As functions given one Code.from_asset: one asset per build in each stack, under the first function;
+    every function's resource still names the staged folder for SAM and `cdk-uv report`."""
+    app = App(outdir=str(tmp_path / "out"), context={"aws:cdk:enable-asset-metadata": True})
+    stacks = [Stack(app, "One"), Stack(app, "Two")]
+    for stack in stacks:
+        add_function(stack, "A", "api")
+        add_function(stack, "B", "api")
+    Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
+    app.synth()
+    for stack in stacks:
+        assets = [c.node.path for c in stack.node.find_all() if isinstance(c, s3_assets.Asset)]
+        assert assets == [f"{stack.stack_name}/A/UvAsset"]
+        resources = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
+        assert len({json.dumps(r["Properties"]["Code"], sort_keys=True) for r in resources.values()}) == 1
+        staged = {r["Metadata"]["aws:asset:path"] for r in resources.values()}
+        assert len(staged) == 1 and (tmp_path / "out" / staged.pop()).is_dir()
+        built = [e.data for fn in ("A", "B") for e in stack.node.find_child(fn).node.metadata if e.type == "uv:build"]
+        assert [b["asset"] for b in built] == [f"{stack.stack_name}/A/UvAsset"] * 2
 
 
 def test_resynth_gives_the_same_template(workspace: Path, cache_dir: Path):

@@ -58,6 +58,28 @@ def test_a_uv_built_function_passes_every_rule_and_the_report_says_so(workspace,
     Annotations.from_stack(stack).has_no_error("*", Match.any_value())
 
 
+def test_functions_sharing_one_asset_each_pass(workspace, cache_dir, tmp_path):
+    """Two functions of one package in one stack share the asset: the checks find it for both."""
+
+    def populate(stack):
+        add_function(stack, "One", "api")
+        add_function(stack, "Two", "api")
+
+    _, _, report = synth(workspace, tmp_path / "out", populate)
+    assert set(results(report, "Stack/One").values()) == set(results(report, "Stack/Two").values()) == {"passed"}
+
+    # Replace the code of one of them after the build: that one fails, the other still passes.
+    app = App(outdir=str(tmp_path / "again"))
+    stack = Stack(app, "Stack")
+    populate(stack)
+    Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
+    Aspects.of(stack.node.find_child("Two")).add(_Retarget(code=lambda_.CfnFunction.CodeProperty(zip_file="x")))
+    Aspects.of(app).add(UvPolicyChecks())
+    app.synth()
+    report = json.loads((tmp_path / "again" / "uv-policy-report.json").read_text())
+    assert (results(report, "Stack/One")["uv-built"], results(report, "Stack/Two")["uv-built"]) == ("passed", "failed")
+
+
 @pytest.mark.parametrize("checks_first", [True, False], ids=["checks-added-first", "checks-added-last"])
 @pytest.mark.parametrize("priorities", [
     {},

@@ -13,7 +13,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import IConstruct
 
-from .._marker import ASSET_ID
 from .._metadata import BUILT, MARKER
 from .._swap import BUILT_FOLDERS
 
@@ -96,7 +95,7 @@ class Tree:
     def metadata(self, path: str) -> list[Any]:
         """The metadata entries of the construct at ``path``."""
         if path not in self._metadata:
-            self._metadata[path] = self._construct(path).node.metadata
+            self._metadata[path] = self.construct(path).node.metadata
         return self._metadata[path]
 
     def lineage(self, path: str) -> list[str]:
@@ -116,10 +115,12 @@ class Tree:
         """Path -> metadata of every construct read so far."""
         return dict(self._metadata)
 
-    def _construct(self, path: str) -> IConstruct:
+    def construct(self, path: str) -> IConstruct | None:
+        """The construct at ``path``, or None when there is none."""
         if path not in self._constructs:
             parent, _, name = path.rpartition("/")
-            self._constructs[path] = self._construct(parent).node.find_child(name)
+            above = self.construct(parent)
+            self._constructs[path] = above.node.try_find_child(name) if above is not None else None
         return self._constructs[path]
 
 
@@ -134,7 +135,9 @@ def facts_of(
     build = next((e.data for e in entries if e.type == BUILT), None)
     marker = next((e.data for e in entries if e.type == MARKER), None)
     package = marker.get("package") if isinstance(marker, dict) else marker
-    asset = owner.node.try_find_child(ASSET_ID) if owner_path != cfn_path else None
+    # The zip swap records the asset it used (functions of one stack share it): None for images.
+    asset_path = build.get("asset") if isinstance(build, Mapping) and owner_path != cfn_path else None
+    asset = tree.construct(asset_path) if isinstance(asset_path, str) else None
     swapped = False
     asset_dir = None
     code = cfn.code if isinstance(asset, s3_assets.Asset) else None  # a struct: read it once
