@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from ._errors import TargetError, ToolError, UvError, WheelError, WorkspaceError
 from ._options import UvOptions
 from ._runner import Result, Runner
 from ._target import Target
+from ._uv import Uv
 from ._workspace import Package, Workspace, is_assembly, skipped
 
 LIBRARY_VERSION = _dist_version("cdk-uv-aspect")
@@ -94,7 +96,7 @@ class Built:
 def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[str], None] | None = None) -> Built:
     """Build ``request``, or take it from the build cache when an identical, intact build is there."""
     runner = runner or Runner()
-    uv = _uv.Uv.locate(request.options.uv)
+    uv = Uv.locate(request.options.uv)
     started = time.monotonic()
     package = request.workspace.package(request.package, where="")
     _check_requires_python(request, package)
@@ -117,7 +119,7 @@ def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[st
         site = work / ASSET
         site.mkdir()
         began = time.time()
-        _install(request, package, uv.path, runner, work, site, log)
+        _install(request, package, uv, runner, work, site, log)
         _tidy(site, request.options.exclude)
         if request.options.bytecode:
             _compile(request, uv.path, runner, site)
@@ -194,41 +196,46 @@ def _check_requires_python(request: BuildRequest, package: Package) -> None:
 
 
 def _install(
-    request: BuildRequest, package: Package, uv: str, runner: Runner, work: Path, site: Path,
+    request: BuildRequest, package: Package, uv: Uv, runner: Runner, work: Path, site: Path,
     log: Callable[[str], None] | None = None,
 ) -> None:
     root = request.workspace.root
     exported = work / "requirements.txt"
-    result = runner.run(_uv.export(uv, request.package, request.options.lock, exported), cwd=root, env=_uv.UV_ENV)
+    result = runner.run(
+        _uv.export(uv.path, request.package, request.options.lock, exported), cwd=root, env=_uv.UV_ENV
+    )
     if _uv.failed(result):
         raise _export_error(request, result)
     registry, local = _uv.split_requirements(exported.read_text())
     if registry.strip():
         requirements = work / "locked.txt"
         requirements.write_text(registry)
-        result = runner.run(_uv.install_locked(uv, request.target, site, requirements), cwd=root, env=_uv.UV_ENV)
+        result = runner.run(
+            _uv.install_locked(uv.path, request.target, site, requirements), cwd=root, env=_uv.UV_ENV
+        )
         if _uv.failed(result):
             error = _install_error(request, result)
             # Only a dependency with no wheel for the target goes to a container; any other failure
             # (network, hashes) would fail there too.
             if not (isinstance(error, WheelError) and request.options.docker_fallback):
                 raise error
-            _docker.install_locked(uv, request.target, site, requirements, runner, cause=error, log=log)
+            _docker.install_locked(uv.path, request.target, site, requirements, runner, cause=error, log=log)
     if local:
         wheels = _build_local_wheels(request, local, uv, runner, work)
-        result = runner.run(_uv.install_wheels(uv, request.target, site, wheels), cwd=root, env=_uv.UV_ENV)
+        result = runner.run(_uv.install_wheels(uv.path, request.target, site, wheels), cwd=root, env=_uv.UV_ENV)
         if _uv.failed(result):
             raise _install_error(request, result)
     if not package.packaged:
         _copy_modules(package, site)
 
 
-def _build_local_wheels(request: BuildRequest, local: list[str], uv: str, runner: Runner, work: Path) -> list[Path]:
-    """Build a wheel of each local package from a private copy of its sources.
+def _build_local_wheels(request: BuildRequest, local: list[str], uv: Uv, runner: Runner, work: Path) -> list[Path]:
+    """The wheel of each local package: from the wheel cache while its sources are unchanged, else built.
 
-    A copy, because build backends may write into the folder they build (setuptools' build/ and
-    egg-info), and the user's tree stays untouched; ``uv build``, because it always runs the backend,
-    where ``uv pip install <folder>`` may reuse a wheel it built before a source file changed.
+    Built from a private copy of its sources, because build backends may write into the folder they
+    build (setuptools' build/ and egg-info), and the user's tree stays untouched; with ``uv build``,
+    because it always runs the backend, where ``uv pip install <folder>`` may reuse a wheel it built
+    before a source file changed. A shared library is built once for all the packages that use it.
     """
     by_path = {p.path: p for p in request.workspace.packages.values()}
     packages = []
@@ -237,23 +244,62 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: str, runner
         if package is None:  # pragma: no cover - uv exports only packages the lock knows
             raise WorkspaceError(f"uv exported {line}, which is not a package of uv.lock",
                                  package=request.package, target=request.target, fix="run `uv lock`")
-        shutil.copytree(package.path, work / "src" / package.name, ignore=_not_source, symlinks=False)
         packages.append(package)
+    cache = _private_dir(request.options.cache_dir / _cache.WHEELS)
 
     def build_one(package: Package) -> list[Path]:
-        out = work / "wheels" / package.name
-        result = runner.run(_uv.build_wheel(uv, work / "src" / package.name, out), cwd=work, env=_uv.UV_ENV)
-        if _uv.failed(result):
-            raise _network_error(request, result, f"fetch the build backend of {package.name}") or _error(
-                request, f"the workspace package {package.name} did not build", result,
-                fix=f"fix the build error shown below (try `uv build --wheel` in {package.path})",
-            )
-        return list(out.glob("*.whl"))
+        entry = cache / _wheel_key(request, package, uv.version)
+        with _wheel_lock(entry):  # builds running side by side wait for one build of a shared package
+            if not request.options.rebuild:
+                info = _cache.read_info(entry)
+                if info is not None and _cache.verify(entry, info):
+                    _cache.touch(entry)
+                    return sorted((entry / ASSET).glob("*.whl"))
+            source, out = work / "src" / package.name, work / "wheels" / package.name
+            shutil.copytree(package.path, source, ignore=_not_source, symlinks=False)
+            result = runner.run(_uv.build_wheel(uv.path, source, out), cwd=work, env=_uv.UV_ENV)
+            if _uv.failed(result):
+                raise _network_error(request, result, f"fetch the build backend of {package.name}") or _error(
+                    request, f"the workspace package {package.name} did not build", result,
+                    fix=f"fix the build error shown below (try `uv build --wheel` in {package.path})",
+                )
+            wheels = sorted(out.glob("*.whl"))
+            if all(wheel.name.endswith("-none-any.whl") for wheel in wheels):
+                _keep_wheels(wheels, cache, entry, package.name, rebuild=request.options.rebuild)
+            return wheels  # a wheel with native code is built for this machine: never kept
 
     # Each `uv build` mostly waits on setting up its isolated build environment: run them side by side.
     with ThreadPoolExecutor(max_workers=len(packages) or 1) as pool:
         wheels = [wheel for built in pool.map(build_one, packages) for wheel in built]
     return sorted(wheels)
+
+
+def _wheel_key(request: BuildRequest, package: Package, uv_version: str) -> str:
+    """What decides a local package's wheel: its sources, and the tools that build it."""
+    parts = {"library": LIBRARY_VERSION, "uv": uv_version, "sources": request.workspace.fingerprint(package.name)}
+    return f"{package.name}-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]}"
+
+
+_WHEEL_LOCKS: dict[Path, threading.Lock] = {}
+_WHEEL_LOCKS_LOCK = threading.Lock()
+
+
+def _wheel_lock(entry: Path) -> threading.Lock:
+    with _WHEEL_LOCKS_LOCK:
+        return _WHEEL_LOCKS.setdefault(entry, threading.Lock())
+
+
+def _keep_wheels(wheels: list[Path], cache: Path, entry: Path, package: str, *, rebuild: bool) -> None:
+    """Put pure wheels into the wheel cache, laid out as a build entry: ``asset/`` and ``build.json``."""
+    work = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
+    try:
+        (work / ASSET).mkdir()
+        for wheel in wheels:
+            shutil.copy2(wheel, work / ASSET / wheel.name)
+        _cache.write_info(work, {"package": package, "manifest": _cache.manifest(work / ASSET)})
+        _publish(work, entry, rebuild=rebuild)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _not_source(folder: str, names: list[str]) -> list[str]:

@@ -1,5 +1,8 @@
 """The build cache: ``<cache_dir>/builds/<key>/`` holds ``asset/`` (the Lambda code) and ``build.json``.
 
+``<cache_dir>/wheels/<key>/`` is laid out the same way, with the pure wheel of a local package (a shared
+library, say) in ``asset/``, keyed by its sources: it is built once for every package that uses it.
+
 An entry is trusted only if its ``asset/`` still matches the manifest written when it was built: the
 same files, each with the recorded size and content. A damaged entry (a file edited, truncated, deleted
 or added) is rebuilt, never used.
@@ -32,6 +35,7 @@ from pathlib import Path
 ASSET = "asset"
 INFO = "build.json"
 BUILDS = "builds"
+WHEELS = "wheels"  # wheels of local packages, by their sources: entries laid out as builds are
 
 # A build folder (".<key>.<random>") or a replaced entry (".trash-...") older than this is abandoned: a
 # build never takes this long, so pruning it can't pull a folder from under a running synth.
@@ -112,14 +116,17 @@ class Entry:
     bytes: int
     complete: bool
 
+    @property
+    def kind(self) -> str:
+        """``builds`` or ``wheels``."""
+        return self.path.parent.name
+
 
 def entries(cache_dir: Path, *, sizes: bool = True) -> list[Entry]:
-    """Every folder in ``<cache_dir>/builds``: finished entries, and abandoned or running builds."""
-    builds = cache_dir / BUILDS
-    if not builds.is_dir():
-        return []
+    """Every folder in ``<cache_dir>/builds`` and ``wheels``: finished entries, abandoned or running builds."""
+    folders = [cache_dir / BUILDS, cache_dir / WHEELS]
     found = []
-    for path in sorted(builds.iterdir()):
+    for path in sorted(p for folder in folders if folder.is_dir() for p in folder.iterdir()):
         if not path.is_dir():
             continue
         info = path / INFO

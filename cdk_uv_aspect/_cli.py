@@ -228,11 +228,12 @@ def _cache(options: argparse.Namespace) -> int:
     cache_dir = (options.cache_dir or default_cache_dir()).expanduser().absolute()
     if options.action == "prune":
         removed = prune(cache_dir, options.older_than)
-        print(f"removed {len(removed)} build(s) unused for {options.older_than:g} days from {cache_dir}")
+        print(f"removed {len(removed)} entries unused for {options.older_than:g} days from {cache_dir}")
         return 0
     found = entries(cache_dir)
     size = sum(e.bytes for e in found)
-    print(f"{cache_dir}: {sum(e.complete for e in found)} build(s), {_size(size) if size else '0 kB'}")
+    builds, wheels = (sum(e.complete and e.kind == kind for e in found) for kind in ("builds", "wheels"))
+    print(f"{cache_dir}: {builds} build(s), {wheels} local wheel(s), {_size(size) if size else '0 kB'}")
     return 0
 
 

@@ -16,8 +16,12 @@ from conftest import add_function, call_handler, function_codes, synth_app, tree
 
 from cdk_uv_aspect import UvOptions
 from cdk_uv_aspect._assembly import functions
+from cdk_uv_aspect._build import BuildRequest, Built, build
 from cdk_uv_aspect._cache import INFO, prune
 from cdk_uv_aspect._cli import main as cli
+from cdk_uv_aspect._runner import Runner
+from cdk_uv_aspect._target import Target
+from cdk_uv_aspect._workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
@@ -110,6 +114,58 @@ def test_changed_source_in_a_closure_member_is_a_miss(workspace: Path, cache_dir
     assert second != first
     staged = tmp_path / "two" / f"asset.{second['S3Key'].removesuffix('.zip')}"
     assert call_handler(staged, "api.handler.main", "3.12", {"name": "x"}).result["message"] == "howdy x"
+
+
+class _Recording(Runner):
+    """The real runner, noting which packages `uv build` built."""
+
+    def __init__(self) -> None:
+        self.built: list[str] = []
+
+    def run(self, args, **kwargs):
+        if args[1:2] == ["build"]:
+            self.built.append(Path(args[-1]).name)
+        return super().run(args, **kwargs)
+
+
+def _build(workspace: Path, package: str, runner: Runner) -> Built:
+    return build(BuildRequest(Workspace.find(workspace), package, Target("3.12", "x86_64"), UvOptions()), runner)
+
+
+def test_a_shared_local_package_is_built_once_while_its_sources_are_unchanged(workspace: Path, cache_dir: Path):
+    """`common` serves `api` and `app` from one wheel; an edit to `api` rebuilds `api` alone; an edit to
+    `common` builds it again, and the asset holds the new code."""
+    runner = _Recording()
+    _build(workspace, "api", runner)
+    _build(workspace, "app", runner)  # an application package: only its dependency `common` is a wheel
+    assert sorted(runner.built) == ["api", "common"]
+
+    handler = workspace / "packages" / "api" / "src" / "api" / "handler.py"
+    handler.write_text(handler.read_text() + "\nEDITED = True\n")
+    runner.built.clear()
+    built = _build(workspace, "api", runner)
+    assert runner.built == ["api"]
+    assert "EDITED = True" in (built.asset_dir / "api" / "handler.py").read_text()
+
+    common = workspace / "packages" / "common" / "src" / "common" / "__init__.py"
+    common.write_text(common.read_text().replace('"hello"', '"howdy"'))
+    runner.built.clear()
+    built = _build(workspace, "app", runner)
+    assert runner.built == ["common"]
+    assert '"howdy"' in (built.asset_dir / "common" / "__init__.py").read_text()
+
+
+def test_a_damaged_cached_wheel_is_built_again_not_used(workspace: Path, cache_dir: Path):
+    runner = _Recording()
+    _build(workspace, "api", runner)
+    (wheel,) = (cache_dir / "wheels").glob("common-*/asset/*.whl")
+    wheel.write_bytes(b"not a wheel")
+    handler = workspace / "packages" / "api" / "src" / "api" / "handler.py"
+    handler.write_text(handler.read_text() + "\nEDITED = True\n")  # so that `api` itself is a miss
+    runner.built.clear()
+    built = _build(workspace, "api", runner)
+    assert sorted(runner.built) == ["api", "common"]
+    assert call_handler(built.asset_dir, "api.handler.main", "3.12", {"name": "x"}).result["message"] == "hello x"
 
 
 def test_rebuild_bypasses_and_replaces_the_entry(workspace: Path, cache_dir: Path, tmp_path: Path):
