@@ -4,6 +4,7 @@ Run by bench/run.py as a fresh process per synth, as `cdk synth` runs an app:
 
     python bench/app.py aspect N K WORKSPACE OUTDIR
     python bench/app.py plain  N K WORKSPACE OUTDIR ASSETS_JSON   # functions use ready-made folders
+    python bench/app.py noop   N K WORKSPACE OUTDIR ASSETS_JSON   # the same, with a do-nothing aspect
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from pathlib import Path
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("CDK_DISABLE_VERSION_CHECK", "1")
 
-from aws_cdk import App, Aspects, Stack
+import jsii
+from aws_cdk import App, Aspects, IAspect, Stack
 from aws_cdk import aws_lambda as lambda_
+
+
+@jsii.implements(IAspect)
+class DoNothing:
+    """What any aspect written in Python costs: node calls visit() in Python for every construct."""
+
+    def visit(self, node: object) -> None:
+        pass
 
 
 def main(mode: str, n: int, k: int, workspace: str, outdir: str, assets: str | None = None) -> None:
@@ -43,6 +53,8 @@ def main(mode: str, n: int, k: int, workspace: str, outdir: str, assets: str | N
         from cdk_uv_aspect import UvBundlingAspect
 
         Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
+    elif mode == "noop":
+        Aspects.of(app).add(DoNothing())
     app.synth()
 
 

@@ -5,6 +5,8 @@
 1. warm:    a no-change synth of N functions over K packages with the aspect, versus the same app whose
             functions use Code.from_asset on the very same built folders (no aspect). Each synth is a
             fresh `python app.py` process, as `cdk synth` runs it; runs alternate; median of the ratios.
+            A third app adds an aspect that does nothing: what any aspect written in Python costs,
+            since node calls its visit() for every construct (a round trip to Python each).
 2. scaling: N = 10, 50, 200 functions over K = 5, 20 packages, cold (empty build cache) and warm.
 3. pip:     a cold build of one package (sample `users`: pydantic) versus `pip install --target` of the
             same locked requirements and local packages (what Docker-based bundling runs), both with
@@ -76,7 +78,7 @@ class Bench:
         """
         workspace = self.workspace(k)
         args = [sys.executable, str(HERE / "app.py"), mode, str(n), str(k), str(workspace), str(outdir)]
-        if mode == "plain":
+        if mode != "aspect":
             args.append(str(self._assets(cache, outdir)))
         env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache)}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -108,34 +110,39 @@ class Bench:
     # --- 1. warm synth ------------------------------------------------------------------------
 
     def warm(self) -> None:
-        n, k, pairs = (20, 3, 3) if self.quick else (50, 5, 9)
+        n, k, rounds = (20, 3, 3) if self.quick else (50, 5, 9)
         cache = self.fresh("warm-cache")
-        aspect_out, plain_out = self.fresh("warm-aspect.out"), self.fresh("warm-plain.out")
-        self.synth("aspect", n, k, cache, aspect_out)  # cold: builds, then stages into aspect_out
-        self.synth("plain", n, k, cache, plain_out)  # stages the same folders into plain_out
-        ratios, cpu_ratios = [], []
-        wall: dict[str, list[float]] = {"aspect": [], "plain": []}
-        cpu: dict[str, list[float]] = {"aspect": [], "plain": []}
-        for i in range(pairs):
-            # Alternate which goes first, so a drift in the machine's load hits both alike.
-            for mode in ("aspect", "plain") if i % 2 == 0 else ("plain", "aspect"):
-                outdir = aspect_out if mode == "aspect" else plain_out
-                wall[mode].append(self.synth(mode, n, k, cache, outdir))
+        modes = ("aspect", "noop", "plain")
+        outdirs = {mode: self.fresh(f"warm-{mode}.out") for mode in modes}
+        for mode in modes:  # the first builds; each then stages the same folders into its own outdir
+            self.synth(mode, n, k, cache, outdirs[mode])
+        wall: dict[str, list[float]] = {m: [] for m in modes}
+        cpu: dict[str, list[float]] = {m: [] for m in modes}
+        for i in range(rounds):
+            # Rotate which goes first, so a drift in the machine's load hits each alike.
+            for mode in modes[i % 3:] + modes[: i % 3]:
+                wall[mode].append(self.synth(mode, n, k, cache, outdirs[mode]))
                 cpu[mode].append(self.cpu)
-            ratios.append(wall["aspect"][-1] / wall["plain"][-1])
-            cpu_ratios.append(cpu["aspect"][-1] / cpu["plain"][-1])
-        self.results["warm"] = {"n": n, "k": k, "aspect": wall["aspect"], "plain": wall["plain"],
-                                "aspect_cpu": cpu["aspect"], "plain_cpu": cpu["plain"],
-                                "median_ratio": statistics.median(ratios),
-                                "median_cpu_ratio": statistics.median(cpu_ratios), "goal": 1.10}
-        print(f"\n1. warm synth, N={n} functions over K={k} packages, {pairs} alternating pairs")
-        _table(["", "median s", "median CPU s", "runs (s)"], [
-            [name, f"{statistics.median(wall[m]):.2f}", f"{statistics.median(cpu[m]):.2f}",
+
+        def ratio(times: dict[str, list[float]], mode: str) -> float:
+            return statistics.median([a / b for a, b in zip(times[mode], times["plain"], strict=True)])
+
+        self.results["warm"] = {"n": n, "k": k, **{m: wall[m] for m in modes},
+                                **{f"{m}_cpu": cpu[m] for m in modes},
+                                "median_ratio": ratio(wall, "aspect"), "median_cpu_ratio": ratio(cpu, "aspect"),
+                                "noop_ratio": ratio(wall, "noop"), "noop_cpu_ratio": ratio(cpu, "noop"),
+                                "goal": 1.10}
+        print(f"\n1. warm synth, N={n} functions over K={k} packages, {rounds} rounds of alternating runs")
+        names = {"aspect": "aspect (cache hit)", "noop": "a do-nothing aspect", "plain": "no aspect (from_asset)"}
+        _table(["", "median s", "median CPU s", "median ratio to no aspect", "runs (s)"], [
+            [names[m], f"{statistics.median(wall[m]):.2f}", f"{statistics.median(cpu[m]):.2f}",
+             "-" if m == "plain" else f"{ratio(wall, m):.3f} wall, {ratio(cpu, m):.3f} CPU",
              " ".join(f"{t:.2f}" for t in wall[m])]
-            for name, m in (("aspect (cache hit)", "aspect"), ("no aspect (from_asset)", "plain"))
+            for m in modes
         ])
-        print(f"median ratio aspect / no aspect: {statistics.median(ratios):.3f} wall, "
-              f"{statistics.median(cpu_ratios):.3f} CPU (goal <= 1.10)")
+        print(f"median ratio aspect / no aspect: {ratio(wall, 'aspect'):.3f} wall, {ratio(cpu, 'aspect'):.3f} CPU "
+              "(goal <= 1.10); a do-nothing Python aspect alone: "
+              f"{ratio(wall, 'noop'):.3f} wall, {ratio(cpu, 'noop'):.3f} CPU")
 
     # --- 2. scaling ---------------------------------------------------------------------------
 
@@ -271,7 +278,8 @@ def chart(results: dict, path: Path) -> None:
     if "warm" in results:
         w = results["warm"]
         ax = axes[0][0]
-        ax.boxplot([w["aspect"], w["plain"]], tick_labels=["aspect (cache hit)", "no aspect"])
+        ax.boxplot([w["aspect"], w["noop"], w["plain"]], tick_labels=["aspect (cache hit)", "do-nothing aspect",
+                                                                       "no aspect"])
         ax.set_title(f"1. warm synth, N={w['n']} K={w['k']}: ratio {w['median_ratio']:.2f} wall, "
                      f"{w.get('median_cpu_ratio', 0):.2f} CPU")
         ax.set_ylabel("seconds per synth")

@@ -250,7 +250,7 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: Uv, runner:
     def build_one(package: Package) -> list[Path]:
         entry = cache / _wheel_key(request, package, uv.version)
         with _wheel_lock(entry):  # builds running side by side wait for one build of a shared package
-            if not request.options.rebuild:
+            if not request.options.rebuild or entry in _BUILT_HERE:
                 info = _cache.read_info(entry)
                 if info is not None and _cache.verify(entry, info):
                     _cache.touch(entry)
@@ -266,6 +266,7 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: Uv, runner:
             wheels = sorted(out.glob("*.whl"))
             if all(wheel.name.endswith("-none-any.whl") for wheel in wheels):
                 _keep_wheels(wheels, cache, entry, package.name, rebuild=request.options.rebuild)
+                _BUILT_HERE.add(entry)
             return wheels  # a wheel with native code is built for this machine: never kept
 
     # Each `uv build` mostly waits on setting up its isolated build environment: run them side by side.
@@ -282,6 +283,7 @@ def _wheel_key(request: BuildRequest, package: Package, uv_version: str) -> str:
 
 _WHEEL_LOCKS: dict[Path, threading.Lock] = {}
 _WHEEL_LOCKS_LOCK = threading.Lock()
+_BUILT_HERE: set[Path] = set()  # wheel entries this process built: fresh even when rebuilding
 
 
 def _wheel_lock(entry: Path) -> threading.Lock:
