@@ -37,7 +37,8 @@ app.synth()
 
 def start_synth(tmp_path: Path, workspace: Path, outdir: Path, cache: Path, uv: str | None = None) -> subprocess.Popen:
     script = tmp_path / "app.py"
-    script.write_text(APP)
+    if not script.is_file():  # written once: rewriting it could hand a starting synth an empty file
+        script.write_text(APP)
     env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache)}
     return subprocess.Popen([sys.executable, str(script), str(workspace), str(outdir), *([uv] if uv else [])],
                             env=env,
