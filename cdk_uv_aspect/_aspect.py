@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +61,7 @@ class UvBundlingAspect:
         # Keyed by jsii ref (see jsii_ref), as every read through jsii is a round trip to node:
         self._planned: dict[str, _Planned] = {}  # function -> its plan, until it is swapped
         self._assets: dict[tuple[str, BuildRequest], ZipAsset] = {}  # (stack, build) -> its asset
-        self._runtimes: dict[str, tuple[str, bool]] = {}  # Runtime -> (name, is Python)
-        self._architectures: dict[str, str] = {}  # Architecture -> name
+        self._read: dict[str, Any] = {}  # Runtime or Architecture -> what was read of it
         self._pruned = False
 
     # --- the walk -------------------------------------------------------------------------------
@@ -141,34 +141,30 @@ class UvBundlingAspect:
         """What to build for a marked function: its package, for its runtime and architecture."""
         try:
             package = package_of(data)
-            name, is_python = self._runtime(function.runtime)
-            image = None
-            if is_image_function(name):
-                # The runtime is FROM_IMAGE: the Python version comes from the marker or the options.
-                workspace = self._workspace_for()
-                image = image_spec(function, workspace.package(package), data, self.options, workspace)
-                target = image.target
-            else:
-                target = target_of(name, is_python, self._architecture(function.architecture))
+            name, is_python = self._read_once(
+                function.runtime, lambda runtime: (runtime.name, runtime.family == lambda_.RuntimeFamily.PYTHON)
+            )
+            from_image = is_image_function(name)
+            if not from_image:
+                target = target_of(name, is_python, self._read_once(function.architecture, lambda a: a.name))
                 refuse_image_keys(data, name)
-                workspace = self._workspace_for()
-                workspace.package(package)
+            workspace = self._workspace_for()
+            found = workspace.package(package)
+            image = None
+            if from_image:
+                # The runtime is FROM_IMAGE: the Python version comes from the marker or the options.
+                image = image_spec(function, found, data, self.options, workspace)
+                target = image.target
         except UvError as exc:
             raise exc.with_constructs([node.path]) from None  # the path is read only when needed
         return _Planned(function, node, stack, BuildRequest(workspace, package, target, self.options), image)
 
-    def _runtime(self, runtime: lambda_.Runtime) -> tuple[str, bool]:
-        # Functions share a few Runtime objects: each one's name and family are read once.
-        ref = jsii_ref(runtime)
-        if ref not in self._runtimes:
-            self._runtimes[ref] = (runtime.name, runtime.family == lambda_.RuntimeFamily.PYTHON)
-        return self._runtimes[ref]
-
-    def _architecture(self, architecture: lambda_.Architecture) -> str:
-        ref = jsii_ref(architecture)
-        if ref not in self._architectures:
-            self._architectures[ref] = architecture.name
-        return self._architectures[ref]
+    def _read_once(self, value: Any, read: Callable[[Any], Any]) -> Any:
+        # Functions share a few Runtime and Architecture objects: each is read through jsii once.
+        ref = jsii_ref(value)
+        if ref not in self._read:
+            self._read[ref] = read(value)
+        return self._read[ref]
 
     def _swap(self, planned: _Planned) -> None:
         request = planned.request

@@ -62,7 +62,6 @@ class BuildRequest:
         return {"bytecode": self.options.bytecode, "exclude": list(self.options.exclude), "lock": self.options.lock}
 
     def key(self, uv_version: str) -> str:
-        digest = hashlib.sha256()
         parts = {
             "library": LIBRARY_VERSION,
             "uv": uv_version,
@@ -74,8 +73,7 @@ class BuildRequest:
                 p.name: self.workspace.fingerprint(p.name) for p in self.workspace.closure(self.package)
             },
         }
-        digest.update(json.dumps(parts, sort_keys=True).encode())
-        return f"{self.package}-{self.target.key}-{digest.hexdigest()[:32]}"
+        return _key(f"{self.package}-{self.target.key}", parts)
 
 
 @dataclass(frozen=True)
@@ -98,18 +96,17 @@ def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[st
     runner = runner or Runner()
     uv = Uv.locate(request.options.uv)
     started = time.monotonic()
-    package = request.workspace.package(request.package, where="")
+    package = request.workspace.package(request.package)
     _check_requires_python(request, package)
     key = request.key(uv.version)
     builds = _private_dir(request.options.cache_dir / _cache.BUILDS)
     final = builds / key
     damaged = False
     if not request.options.rebuild:
-        info = _cache.read_info(final)
-        if info is not None and _cache.verify(final, info):
-            _cache.touch(final)
+        info = _cache.use(final)
+        if info is not None:
             return Built(request, final, time.monotonic() - started, cached=True, info=info)
-        damaged = info is not None or final.exists()
+        damaged = final.exists()
         if damaged and log:
             log(f"the cached build of {request.package} for {request.target} is damaged or incomplete: "
                 "building it again")
@@ -161,8 +158,7 @@ def _publish(work: Path, final: Path, *, rebuild: bool) -> Path:
         except OSError:
             if not final.exists():
                 raise  # not a lost race: a real failure (permissions, disk)
-        info = _cache.read_info(final)
-        if not replace and info is not None and _cache.verify(final, info):
+        if not replace and _cache.use(final) is not None:
             return final
         _cache.discard(final)
         replace = False  # replace at most what was there at first, never a rival's fresh build
@@ -250,11 +246,8 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: Uv, runner:
     def build_one(package: Package) -> list[Path]:
         entry = cache / _wheel_key(request, package, uv.version)
         with _wheel_lock(entry):  # builds running side by side wait for one build of a shared package
-            if not request.options.rebuild or entry in _BUILT_HERE:
-                info = _cache.read_info(entry)
-                if info is not None and _cache.verify(entry, info):
-                    _cache.touch(entry)
-                    return sorted((entry / ASSET).glob("*.whl"))
+            if (not request.options.rebuild or entry in _BUILT_HERE) and _cache.use(entry) is not None:
+                return sorted((entry / ASSET).glob("*.whl"))
             source, out = work / "src" / package.name, work / "wheels" / package.name
             shutil.copytree(package.path, source, ignore=_not_source, symlinks=False)
             result = runner.run(_uv.build_wheel(uv.path, source, out), cwd=work, env=_uv.UV_ENV)
@@ -278,7 +271,12 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: Uv, runner:
 def _wheel_key(request: BuildRequest, package: Package, uv_version: str) -> str:
     """What decides a local package's wheel: its sources, and the tools that build it."""
     parts = {"library": LIBRARY_VERSION, "uv": uv_version, "sources": request.workspace.fingerprint(package.name)}
-    return f"{package.name}-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]}"
+    return _key(package.name, parts)
+
+
+def _key(name: str, parts: dict[str, object]) -> str:
+    """A cache entry's name: readable ``name``, then a digest of everything that decides its content."""
+    return f"{name}-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]}"
 
 
 _WHEEL_LOCKS: dict[Path, threading.Lock] = {}

@@ -87,6 +87,15 @@ def verify(entry: Path, info: dict) -> bool:
     return True
 
 
+def use(entry: Path) -> dict | None:
+    """``build.json`` of an intact entry, which is touched as used now; None when missing or damaged."""
+    info = read_info(entry)
+    if info is None or not verify(entry, info):
+        return None
+    touch(entry)
+    return info
+
+
 def read_info(entry: Path) -> dict | None:
     """``build.json`` of an entry, or None when it is missing or unreadable (an incomplete entry)."""
     try:
