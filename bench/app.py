@@ -42,13 +42,24 @@ def main(mode: str, n: int, k: int, workspace: str, outdir: str, assets: str | N
         if mode == "aspect":
             from cdk_uv_aspect import UvCode, mark_package
 
-            fn = lambda_.Function(stack, f"F{i}", runtime=lambda_.Runtime.PYTHON_3_12, handler=handler,
-                                  architecture=lambda_.Architecture.X86_64, code=UvCode())
+            fn = lambda_.Function(
+                stack,
+                f"F{i}",
+                runtime=lambda_.Runtime.PYTHON_3_12,
+                handler=handler,
+                architecture=lambda_.Architecture.X86_64,
+                code=UvCode(),
+            )
             mark_package(fn, package)
         else:
-            lambda_.Function(stack, f"F{i}", runtime=lambda_.Runtime.PYTHON_3_12, handler=handler,
-                             architecture=lambda_.Architecture.X86_64,
-                             code=lambda_.Code.from_asset(folders[package]))
+            lambda_.Function(
+                stack,
+                f"F{i}",
+                runtime=lambda_.Runtime.PYTHON_3_12,
+                handler=handler,
+                architecture=lambda_.Architecture.X86_64,
+                code=lambda_.Code.from_asset(folders[package]),
+            )
     if mode == "aspect":
         from cdk_uv_aspect import UvBundlingAspect
 

@@ -34,8 +34,9 @@ def synth(workspace: Path, cache: Path, functions: int, checks: bool) -> float:
         app = App(outdir=str(out))
         stack = Stack(app, "Bench")
         for i in range(functions):
-            fn = lambda_.Function(stack, f"Fn{i}", runtime=lambda_.Runtime.PYTHON_3_12,
-                                  handler="api.handler.main", code=UvCode())
+            fn = lambda_.Function(
+                stack, f"Fn{i}", runtime=lambda_.Runtime.PYTHON_3_12, handler="api.handler.main", code=UvCode()
+            )
             mark_package(fn, "api")
         Aspects.of(app).add(UvBundlingAspect(workspace=workspace, cache_dir=cache))
         if checks:

@@ -51,8 +51,11 @@ from cdk_uv_aspect._workspace import Workspace  # noqa: E402
 
 SAMPLES = REPO / "samples"
 # (package, handler module, handler function, Python) of the samples, built for this machine's arch.
-HANDLERS = [("orders", "orders.handler", "main", "3.12"), ("users", "users.handler", "main", "3.11"),
-            ("report", "main", "handler", "3.13")]
+HANDLERS = [
+    ("orders", "orders.handler", "main", "3.12"),
+    ("users", "users.handler", "main", "3.11"),
+    ("report", "main", "handler", "3.13"),
+]
 
 
 class Bench:
@@ -60,8 +63,7 @@ class Bench:
         self.work = work
         self.quick = quick
         self.uv = Uv.locate(None).path
-        self.results: dict[str, object] = {"quick": quick, "cores": os.cpu_count(),
-                                           "load": os.getloadavg()[0]}
+        self.results: dict[str, object] = {"quick": quick, "cores": os.cpu_count(), "load": os.getloadavg()[0]}
         self.cpu = 0.0
 
     # --- helpers ------------------------------------------------------------------------------
@@ -120,29 +122,44 @@ class Bench:
         cpu: dict[str, list[float]] = {m: [] for m in modes}
         for i in range(rounds):
             # Rotate which goes first, so a drift in the machine's load hits each alike.
-            for mode in modes[i % 3:] + modes[: i % 3]:
+            for mode in modes[i % 3 :] + modes[: i % 3]:
                 wall[mode].append(self.synth(mode, n, k, cache, outdirs[mode]))
                 cpu[mode].append(self.cpu)
 
         def ratio(times: dict[str, list[float]], mode: str) -> float:
             return statistics.median([a / b for a, b in zip(times[mode], times["plain"], strict=True)])
 
-        self.results["warm"] = {"n": n, "k": k, **{m: wall[m] for m in modes},
-                                **{f"{m}_cpu": cpu[m] for m in modes},
-                                "median_ratio": ratio(wall, "aspect"), "median_cpu_ratio": ratio(cpu, "aspect"),
-                                "noop_ratio": ratio(wall, "noop"), "noop_cpu_ratio": ratio(cpu, "noop"),
-                                "goal": 1.10}
+        self.results["warm"] = {
+            "n": n,
+            "k": k,
+            **{m: wall[m] for m in modes},
+            **{f"{m}_cpu": cpu[m] for m in modes},
+            "median_ratio": ratio(wall, "aspect"),
+            "median_cpu_ratio": ratio(cpu, "aspect"),
+            "noop_ratio": ratio(wall, "noop"),
+            "noop_cpu_ratio": ratio(cpu, "noop"),
+            "goal": 1.10,
+        }
         print(f"\n1. warm synth, N={n} functions over K={k} packages, {rounds} rounds of alternating runs")
         names = {"aspect": "aspect (cache hit)", "noop": "a do-nothing aspect", "plain": "no aspect (from_asset)"}
-        _table(["", "median s", "median CPU s", "median ratio to no aspect", "runs (s)"], [
-            [names[m], f"{statistics.median(wall[m]):.2f}", f"{statistics.median(cpu[m]):.2f}",
-             "-" if m == "plain" else f"{ratio(wall, m):.3f} wall, {ratio(cpu, m):.3f} CPU",
-             " ".join(f"{t:.2f}" for t in wall[m])]
-            for m in modes
-        ])
-        print(f"median ratio aspect / no aspect: {ratio(wall, 'aspect'):.3f} wall, {ratio(cpu, 'aspect'):.3f} CPU "
-              "(goal <= 1.10); a do-nothing Python aspect alone: "
-              f"{ratio(wall, 'noop'):.3f} wall, {ratio(cpu, 'noop'):.3f} CPU")
+        _table(
+            ["", "median s", "median CPU s", "median ratio to no aspect", "runs (s)"],
+            [
+                [
+                    names[m],
+                    f"{statistics.median(wall[m]):.2f}",
+                    f"{statistics.median(cpu[m]):.2f}",
+                    "-" if m == "plain" else f"{ratio(wall, m):.3f} wall, {ratio(cpu, m):.3f} CPU",
+                    " ".join(f"{t:.2f}" for t in wall[m]),
+                ]
+                for m in modes
+            ],
+        )
+        print(
+            f"median ratio aspect / no aspect: {ratio(wall, 'aspect'):.3f} wall, {ratio(cpu, 'aspect'):.3f} CPU "
+            "(goal <= 1.10); a do-nothing Python aspect alone: "
+            f"{ratio(wall, 'noop'):.3f} wall, {ratio(cpu, 'noop'):.3f} CPU"
+        )
 
     # --- 2. scaling ---------------------------------------------------------------------------
 
@@ -160,16 +177,38 @@ class Bench:
                 self.synth("plain", n, k, cache, plain_out)  # stage once, then measure warm
                 plain = self.synth("plain", n, k, cache, plain_out)
                 plain_cpu = self.cpu
-                data.append({"n": n, "k": k, "cold": cold, "warm": warm, "plain": plain,
-                             "cold_cpu": cold_cpu, "warm_cpu": warm_cpu, "plain_cpu": plain_cpu})
-                rows.append([str(n), str(k), f"{cold:.1f}", f"{warm:.1f}", f"{plain:.1f}",
-                             f"{cold_cpu:.1f}", f"{warm_cpu:.1f}", f"{plain_cpu:.1f}",
-                             f"{warm_cpu - plain_cpu:+.1f}"])
+                data.append(
+                    {
+                        "n": n,
+                        "k": k,
+                        "cold": cold,
+                        "warm": warm,
+                        "plain": plain,
+                        "cold_cpu": cold_cpu,
+                        "warm_cpu": warm_cpu,
+                        "plain_cpu": plain_cpu,
+                    }
+                )
+                rows.append(
+                    [
+                        str(n),
+                        str(k),
+                        f"{cold:.1f}",
+                        f"{warm:.1f}",
+                        f"{plain:.1f}",
+                        f"{cold_cpu:.1f}",
+                        f"{warm_cpu:.1f}",
+                        f"{plain_cpu:.1f}",
+                        f"{warm_cpu - plain_cpu:+.1f}",
+                    ]
+                )
                 shutil.rmtree(cache, ignore_errors=True)
         self.results["scaling"] = data
         print("\n2. scaling: seconds per synth (cold: empty build cache; uv's wheel cache warm)")
-        _table(["N", "K", "cold", "warm", "no aspect", "cold CPU", "warm CPU", "no aspect CPU",
-                "warm - no aspect CPU"], rows)
+        _table(
+            ["N", "K", "cold", "warm", "no aspect", "cold CPU", "warm CPU", "no aspect CPU", "warm - no aspect CPU"],
+            rows,
+        )
 
     # --- 3. cold build versus pip install --target --------------------------------------------
 
@@ -192,8 +231,12 @@ class Bench:
             env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
             started = time.perf_counter()
             for args in (["-r", str(requirements)], ["--no-deps", *local]):
-                subprocess.run([python, "-m", "pip", "install", "--quiet", "--target", str(site), *args],
-                               env=env, check=True, capture_output=True)
+                subprocess.run(
+                    [python, "-m", "pip", "install", "--quiet", "--target", str(site), *args],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
             return time.perf_counter() - started
 
         ours(), theirs()  # fill uv's and pip's download caches
@@ -236,10 +279,16 @@ class Bench:
                 for bytecode in (True, False):
                     times[bytecode].append(_import_seconds(python, assets[bytecode], module, function))
             with_bc, without = statistics.median(times[True]), statistics.median(times[False])
-            data.append({"package": package, "python": version, "bytecode": times[True],
-                         "source": times[False]})
-            rows.append([f"{module}.{function}", f"python{version}", f"{with_bc * 1000:.0f}",
-                         f"{without * 1000:.0f}", f"{with_bc / without:.2f}"])
+            data.append({"package": package, "python": version, "bytecode": times[True], "source": times[False]})
+            rows.append(
+                [
+                    f"{module}.{function}",
+                    f"python{version}",
+                    f"{with_bc * 1000:.0f}",
+                    f"{without * 1000:.0f}",
+                    f"{with_bc / without:.2f}",
+                ]
+            )
         self.results["start"] = data
         print(f"\n4. cold start: import of each sample handler from its asset, `-B -I`, median of {runs}")
         _table(["handler", "runtime", "bytecode ms", "source ms", "ratio"], rows)
@@ -252,8 +301,9 @@ IMPORT = (
 
 
 def _import_seconds(python: str, asset: Path, module: str, function: str) -> float:
-    result = subprocess.run([python, "-B", "-I", "-c", IMPORT, str(asset), module, function],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [python, "-B", "-I", "-c", IMPORT, str(asset), module, function], capture_output=True, text=True, check=True
+    )
     return float(result.stdout.strip())
 
 
@@ -278,10 +328,13 @@ def chart(results: dict, path: Path) -> None:
     if "warm" in results:
         w = results["warm"]
         ax = axes[0][0]
-        ax.boxplot([w["aspect"], w["noop"], w["plain"]], tick_labels=["aspect (cache hit)", "do-nothing aspect",
-                                                                       "no aspect"])
-        ax.set_title(f"1. warm synth, N={w['n']} K={w['k']}: ratio {w['median_ratio']:.2f} wall, "
-                     f"{w.get('median_cpu_ratio', 0):.2f} CPU")
+        ax.boxplot(
+            [w["aspect"], w["noop"], w["plain"]], tick_labels=["aspect (cache hit)", "do-nothing aspect", "no aspect"]
+        )
+        ax.set_title(
+            f"1. warm synth, N={w['n']} K={w['k']}: ratio {w['median_ratio']:.2f} wall, "
+            f"{w.get('median_cpu_ratio', 0):.2f} CPU"
+        )
         ax.set_ylabel("seconds per synth")
     if "scaling" in results:
         ax = axes[0][1]
@@ -306,10 +359,8 @@ def chart(results: dict, path: Path) -> None:
         ax = axes[1][1]
         rows = results["start"]
         x = range(len(rows))
-        ax.bar([i - 0.2 for i in x], [statistics.median(r["bytecode"]) * 1000 for r in rows], 0.4,
-               label="bytecode")
-        ax.bar([i + 0.2 for i in x], [statistics.median(r["source"]) * 1000 for r in rows], 0.4,
-               label="source only")
+        ax.bar([i - 0.2 for i in x], [statistics.median(r["bytecode"]) * 1000 for r in rows], 0.4, label="bytecode")
+        ax.bar([i + 0.2 for i in x], [statistics.median(r["source"]) * 1000 for r in rows], 0.4, label="source only")
         ax.set_xticks(list(x), [f"{r['package']} (py{r['python']})" for r in rows])
         ax.set_title("4. handler import time (-B -I)")
         ax.set_ylabel("ms")
@@ -320,8 +371,7 @@ def chart(results: dict, path: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer and smaller runs (~3 minutes)")
     parser.add_argument("--only", default="warm,scaling,pip,start", help="comma-separated parts to run")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
@@ -330,8 +380,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="work-", dir=options.out))
     bench = Bench(work, options.quick)
     started = time.perf_counter()
-    print(f"cdk-uv-aspect benchmark on {os.cpu_count()} cores{' (quick)' if options.quick else ''}, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"cdk-uv-aspect benchmark on {os.cpu_count()} cores{' (quick)' if options.quick else ''}, "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
     try:
         for part in options.only.split(","):
             getattr(bench, part.strip())()

@@ -1,8 +1,8 @@
 """cdk-uv-aspect: build the Lambda functions of a CDK app from a uv workspace, with an Aspect.
 
-    fn.node.add_metadata("uv", "api")         # or mark_package(fn, "api")
-    Aspects.of(app).add(UvBundlingAspect())
-    Aspects.of(app).add(UvPolicyChecks())   # optional: fail synth on functions that would not start
+fn.node.add_metadata("uv", "api")         # or mark_package(fn, "api")
+Aspects.of(app).add(UvBundlingAspect())
+Aspects.of(app).add(UvPolicyChecks())   # optional: fail synth on functions that would not start
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from ._policy import UvPolicyChecks
 
 __all__ = [
-    "UvBundlingAspect", "UvCode", "UvError", "UvOptions", "UvPolicyChecks", "mark_package", "uv_image_code",
+    "UvBundlingAspect",
+    "UvCode",
+    "UvError",
+    "UvOptions",
+    "UvPolicyChecks",
+    "mark_package",
+    "uv_image_code",
 ]
 
 # Imported on first use: the CDK's import starts a node process (seconds), which the `cdk-uv` command

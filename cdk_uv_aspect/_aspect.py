@@ -129,8 +129,7 @@ class UvBundlingAspect:
                 wanted.setdefault(planned.request, []).append(node)
         if missed:
             raise UvError(
-                "marked functions inside a nested Stage were not built: aspects do not cross Stage "
-                "boundaries",
+                "marked functions inside a nested Stage were not built: aspects do not cross Stage boundaries",
                 constructs=[node.path for node in missed],
                 fix="add the aspect inside each Stage as well, e.g. in your Stage's constructor: "
                 "Aspects.of(self).add(UvBundlingAspect())",

@@ -84,8 +84,9 @@ def _stack_functions(outdir: Path, root: Path, artifact: dict, props: dict) -> I
             asset_dir=_asset_dir(outdir, root, resource, build),
             memory=p["MemorySize"] if isinstance(p.get("MemorySize"), int) else 128,
             timeout=p["Timeout"] if isinstance(p.get("Timeout"), int) else 3,
-            environment={k: v for k, v in (p.get("Environment") or {}).get("Variables", {}).items()
-                         if isinstance(v, str)},
+            environment={
+                k: v for k, v in (p.get("Environment") or {}).get("Variables", {}).items() if isinstance(v, str)
+            },
         )
 
 

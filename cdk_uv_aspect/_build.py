@@ -69,9 +69,7 @@ class BuildRequest:
             "target": self.target.key,
             "options": self.output_options,
             "lock": hashlib.sha256(self.workspace.lock_bytes).hexdigest(),
-            "sources": {
-                p.name: self.workspace.fingerprint(p.name) for p in self.workspace.closure(self.package)
-            },
+            "sources": {p.name: self.workspace.fingerprint(p.name) for p in self.workspace.closure(self.package)},
         }
         return _key(f"{self.package}-{self.target.key}", parts)
 
@@ -108,8 +106,10 @@ def build(request: BuildRequest, runner: Runner | None = None, log: Callable[[st
             return Built(request, final, time.monotonic() - started, cached=True, info=info)
         damaged = final.exists()
         if damaged and log:
-            log(f"the cached build of {request.package} for {request.target} is damaged or incomplete: "
-                "building it again")
+            log(
+                f"the cached build of {request.package} for {request.target} is damaged or incomplete: "
+                "building it again"
+            )
 
     work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=builds))  # mode 0700, unpredictable name
     try:
@@ -192,23 +192,24 @@ def _check_requires_python(request: BuildRequest, package: Package) -> None:
 
 
 def _install(
-    request: BuildRequest, package: Package, uv: Uv, runner: Runner, work: Path, site: Path,
+    request: BuildRequest,
+    package: Package,
+    uv: Uv,
+    runner: Runner,
+    work: Path,
+    site: Path,
     log: Callable[[str], None] | None = None,
 ) -> None:
     root = request.workspace.root
     exported = work / "requirements.txt"
-    result = runner.run(
-        _uv.export(uv.path, request.package, request.options.lock, exported), cwd=root, env=_uv.UV_ENV
-    )
+    result = runner.run(_uv.export(uv.path, request.package, request.options.lock, exported), cwd=root, env=_uv.UV_ENV)
     if _uv.failed(result):
         raise _export_error(request, result)
     registry, local = _uv.split_requirements(exported.read_text())
     if registry.strip():
         requirements = work / "locked.txt"
         requirements.write_text(registry)
-        result = runner.run(
-            _uv.install_locked(uv.path, request.target, site, requirements), cwd=root, env=_uv.UV_ENV
-        )
+        result = runner.run(_uv.install_locked(uv.path, request.target, site, requirements), cwd=root, env=_uv.UV_ENV)
         if _uv.failed(result):
             error = _install_error(request, result)
             # Only a dependency with no wheel for the target goes to a container; any other failure
@@ -238,8 +239,12 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: Uv, runner:
     for line in local:
         package = by_path.get((request.workspace.root / line).resolve())
         if package is None:  # pragma: no cover - uv exports only packages the lock knows
-            raise WorkspaceError(f"uv exported {line}, which is not a package of uv.lock",
-                                 package=request.package, target=request.target, fix="run `uv lock`")
+            raise WorkspaceError(
+                f"uv exported {line}, which is not a package of uv.lock",
+                package=request.package,
+                target=request.target,
+                fix="run `uv lock`",
+            )
         packages.append(package)
     cache = _private_dir(request.options.cache_dir / _cache.WHEELS)
 
@@ -253,7 +258,9 @@ def _build_local_wheels(request: BuildRequest, local: list[str], uv: Uv, runner:
             result = runner.run(_uv.build_wheel(uv.path, source, out), cwd=work, env=_uv.UV_ENV)
             if _uv.failed(result):
                 raise _network_error(request, result, f"fetch the build backend of {package.name}") or _error(
-                    request, f"the workspace package {package.name} did not build", result,
+                    request,
+                    f"the workspace package {package.name} did not build",
+                    result,
                     fix=f"fix the build error shown below (try `uv build --wheel` in {package.path})",
                 )
             wheels = sorted(out.glob("*.whl"))
@@ -310,15 +317,14 @@ def _not_source(folder: str, names: list[str]) -> list[str]:
 def _copy_modules(package: Package, site: Path) -> None:
     """An application package (no build system): its top-level modules and packages go to the root."""
     for entry in sorted(package.path.iterdir()):
-        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test") or (
-            is_assembly(entry)
-        ):
+        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test") or (is_assembly(entry)):
             continue
         if entry.is_file() and entry.suffix == ".py":
             shutil.copy2(entry, site / entry.name)
         elif entry.is_dir() and any(entry.rglob("*.py")):
-            shutil.copytree(entry, site / entry.name, ignore=lambda _d, names: [n for n in names if skipped(n)],
-                            dirs_exist_ok=True)
+            shutil.copytree(
+                entry, site / entry.name, ignore=lambda _d, names: [n for n in names if skipped(n)], dirs_exist_ok=True
+            )
 
 
 def _tidy(site: Path, exclude: tuple[str, ...]) -> None:
@@ -374,8 +380,12 @@ def _compile(request: BuildRequest, uv: str, runner: Runner, site: Path) -> None
         )
     result = runner.run(_uv.compile_bytecode(python, site), cwd=site.parent, env=_uv.COMPILE_ENV)
     if _uv.failed(result):
-        raise _error(request, f"compiling bytecode with {python} failed", result,
-                     fix="check the interpreter, or build without bytecode: UvOptions(bytecode=False)")
+        raise _error(
+            request,
+            f"compiling bytecode with {python} failed",
+            result,
+            fix="check the interpreter, or build without bytecode: UvOptions(bytecode=False)",
+        )
 
 
 def _error(
@@ -386,19 +396,31 @@ def _error(
 
 def _export_error(request: BuildRequest, result: Result) -> UvError:
     if "--locked" in result.stderr or "needs to be updated" in result.stderr:
-        return _error(request, "uv.lock is out of date with the workspace's pyproject.toml files", result,
-                      kind=WorkspaceError,
-                      fix=f"run `uv lock` in {request.workspace.root} and commit uv.lock (cdk-uv-aspect "
-                      "never changes it)")
-    return _error(request, "uv could not export the package's locked requirements", result,
-                  kind=WorkspaceError,
-                  fix=f"run `uv export --package {request.package} --no-dev` in {request.workspace.root} "
-                  "and fix what it reports; `uv lock` rewrites a damaged lock")
+        return _error(
+            request,
+            "uv.lock is out of date with the workspace's pyproject.toml files",
+            result,
+            kind=WorkspaceError,
+            fix=f"run `uv lock` in {request.workspace.root} and commit uv.lock (cdk-uv-aspect never changes it)",
+        )
+    return _error(
+        request,
+        "uv could not export the package's locked requirements",
+        result,
+        kind=WorkspaceError,
+        fix=f"run `uv export --package {request.package} --no-dev` in {request.workspace.root} "
+        "and fix what it reports; `uv lock` rewrites a damaged lock",
+    )
 
 
 # Signs in uv's stderr that it needed the network and had none (offline mode, or no index reachable).
-_OFFLINE = ("network was disabled", "Network connectivity is disabled", "dns error", "error sending request",
-            "failed to lookup address")
+_OFFLINE = (
+    "network was disabled",
+    "Network connectivity is disabled",
+    "dns error",
+    "error sending request",
+    "failed to lookup address",
+)
 
 
 def _network_error(request: BuildRequest, result: Result, needed_for: str) -> UvError | None:
@@ -431,5 +453,9 @@ def _install_error(request: BuildRequest, result: Result) -> UvError:
             f"{t.python_platform} (`uv add 'name<version'`), or move the function to a newer runtime "
             "(python3.12+ runs on Amazon Linux 2023, glibc 2.34), or to the other architecture",
         )
-    return _error(request, "uv could not install the locked dependencies", result,
-                  fix="fix what uv reports below; with no network, a warm uv cache is needed")
+    return _error(
+        request,
+        "uv could not install the locked dependencies",
+        result,
+        fix="fix what uv reports below; with no network, a warm uv cache is needed",
+    )

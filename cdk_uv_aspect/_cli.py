@@ -67,14 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     # --debug is accepted before or after the command; SUPPRESS keeps a subcommand's default from
     # overwriting a --debug given before it (the parsers share this one action: no set_defaults on it).
     debug = argparse.ArgumentParser(add_help=False)
-    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show the Python traceback of an error")
-    parser = argparse.ArgumentParser(prog="cdk-uv", description=__doc__, parents=[debug],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the Python traceback of an error"
+    )
+    parser = argparse.ArgumentParser(
+        prog="cdk-uv", description=__doc__, parents=[debug], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     build = commands.add_parser(
-        "build", parents=[debug], formatter_class=argparse.RawDescriptionHelpFormatter,
+        "build",
+        parents=[debug],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="build a workspace package for a Lambda target, as the aspect does at synthesis",
         description="Build PACKAGE's locked runtime closure for a Lambda target with uv, exactly as "
         "UvBundlingAspect does at synthesis (same build, same build cache), outside CDK: for debugging, "
@@ -86,43 +90,76 @@ def _parser() -> argparse.ArgumentParser:
         "The build cache is $CDK_UV_CACHE_DIR, else $XDG_CACHE_HOME/cdk-uv-aspect, else "
         "~/.cache/cdk-uv-aspect.",
     )
-    build.add_argument("package", metavar="PACKAGE",
-                       help="the workspace package (its name in pyproject.toml)")
-    build.add_argument("--python", default="3.12", metavar="X.Y",
-                       help="the Lambda runtime's Python version, e.g. 3.12 or python3.12 (default: 3.12)")
-    build.add_argument("--arch", default="x86_64", choices=["x86_64", "arm64"],
-                       help="the function's architecture (default: x86_64, as in Lambda)")
+    build.add_argument("package", metavar="PACKAGE", help="the workspace package (its name in pyproject.toml)")
+    build.add_argument(
+        "--python",
+        default="3.12",
+        metavar="X.Y",
+        help="the Lambda runtime's Python version, e.g. 3.12 or python3.12 (default: 3.12)",
+    )
+    build.add_argument(
+        "--arch",
+        default="x86_64",
+        choices=["x86_64", "arm64"],
+        help="the function's architecture (default: x86_64, as in Lambda)",
+    )
     where = build.add_mutually_exclusive_group()
-    where.add_argument("--out", type=Path, metavar="DIR",
-                       help="copy the built folder to DIR (refused if DIR is not empty, unless --force)")
-    where.add_argument("--zip", type=Path, metavar="FILE",
-                       help="write a deterministic zip (sorted entries, fixed dates and modes) to FILE")
+    where.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="copy the built folder to DIR (refused if DIR is not empty, unless --force)",
+    )
+    where.add_argument(
+        "--zip",
+        type=Path,
+        metavar="FILE",
+        help="write a deterministic zip (sorted entries, fixed dates and modes) to FILE",
+    )
     build.add_argument("--force", action="store_true", help="with --out: replace what DIR holds")
-    build.add_argument("--workspace", type=Path, metavar="DIR",
-                       help="the uv workspace or project: the folder with its uv.lock (default: the "
-                       "nearest folder with a uv.lock, upward from the current directory)")
-    build.add_argument("--frozen", action="store_true",
-                       help="use uv.lock without checking it against pyproject.toml (uv --frozen)")
+    build.add_argument(
+        "--workspace",
+        type=Path,
+        metavar="DIR",
+        help="the uv workspace or project: the folder with its uv.lock (default: the "
+        "nearest folder with a uv.lock, upward from the current directory)",
+    )
+    build.add_argument(
+        "--frozen", action="store_true", help="use uv.lock without checking it against pyproject.toml (uv --frozen)"
+    )
     build.add_argument("--no-bytecode", action="store_true", help="do not compile .pyc files")
-    build.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                       help="leave files matching GLOB (asset-relative, e.g. '*/tests/*') out; repeatable")
+    build.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave files matching GLOB (asset-relative, e.g. '*/tests/*') out; repeatable",
+    )
     build.set_defaults(run=_build)
 
     report = commands.add_parser(
-        "report", parents=[debug],
+        "report",
+        parents=[debug],
         help="every Lambda function of a synthesized assembly and what was built for it",
         description="A table of every Lambda function in the cloud assembly (nested stages included): "
         "construct path, uv package (or 'not uv-built'), target, asset hash, size unzipped and zipped, "
         "file count, build time and whether the build came from the build cache.",
     )
-    report.add_argument("cdk_out", nargs="?", default=Path("cdk.out"), type=Path, metavar="CDK_OUT",
-                        help="the cloud assembly folder (default: cdk.out)")
+    report.add_argument(
+        "cdk_out",
+        nargs="?",
+        default=Path("cdk.out"),
+        type=Path,
+        metavar="CDK_OUT",
+        help="the cloud assembly folder (default: cdk.out)",
+    )
     report.add_argument("--json", action="store_true", help="print a JSON list with full values instead")
     report.set_defaults(run=_report)
     _add_cache_command(commands, debug)
 
     run = commands.add_parser(
-        "invoke", parents=[debug],
+        "invoke",
+        parents=[debug],
         help="run a synthesized function's handler locally, from its asset alone",
         description="Run a function's handler the way the Lambda Python runtime would: with the "
         "runtime's Python version, only the asset folder and the standard library importable, the "
@@ -132,10 +169,15 @@ def _parser() -> argparse.ArgumentParser:
         epilog="FUNCTION is a construct path (UvSample/Orders), its last part(s) (Orders), or any unique "
         "part of it; an unknown or ambiguous name lists the candidates.",
     )
-    run.add_argument("args", nargs="+", metavar="[CDK_OUT] FUNCTION",
-                     help="the assembly folder (default: cdk.out) and the function")
-    run.add_argument("--event", default=None, metavar="FILE",
-                     help="a JSON file with the event, or - for standard input (default: {})")
+    run.add_argument(
+        "args", nargs="+", metavar="[CDK_OUT] FUNCTION", help="the assembly folder (default: cdk.out) and the function"
+    )
+    run.add_argument(
+        "--event",
+        default=None,
+        metavar="FILE",
+        help="a JSON file with the event, or - for standard input (default: {})",
+    )
     run.set_defaults(run=_invoke)
     return parser
 
@@ -159,13 +201,18 @@ def _build(options: argparse.Namespace) -> int:
         target = target_of(f"python{python}", True, options.arch, where="cdk-uv build")
     except UvError as exc:
         raise UsageError(exc.problem) from None
-    uv_options = UvOptions(workspace=options.workspace, lock="frozen" if options.frozen else "locked",
-                           bytecode=not options.no_bytecode, exclude=tuple(options.exclude))
+    uv_options = UvOptions(
+        workspace=options.workspace,
+        lock="frozen" if options.frozen else "locked",
+        bytecode=not options.no_bytecode,
+        exclude=tuple(options.exclude),
+    )
     workspace = Workspace.find(uv_options.workspace)
     if package not in workspace.packages:
         known = ", ".join(sorted(workspace.packages)) or "none"
-        raise UsageError(f"package {options.package!r} is not in the workspace at {workspace.root} "
-                         f"(its packages: {known})")
+        raise UsageError(
+            f"package {options.package!r} is not in the workspace at {workspace.root} (its packages: {known})"
+        )
     if options.zip is not None and options.zip.is_dir():
         raise UsageError(f"--zip {options.zip} is a folder; give the path of the zip file to write")
     if options.out is not None:
@@ -197,8 +244,9 @@ def _check_out(out: Path, *, force: bool, keep: list[Path]) -> None:
     if not target.is_dir() or not any(target.iterdir()):
         return
     if not force:
-        raise UsageError(f"--out {out} is not empty; choose an empty or new folder, or add --force to "
-                         "replace what it holds")
+        raise UsageError(
+            f"--out {out} is not empty; choose an empty or new folder, or add --force to replace what it holds"
+        )
     # --force replaces the folder whole: never when it holds the workspace, the build cache or the
     # current directory (a typo such as `--out .` must not delete the sources).
     for precious in [*keep, Path.cwd(), Path.home()]:
@@ -214,11 +262,19 @@ def _add_cache_command(commands: argparse._SubParsersAction, debug: argparse.Arg
     cache = commands.add_parser("cache", parents=[debug], help="where the build cache is, what it holds; prune it")
     cache.set_defaults(run=_cache)
     cache.add_argument("action", choices=["info", "prune"])
-    cache.add_argument("--cache-dir", type=Path, default=None,
-                       help="default: $CDK_UV_CACHE_DIR, else $XDG_CACHE_HOME/cdk-uv-aspect, "
-                       "else ~/.cache/cdk-uv-aspect")
-    cache.add_argument("--older-than", type=float, default=30, metavar="DAYS",
-                       help="prune: remove builds no synth used for DAYS days (default 30; 0 removes all)")
+    cache.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="default: $CDK_UV_CACHE_DIR, else $XDG_CACHE_HOME/cdk-uv-aspect, else ~/.cache/cdk-uv-aspect",
+    )
+    cache.add_argument(
+        "--older-than",
+        type=float,
+        default=30,
+        metavar="DAYS",
+        help="prune: remove builds no synth used for DAYS days (default 30; 0 removes all)",
+    )
 
 
 def _cache(options: argparse.Namespace) -> int:
@@ -242,8 +298,10 @@ def _cache(options: argparse.Namespace) -> int:
 
 def _load(cdk_out: Path) -> list[AssemblyFunction]:
     if not (cdk_out / "manifest.json").is_file():
-        raise UsageError(f"{cdk_out} is not a cloud assembly (no manifest.json): run `cdk synth` first, "
-                         "or give the assembly folder (cdk synth --output DIR)")
+        raise UsageError(
+            f"{cdk_out} is not a cloud assembly (no manifest.json): run `cdk synth` first, "
+            "or give the assembly folder (cdk synth --output DIR)"
+        )
     return functions(cdk_out)
 
 
@@ -252,17 +310,20 @@ def _report(options: argparse.Namespace) -> int:
     if options.json:
         print(json.dumps(records, indent=2))
         return EXIT_OK
-    rows = [{
-        "function": r["function"],
-        "package": r["package"] or "not uv-built",
-        "target": r["target"],
-        "asset": (r["assetHash"] or "-")[:12],
-        "unzipped": _size(r["bytes"]),
-        "zipped": _size(r["zippedBytes"]),
-        "files": "-" if r["files"] is None else r["files"],
-        "build": "-" if r["buildSeconds"] is None else f"{r['buildSeconds']:.1f}s",
-        "cache hit": {True: "yes", False: "no"}.get(r["cached"], "-"),
-    } for r in records]
+    rows = [
+        {
+            "function": r["function"],
+            "package": r["package"] or "not uv-built",
+            "target": r["target"],
+            "asset": (r["assetHash"] or "-")[:12],
+            "unzipped": _size(r["bytes"]),
+            "zipped": _size(r["zippedBytes"]),
+            "files": "-" if r["files"] is None else r["files"],
+            "build": "-" if r["buildSeconds"] is None else f"{r['buildSeconds']:.1f}s",
+            "cache hit": {True: "yes", False: "no"}.get(r["cached"], "-"),
+        }
+        for r in records
+    ]
     print(_table(rows))
     return EXIT_OK
 
@@ -286,8 +347,7 @@ def _record(fn: AssemblyFunction) -> dict[str, Any]:
         "package": build.get("package") or None,
         "target": build.get("target") or runtime_key,
         "handler": fn.handler,
-        "assetHash": build.get("assetHash") or (fn.asset_dir.name.removeprefix("asset.") if fn.asset_dir
-                                                else None),
+        "assetHash": build.get("assetHash") or (fn.asset_dir.name.removeprefix("asset.") if fn.asset_dir else None),
         "assetDir": str(fn.asset_dir) if fn.asset_dir else None,
         "bytes": build.get("bytes", bytes_),
         "zippedBytes": zipped,
@@ -307,25 +367,41 @@ def _invoke(options: argparse.Namespace) -> int:
     if len(options.args) > 2:
         extra = " ".join(options.args[2:])
         raise UsageError(f"invoke takes [CDK_OUT] FUNCTION; {extra!r} is one argument too many")
-    cdk_out, name = (Path(options.args[0]), options.args[1]) if len(options.args) == 2 else (
-        Path("cdk.out"), options.args[0])
+    cdk_out, name = (
+        (Path(options.args[0]), options.args[1]) if len(options.args) == 2 else (Path("cdk.out"), options.args[0])
+    )
     fn = find_function(_load(cdk_out), name)
     if fn.package_type == "Image":
-        raise CannotRun(f"{fn.path} is an image function: running it needs Docker (build the image from "
-                        f"{fn.asset_dir or 'its image asset'} and run it with the Lambda Runtime Interface "
-                        "Emulator); cdk-uv invoke runs zip functions only")
+        raise CannotRun(
+            f"{fn.path} is an image function: running it needs Docker (build the image from "
+            f"{fn.asset_dir or 'its image asset'} and run it with the Lambda Runtime Interface "
+            "Emulator); cdk-uv invoke runs zip functions only"
+        )
     if fn.asset_dir is None or fn.handler is None or fn.python is None:
-        raise UsageError(f"{fn.path} has no Python zip asset in {cdk_out} to run "
-                         f"(runtime {fn.runtime}, package type {fn.package_type})")
+        raise UsageError(
+            f"{fn.path} has no Python zip asset in {cdk_out} to run "
+            f"(runtime {fn.runtime}, package type {fn.package_type})"
+        )
     event = _event(options.event)
     python = find_python(Uv.locate(None).path, fn.python)
     if python is None:
-        raise CannotRun(f"{fn.path}: no Python {fn.python} interpreter on this machine; install one where uv "
-                        f"finds it (`uv python install {fn.python}`)")
+        raise CannotRun(
+            f"{fn.path}: no Python {fn.python} interpreter on this machine; install one where uv "
+            f"finds it (`uv python install {fn.python}`)"
+        )
     try:
-        result = invoke(fn.asset_dir, fn.handler, python, event, architecture=fn.architecture,
-                        name=fn.path.rsplit("/", 1)[-1], memory=fn.memory, timeout=fn.timeout,
-                        environment=fn.environment, runtime=fn.runtime or "")
+        result = invoke(
+            fn.asset_dir,
+            fn.handler,
+            python,
+            event,
+            architecture=fn.architecture,
+            name=fn.path.rsplit("/", 1)[-1],
+            memory=fn.memory,
+            timeout=fn.timeout,
+            environment=fn.environment,
+            runtime=fn.runtime or "",
+        )
     except CannotRunHere as exc:
         raise CannotRun(f"{fn.path} can't run here: {exc}") from None
     if result.logs.strip():
@@ -333,8 +409,10 @@ def _invoke(options: argparse.Namespace) -> int:
     took = f"{result.seconds * 1000:.0f} ms"
     if not result.ok:
         print(result.result.get("stackTrace") or json.dumps(result.result), file=sys.stderr)
-        print(f"{fn.path}: {result.result.get('errorType')}: {result.result.get('errorMessage')} "
-              f"after {took}", file=sys.stderr)
+        print(
+            f"{fn.path}: {result.result.get('errorType')}: {result.result.get('errorMessage')} after {took}",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     print(json.dumps(result.result))
     print(f"{fn.path}: answered in {took} ({fn.runtime}, {fn.architecture})", file=sys.stderr)

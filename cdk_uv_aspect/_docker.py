@@ -36,16 +36,12 @@ from ._target import Target
 # digests were taken from public repositories that pin these images; they were not resolved from the
 # registry on the machine that wrote them. To refresh one: `docker buildx imagetools inspect
 # quay.io/pypa/<name>:latest` and copy the "Digest:" line.
-BUILD_IMAGES = {
-    "manylinux2014_x86_64":
-        "quay.io/pypa/manylinux2014_x86_64@sha256:493d2032114d757aaa761a9385ad8497f391503bf71acef9abeeb66682ca5d90",
-    "manylinux2014_aarch64":
-        "quay.io/pypa/manylinux2014_aarch64@sha256:f4cd164263e4ec2b7da7ee40b319bb5e30f0d7a2abd7ad4730e716a512dfb529",
-    "manylinux_2_34_x86_64":
-        "quay.io/pypa/manylinux_2_34_x86_64@sha256:224ae18ddb6998745b5554185f8f1a4d256543199272ecab4389d310e5e36146",
-    "manylinux_2_34_aarch64":
-        "quay.io/pypa/manylinux_2_34_aarch64@sha256:b3f10ce321fc98427010670982361997e7d1ccd6dbfed1a4b69dc28cab61ee6a",
-}  # fmt: skip
+BUILD_IMAGES = {  # quay.io/pypa/<name> -> its digest
+    "manylinux2014_x86_64": "sha256:493d2032114d757aaa761a9385ad8497f391503bf71acef9abeeb66682ca5d90",
+    "manylinux2014_aarch64": "sha256:f4cd164263e4ec2b7da7ee40b319bb5e30f0d7a2abd7ad4730e716a512dfb529",
+    "manylinux_2_34_x86_64": "sha256:224ae18ddb6998745b5554185f8f1a4d256543199272ecab4389d310e5e36146",
+    "manylinux_2_34_aarch64": "sha256:b3f10ce321fc98427010670982361997e7d1ccd6dbfed1a4b69dc28cab61ee6a",
+}
 
 ROOT = "/cdk-uv"  # where the container sees what it is given
 _PLATFORM = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
@@ -58,7 +54,8 @@ def docker_binary() -> str:
 
 def build_image(target: Target) -> str:
     machine, _, policy = target.python_platform.partition("-")  # "x86_64-manylinux_2_34"
-    return BUILD_IMAGES[f"{policy}_{machine}"]
+    name = f"{policy}_{machine}"
+    return f"quay.io/pypa/{name}@{BUILD_IMAGES[name]}"
 
 
 def container_python(target: Target) -> str:
@@ -86,8 +83,9 @@ class ContainerInstall:
 
     @property
     def command(self) -> list[str]:
-        return _uv.install_locked("uv", self.target, Path(f"{ROOT}/asset"), Path(f"{ROOT}/locked.txt"),
-                                  python=container_python(self.target))
+        return _uv.install_locked(
+            "uv", self.target, Path(f"{ROOT}/asset"), Path(f"{ROOT}/locked.txt"), python=container_python(self.target)
+        )
 
     def args(self, docker: str) -> list[str]:
         mounts = [
@@ -97,15 +95,27 @@ class ContainerInstall:
         ]
         user = ["--user", f"{os.getuid()}:{os.getgid()}"] if hasattr(os, "getuid") else []
         return [
-            docker, "run", "--rm", "--platform", _PLATFORM[self.target.arch], *user,
+            docker,
+            "run",
+            "--rm",
+            "--platform",
+            _PLATFORM[self.target.arch],
+            *user,
             *(arg for mount in mounts for arg in ("--mount", mount)),
             *(arg for key, value in sorted(self.env.items()) for arg in ("--env", f"{key}={value}")),
-            self.image, *self.command,
-        ]  # fmt: skip
+            self.image,
+            *self.command,
+        ]
 
 
 def install_locked(
-    uv: str, target: Target, site: Path, requirements: Path, runner: Runner, *, cause: UvError,
+    uv: str,
+    target: Target,
+    site: Path,
+    requirements: Path,
+    runner: Runner,
+    *,
+    cause: UvError,
     log: Callable[[str], None] | None = None,
 ) -> None:
     """Install the locked requirements into ``site`` in a container, because ``cause`` stopped it here."""
@@ -121,8 +131,7 @@ def install_locked(
     shutil.rmtree(site)
     site.mkdir()
     if log:
-        log(f"{cause.package} for {target}: {cause.problem.split(';')[0]}; building it in Docker "
-            f"({install.image})")
+        log(f"{cause.package} for {target}: {cause.problem.split(';')[0]}; building it in Docker ({install.image})")
     result = runner.run(install.args(docker))
     if result.returncode != 0:
         raise DockerError(
@@ -146,8 +155,7 @@ def _uv_cache(uv: str, runner: Runner) -> Path:
 
 def _needs_docker(cause: UvError, why: str, details: str) -> DockerError:
     return DockerError(
-        f"{cause.problem}. Building it from source in a container of the target's platform needs Docker, "
-        f"and {why}",
+        f"{cause.problem}. Building it from source in a container of the target's platform needs Docker, and {why}",
         package=cause.package,
         target=cause.target,
         fix=f"start Docker (or point $CDK_DOCKER at a Docker-compatible client) and synthesize again; "

@@ -62,8 +62,16 @@ class CannotRunHere(Exception):
 
 
 def invoke(
-    asset_dir: Path, handler: str, python: str, event: Any, *, architecture: str = "x86_64",
-    name: str = "function", memory: int = 128, timeout: int = 900, environment: dict[str, str] | None = None,
+    asset_dir: Path,
+    handler: str,
+    python: str,
+    event: Any,
+    *,
+    architecture: str = "x86_64",
+    name: str = "function",
+    memory: int = 128,
+    timeout: int = 900,
+    environment: dict[str, str] | None = None,
     runtime: str = "",
 ) -> Invocation:
     """Call ``handler`` (``module.function``) from ``asset_dir`` with the interpreter ``python``.
@@ -85,13 +93,18 @@ def invoke(
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}" if runtime else "AWS_Lambda_python",
     }
     done = subprocess.run(
-        [python, "-I", "-S", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture,
-         str(timeout)],
-        input=json.dumps(event), capture_output=True, text=True, cwd=asset_dir, check=False, env=env,
+        [python, "-I", "-S", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture, str(timeout)],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        cwd=asset_dir,
+        check=False,
+        env=env,
     )
     seconds = time.monotonic() - started
     logs, sep, payload = done.stdout.rpartition("\0")
     if not sep:
-        return Invocation(False, {"errorType": "Runtime.ExitError", "errorMessage": done.stderr.strip()},
-                          seconds, done.stdout)
+        return Invocation(
+            False, {"errorType": "Runtime.ExitError", "errorMessage": done.stderr.strip()}, seconds, done.stdout
+        )
     return Invocation(done.returncode == 0, json.loads(payload), seconds, logs + done.stderr)

@@ -160,9 +160,7 @@ class UvCode(lambda_.Code):
     def bind(self, scope: Construct) -> lambda_.CodeConfig:
         _PLACEHOLDERS.add(jsii_ref(scope))
         _SwappedCheck.of(Stack.of(scope)).functions.append(scope)
-        return lambda_.CodeConfig(
-            s3_location=s3.Location(bucket_name=PLACEHOLDER_BUCKET, object_key="placeholder.zip")
-        )
+        return lambda_.CodeConfig(s3_location=s3.Location(bucket_name=PLACEHOLDER_BUCKET, object_key="placeholder.zip"))
 
 
 @jsii.implements(IValidation)
@@ -193,8 +191,6 @@ def uv_image_code(scope: Construct, handler: str) -> lambda_.DockerImageCode:
     stack = Stack.of(scope)
     repository = stack.node.try_find_child(_PLACEHOLDER_REPOSITORY_ID)
     if repository is None:
-        repository = ecr.Repository.from_repository_name(
-            stack, _PLACEHOLDER_REPOSITORY_ID, PLACEHOLDER_REPOSITORY
-        )
+        repository = ecr.Repository.from_repository_name(stack, _PLACEHOLDER_REPOSITORY_ID, PLACEHOLDER_REPOSITORY)
         repository.node.add_validation(_ImageSwappedCheck(stack))
     return lambda_.DockerImageCode.from_ecr(repository, cmd=[handler])  # type: ignore[arg-type]

@@ -67,8 +67,7 @@ class UvOptions(BaseModel):
     )
     uv: str | None = Field(
         default=None,
-        description="The uv binary. Default: the one installed with the uv package from PyPI, else "
-        "`uv` on PATH.",
+        description="The uv binary. Default: the one installed with the uv package from PyPI, else `uv` on PATH.",
     )
 
     image_python: str = Field(

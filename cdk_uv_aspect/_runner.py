@@ -30,14 +30,10 @@ class Result:
 class Runner:
     """Runs a command and returns its result; tests replace it to reach errors a real tool can't."""
 
-    def run(
-        self, args: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
-    ) -> Result:
+    def run(self, args: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Result:
         full_env = {**os.environ, **(env or {})}
         try:
-            done = subprocess.run(
-                list(args), cwd=cwd, env=full_env, capture_output=True, text=True, check=False
-            )
+            done = subprocess.run(list(args), cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
         except OSError as exc:
             result = Result(tuple(args), 127, "", f"{args[0]}: {exc.strerror}")
         else:

@@ -55,16 +55,16 @@ def swap_zip(function: lambda_.Function, node: Node, built: Built, shared: ZipAs
     return shared
 
 
-def swap_image(
-    function: lambda_.Function, built: Built, spec: ImageSpec, context: Path
-) -> ecr_assets.DockerImageAsset:
+def swap_image(function: lambda_.Function, built: Built, spec: ImageSpec, context: Path) -> ecr_assets.DockerImageAsset:
     """Replace an image function's code with an image asset of ``context`` (the built folder + Dockerfile)."""
     _warn_about_placeholder_image(function)
     asset = ecr_assets.DockerImageAsset(
-        function, ASSET_ID, directory=str(context),
+        function,
+        ASSET_ID,
+        directory=str(context),
         platform=ecr_assets.Platform.custom(function.architecture.docker_platform),
         build_args=dict(spec.build_args) or None,
-    )  # fmt: skip
+    )
     # As DockerImageCode.from_image_asset does (a no-op on the bootstrap repository, which allows it).
     asset.repository.grant_pull(iam.ServicePrincipal("lambda.amazonaws.com"))
     cfn = function.node.default_child

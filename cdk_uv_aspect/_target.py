@@ -64,8 +64,7 @@ def target_of(runtime_name: str, family_is_python: bool, arch_name: str, *, wher
         raise TargetError(
             f"the function's runtime is {runtime_name}, not a Python runtime",
             constructs=[where] if where else [],
-            fix="remove the uv marker from this function, or give it a Python runtime such as "
-            "Runtime.PYTHON_3_12",
+            fix="remove the uv marker from this function, or give it a Python runtime such as Runtime.PYTHON_3_12",
         )
     if arch_name not in _MACHINE:
         raise TargetError(

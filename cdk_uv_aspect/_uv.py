@@ -42,9 +42,20 @@ TASK_ROOT = "/var/task"
 
 def export(uv: str, package: str, lock: str, out: Path) -> list[str]:
     return [
-        uv, "export", "--package", package, f"--{lock}", "--no-dev", "--no-editable",
-        "--format", "requirements.txt", "--no-header", "--quiet", "--output-file", str(out),
-    ]  # fmt: skip
+        uv,
+        "export",
+        "--package",
+        package,
+        f"--{lock}",
+        "--no-dev",
+        "--no-editable",
+        "--format",
+        "requirements.txt",
+        "--no-header",
+        "--quiet",
+        "--output-file",
+        str(out),
+    ]
 
 
 def _install(uv: str, target: Target, site: Path, python: str | None = None) -> list[str]:
@@ -52,15 +63,20 @@ def _install(uv: str, target: Target, site: Path, python: str | None = None) -> 
     # target's own platform (in a container), so the platform flags would only restate it.
     platform = ["--python-platform", target.python_platform, "--python-version", target.python]
     return [
-        uv, "pip", "install", "--target", str(site), "--python", python or sys.executable,
+        uv,
+        "pip",
+        "install",
+        "--target",
+        str(site),
+        "--python",
+        python or sys.executable,
         *([] if python else platform),
-        "--no-deps", "--quiet",
-    ]  # fmt: skip
+        "--no-deps",
+        "--quiet",
+    ]
 
 
-def install_locked(
-    uv: str, target: Target, site: Path, requirements: Path, *, python: str | None = None
-) -> list[str]:
+def install_locked(uv: str, target: Target, site: Path, requirements: Path, *, python: str | None = None) -> list[str]:
     """Install the locked third-party requirements; ``python``: the target's interpreter (in a container)."""
     # --no-build here: a wheel built on this machine would be for this machine, not for the target. In a
     # container of the target's platform, building a source distribution is what the container is for.

@@ -16,9 +16,25 @@ from ._errors import WorkspaceError
 
 # Folders that never hold a package's source: skipped when fingerprinting and when copying modules.
 SKIP_DIRS = frozenset(
-    {".git", ".hg", ".venv", "venv", "__pycache__", "node_modules", "cdk.out", ".mypy_cache",
-     ".pytest_cache", ".ruff_cache", ".tox", ".nox", "dist", "build", ".idea", ".vscode"}
-)  # fmt: skip
+    {
+        ".git",
+        ".hg",
+        ".venv",
+        "venv",
+        "__pycache__",
+        "node_modules",
+        "cdk.out",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        "dist",
+        "build",
+        ".idea",
+        ".vscode",
+    }
+)
 
 
 def skipped(name: str) -> bool:
@@ -132,8 +148,7 @@ class Workspace:
                 f"package {name!r} is not in the workspace at {self.root} (its packages: {known})",
                 package=name,
                 constructs=[where] if where else [],
-                fix="fix the name in the marker, or add the package to [tool.uv.workspace] members and "
-                "run `uv lock`",
+                fix="fix the name in the marker, or add the package to [tool.uv.workspace] members and run `uv lock`",
             ) from None
 
     def fingerprint(self, name: str) -> str:

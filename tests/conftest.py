@@ -52,15 +52,17 @@ def add_function(
     architecture: lambda_.Architecture = lambda_.Architecture.X86_64,
     code: lambda_.Code | None = None,
 ) -> lambda_.Function:
-    fn = lambda_.Function(stack, name, runtime=runtime, architecture=architecture, handler=handler,
-                          code=code or UvCode())
+    fn = lambda_.Function(
+        stack, name, runtime=runtime, architecture=architecture, handler=handler, code=code or UvCode()
+    )
     if package is not None:
         mark_package(fn, package)
     return fn
 
 
-def synth_app(workspace: Path, populate: Callable[[Stack], object], outdir: Path | None = None,
-              **options: object) -> tuple[App, Stack]:
+def synth_app(
+    workspace: Path, populate: Callable[[Stack], object], outdir: Path | None = None, **options: object
+) -> tuple[App, Stack]:
     """An app with one stack, populated by ``populate``, bundled with an aspect on ``workspace``."""
     app = App(outdir=str(outdir) if outdir else None)
     stack = Stack(app, "Stack")
@@ -82,8 +84,9 @@ def python_for(version: str) -> str:
     return path
 
 
-def call_handler(asset_dir: Path, handler: str, version: str, event: dict | None = None,
-                 architecture: str = "x86_64") -> Invocation:
+def call_handler(
+    asset_dir: Path, handler: str, version: str, event: dict | None = None, architecture: str = "x86_64"
+) -> Invocation:
     """Import and call the handler from ``asset_dir`` alone, with the interpreter of ``version``."""
     return invoke(asset_dir, handler, python_for(version), event or {}, architecture=architecture)
 

@@ -122,8 +122,9 @@ def test_two_checkouts_built_at_once_give_identical_folders(workspace: Path, tmp
         "UvOptions(cache_dir=sys.argv[2])); print(build(r).asset_dir)"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(ws), str(tmp_path / f"cache{i}")],
-                         stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(ws), str(tmp_path / f"cache{i}")], stdout=subprocess.PIPE, text=True
+        )
         for i, ws in enumerate((workspace, other))
     ]
     outputs = [p.communicate(timeout=300)[0].strip() for p in procs]

@@ -198,10 +198,16 @@ def test_two_synths_at_once_publish_one_intact_entry(workspace: Path, cache_dir:
     """Two processes building the same package at once: both succeed, one entry, no leftovers."""
     procs = []
     for name in ("one", "two"):
-        script = SYNTH.format(tests=str(Path(__file__).parent), workspace=str(workspace),
-                              outdir=str(tmp_path / name))
-        procs.append(subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, env=os.environ))
+        script = SYNTH.format(tests=str(Path(__file__).parent), workspace=str(workspace), outdir=str(tmp_path / name))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", script],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=os.environ,
+            )
+        )
     outputs = [p.communicate(timeout=600) for p in procs]
     results = [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
 

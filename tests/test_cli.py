@@ -21,13 +21,13 @@ CDK_UV = str(Path(sys.executable).with_name("cdk-uv"))
 def cdk_uv(*args: str, cwd: Path, cache: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run the installed console script as a user would, with a private build cache."""
     env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache)}
-    return subprocess.run([CDK_UV, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True,
-                          check=False)
+    return subprocess.run([CDK_UV, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False)
 
 
 def copy_samples(dest: Path) -> Path:
-    shutil.copytree(REPO / "samples", dest, ignore=shutil.ignore_patterns("cdk.out", ".venv", "__pycache__",
-                                                                          "retrofit"))
+    shutil.copytree(
+        REPO / "samples", dest, ignore=shutil.ignore_patterns("cdk.out", ".venv", "__pycache__", "retrofit")
+    )
     return dest
 
 
@@ -37,8 +37,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("sample")
     folder, cache = copy_samples(root / "ws"), root / "cache"
     env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache), "CDK_OUTDIR": str(folder / "cdk.out")}
-    done = subprocess.run([sys.executable, "app.py"], cwd=folder, env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run([sys.executable, "app.py"], cwd=folder, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return folder, cache
 
@@ -46,8 +45,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 # --- progress during synth -------------------------------------------------------------------------
 
 
-def test_synth_prints_one_line_per_build_built_or_from_cache(workspace: Path, cache_dir: Path,
-                                                             capsys: pytest.CaptureFixture[str]):
+def test_synth_prints_one_line_per_build_built_or_from_cache(
+    workspace: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+):
     """Like the CDK's "Bundling asset ..." lines: package, target, functions, time, built or from cache."""
 
     def populate(stack):
@@ -108,8 +108,7 @@ def test_build_says_built_then_from_cache(sample: tuple[Path, Path], tmp_path: P
     assert Path(first.stdout.strip()).is_relative_to(cache)
 
 
-def test_build_out_copies_a_folder_that_answers_and_refuses_to_overwrite(sample: tuple[Path, Path],
-                                                                         tmp_path: Path):
+def test_build_out_copies_a_folder_that_answers_and_refuses_to_overwrite(sample: tuple[Path, Path], tmp_path: Path):
     """--out writes the built folder; a non-empty folder is kept unless --force, and never the sources."""
     folder, cache = sample
     out = tmp_path / "out"
@@ -125,8 +124,7 @@ def test_build_out_copies_a_folder_that_answers_and_refuses_to_overwrite(sample:
     assert "not empty" in refused.stderr and "--force" in refused.stderr
     assert (out / "mine.txt").read_text() == "keep me"
 
-    forced = cdk_uv("build", "report", "--python", "3.13", "--out", str(out), "--force", cwd=folder,
-                    cache=cache)
+    forced = cdk_uv("build", "report", "--python", "3.13", "--out", str(out), "--force", cwd=folder, cache=cache)
     assert forced.returncode == 0, forced.stderr
     assert not (out / "mine.txt").exists() and (out / "main.py").is_file()
 
@@ -165,8 +163,13 @@ def test_report_lists_every_function_with_what_was_built(sample: tuple[Path, Pat
     header, _, *rows = table.stdout.splitlines()
     columns = ("function", "package", "target", "asset", "unzipped", "zipped", "files", "build", "cache hit")
     assert all(column in header for column in columns)
-    assert [r.split()[0] for r in rows] == ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/OrdersImage",
-                                            "UvSample/Report", "UvSample/Users"]
+    assert [r.split()[0] for r in rows] == [
+        "UvSample/Orders",
+        "UvSample/OrdersArm",
+        "UvSample/OrdersImage",
+        "UvSample/Report",
+        "UvSample/Users",
+    ]
 
     records = json.loads(cdk_uv("report", "cdk.out", "--json", cwd=folder, cache=cache).stdout)
     by_path = {r["function"]: r for r in records}
@@ -196,8 +199,9 @@ def test_report_says_not_uv_built_for_other_functions(workspace: Path, cache_dir
     table = cdk_uv("report", str(out), cwd=tmp_path, cache=cache_dir)
     plain = next(line for line in table.stdout.splitlines() if line.startswith("Stack/Plain"))
     assert "not uv-built" in plain and "python3.12-x86_64" in plain
-    records = {r["function"]: r for r in json.loads(cdk_uv("report", str(out), "--json", cwd=tmp_path,
-                                                           cache=cache_dir).stdout)}
+    records = {
+        r["function"]: r for r in json.loads(cdk_uv("report", str(out), "--json", cwd=tmp_path, cache=cache_dir).stdout)
+    }
     assert records["Stack/Plain"]["package"] is None and records["Stack/Plain"]["files"] == 1
     assert records["Stack/Api"]["package"] == "api"
 
@@ -232,8 +236,16 @@ def test_invoke_prints_the_answer_and_the_duration(sample: tuple[Path, Path]):
 
 def test_invoke_reads_the_event_from_stdin(sample: tuple[Path, Path]):
     folder, cache = sample
-    done = cdk_uv("invoke", "cdk.out", "UvSample/Users", "--event", "-", cwd=folder, cache=cache,
-                  stdin='{"name": "Ada", "email": "ada@example.org"}')
+    done = cdk_uv(
+        "invoke",
+        "cdk.out",
+        "UvSample/Users",
+        "--event",
+        "-",
+        cwd=folder,
+        cache=cache,
+        stdin='{"name": "Ada", "email": "ada@example.org"}',
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["python"].startswith("3.11.")
 
@@ -241,8 +253,9 @@ def test_invoke_reads_the_event_from_stdin(sample: tuple[Path, Path]):
 def test_invoke_of_a_raising_handler_exits_1_with_its_traceback(sample: tuple[Path, Path]):
     """The handler's traceback and error, not cdk-uv's own."""
     folder, cache = sample
-    done = cdk_uv("invoke", "UvSample/Orders", "--event", "-", cwd=folder, cache=cache,
-                  stdin='{"items": [{"quantity": 2}]}')
+    done = cdk_uv(
+        "invoke", "UvSample/Orders", "--event", "-", cwd=folder, cache=cache, stdin='{"items": [{"quantity": 2}]}'
+    )
     assert done.returncode == 1
     assert done.stdout == ""
     assert "Traceback" in done.stderr and "orders/handler.py" in done.stderr
@@ -250,11 +263,17 @@ def test_invoke_of_a_raising_handler_exits_1_with_its_traceback(sample: tuple[Pa
     assert "cdk_uv_aspect" not in done.stderr
 
 
-@pytest.mark.parametrize(("name", "says", "listed"), [
-    ("Order", "matches several functions", ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/OrdersImage"]),
-    ("Nope", "matches no function",
-     ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/OrdersImage", "UvSample/Report", "UvSample/Users"]),
-])
+@pytest.mark.parametrize(
+    ("name", "says", "listed"),
+    [
+        ("Order", "matches several functions", ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/OrdersImage"]),
+        (
+            "Nope",
+            "matches no function",
+            ["UvSample/Orders", "UvSample/OrdersArm", "UvSample/OrdersImage", "UvSample/Report", "UvSample/Users"],
+        ),
+    ],
+)
 def test_invoke_of_an_ambiguous_or_unknown_name_lists_candidates(sample, name, says, listed):
     folder, cache = sample
     done = cdk_uv("invoke", name, cwd=folder, cache=cache)
@@ -269,8 +288,7 @@ def test_invoke_with_an_event_that_is_not_json_is_a_usage_error(sample: tuple[Pa
     assert done.returncode == 2 and "is not JSON" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_invoke_runs_like_lambda_only_the_asset_and_a_lambda_context(workspace: Path, cache_dir: Path,
-                                                                     tmp_path: Path):
+def test_invoke_runs_like_lambda_only_the_asset_and_a_lambda_context(workspace: Path, cache_dir: Path, tmp_path: Path):
     """The runtime's Python, nothing importable but the asset and the stdlib, the usual context."""
     probe = workspace / "packages" / "api" / "src" / "api" / "probe.py"
     probe.write_text(
@@ -294,16 +312,14 @@ def test_invoke_runs_like_lambda_only_the_asset_and_a_lambda_context(workspace: 
         from aws_cdk import Duration
         from aws_cdk import aws_lambda as lambda_
 
-        fn = add_function(stack, "Probe", "api", handler="api.probe.main",
-                          runtime=lambda_.Runtime.PYTHON_3_11)
+        fn = add_function(stack, "Probe", "api", handler="api.probe.main", runtime=lambda_.Runtime.PYTHON_3_11)
         fn.add_environment("STAGE", "test")
         cfn = fn.node.default_child
         cfn.memory_size = 256
         cfn.timeout = Duration.seconds(30).to_seconds()
 
     synth_app(workspace, populate, outdir=out)
-    done = cdk_uv("invoke", str(out), "Probe", "--event", "-", cwd=tmp_path, cache=cache_dir,
-                  stdin='{"a": 1}')
+    done = cdk_uv("invoke", str(out), "Probe", "--event", "-", cwd=tmp_path, cache=cache_dir, stdin='{"a": 1}')
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["python"].startswith("3.11.")

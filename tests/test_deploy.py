@@ -62,13 +62,19 @@ class Emulator:
     env: dict[str, str]
 
     def client(self, service: str):
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.env["AWS_REGION"],
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.env["AWS_REGION"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def reset(self) -> None:
         """Forget every stack, function and bucket, then create the assets bucket."""
-        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"),
-                               timeout=30).close()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30
+        ).close()
         self.client("s3").create_bucket(Bucket=BUCKET)
 
     def object(self, key: str, bucket: str = BUCKET) -> bytes:
@@ -83,8 +89,13 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     folder = tmp_path_factory.mktemp("emulator")
     port = _free_port()
     log = (folder / "moto.log").open("wb")
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         # `localhost`, not 127.0.0.1: with an IP address in the endpoint, moto fails the stack creation
         # with NoSuchBucket (measured with moto 5.2 and CDK CLI 2.1148).
@@ -171,8 +182,16 @@ class Checkout:
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         command = [str(CDK), *args, "--no-notices", "-c", f"assets-bucket={bucket}"]
-        proc = subprocess.Popen(command, cwd=self.folder, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True, umask=self.umask)
+        proc = subprocess.Popen(
+            command,
+            cwd=self.folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            umask=self.umask,
+        )
         try:
             output, _ = proc.communicate(timeout=CLI_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -203,9 +222,15 @@ class Checkout:
             config = lambda_.get_function_configuration(FunctionName=res["PhysicalResourceId"])
             props = template["Properties"]
             assert props["Code"]["S3Bucket"] == BUCKET
-            found[path] = Deployed(path, config["FunctionName"], config["CodeSha256"], config["Runtime"],
-                                   config["Handler"], (props.get("Architectures") or ["x86_64"])[0],
-                                   props["Code"]["S3Key"])
+            found[path] = Deployed(
+                path,
+                config["FunctionName"],
+                config["CodeSha256"],
+                config["Runtime"],
+                config["Handler"],
+                (props.get("Architectures") or ["x86_64"])[0],
+                props["Code"]["S3Key"],
+            )
         return found
 
     def packages(self) -> dict[str, str]:
@@ -262,8 +287,7 @@ def history(tmp_path_factory: pytest.TempPathFactory, emulator: Emulator, build_
     below reads the step it is about.
     """
     emulator.reset()
-    checkout = Checkout.copy_of(REPO / "samples", tmp_path_factory.mktemp("laptop") / "samples", emulator,
-                                build_cache)
+    checkout = Checkout.copy_of(REPO / "samples", tmp_path_factory.mktemp("laptop") / "samples", emulator, build_cache)
     first = deploy(checkout)
     unchanged = deploy(checkout)
     edited = {}
@@ -327,8 +351,9 @@ def test_a_second_checkout_redeploys_only_what_changed(history: History, tmp_pat
     changes nothing; one more package edited there changes only its functions."""
     laptop = history.checkout
     last = history.edited["common"][1]
-    runner = Checkout.copy_of(laptop.folder, tmp_path / "runner" / "work" / "samples", laptop.emulator,
-                              tmp_path / "runner-cache", umask=0o077)
+    runner = Checkout.copy_of(
+        laptop.folder, tmp_path / "runner" / "work" / "samples", laptop.emulator, tmp_path / "runner-cache", umask=0o077
+    )
     same = deploy(runner)
     assert f"{STACK} (no changes)" in same.output
     assert same.functions == last.functions
@@ -338,14 +363,14 @@ def test_a_second_checkout_redeploys_only_what_changed(history: History, tmp_pat
     assert code_changes(same.functions, edited.functions) == expected_changes(runner.packages(), "users")
 
 
-def test_the_cli_zips_the_same_code_to_the_same_bytes_on_another_checkout(history: History,
-                                                                         tmp_path: Path) -> None:
+def test_the_cli_zips_the_same_code_to_the_same_bytes_on_another_checkout(history: History, tmp_path: Path) -> None:
     """The CLI zips each asset folder itself: from another folder, umask and build cache, the zip of
     the same code is byte for byte the laptop's (so also its CodeSha256)."""
     laptop = history.checkout
     last = history.edited["common"][1]
-    runner = Checkout.copy_of(laptop.folder, tmp_path / "runner" / "samples", laptop.emulator,
-                              tmp_path / "runner-cache", umask=0o077)
+    runner = Checkout.copy_of(
+        laptop.folder, tmp_path / "runner" / "samples", laptop.emulator, tmp_path / "runner-cache", umask=0o077
+    )
     other = "uv-sample-assets-2"
     laptop.emulator.client("s3").create_bucket(Bucket=other)
     runner.publish_assets(other)

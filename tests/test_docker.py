@@ -44,8 +44,12 @@ class Recording(Runner):
         if args[0] == "docker":
             self.docker.append(args)
             if args[1] == "version":
-                return Result(tuple(args), 0 if self.engine else 1, "27.3.1\n" if self.engine else "",
-                              "" if self.engine else "Cannot connect to the Docker daemon")
+                return Result(
+                    tuple(args),
+                    0 if self.engine else 1,
+                    "27.3.1\n" if self.engine else "",
+                    "" if self.engine else "Cannot connect to the Docker daemon",
+                )
             self.locked = Path(_mount(args, f"{ROOT}/locked.txt")).read_text()
             if self.container_ok:
                 site = Path(_mount(args, f"{ROOT}/asset"))
@@ -70,8 +74,7 @@ def numeric_request(workspace: Path, **options) -> BuildRequest:
 
 
 @pytest.mark.slow
-def test_dependency_without_a_wheel_is_built_in_a_container_and_the_rest_locally(workspace: Path,
-                                                                                  cache_dir: Path):
+def test_dependency_without_a_wheel_is_built_in_a_container_and_the_rest_locally(workspace: Path, cache_dir: Path):
     """The real uv refuses numpy for Amazon Linux 2; the locked install then runs in the container."""
     runner = Recording()
     built = build(numeric_request(workspace), runner)
@@ -84,9 +87,14 @@ def test_dependency_without_a_wheel_is_built_in_a_container_and_the_rest_locally
     image = "quay.io/pypa/manylinux2014_x86_64@sha256:"
     assert run[:5] == ["docker", "run", "--rm", "--platform", "linux/amd64"]
     assert run[run.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
-    command = run[run.index(next(a for a in run if a.startswith(image))) + 1:]
-    assert command == _uv.install_locked("uv", NUMERIC_311, Path(f"{ROOT}/asset"), Path(f"{ROOT}/locked.txt"),
-                                         python="/opt/python/cp311-cp311/bin/python")
+    command = run[run.index(next(a for a in run if a.startswith(image))) + 1 :]
+    assert command == _uv.install_locked(
+        "uv",
+        NUMERIC_311,
+        Path(f"{ROOT}/asset"),
+        Path(f"{ROOT}/locked.txt"),
+        python="/opt/python/cp311-cp311/bin/python",
+    )
     envs = {run[i + 1] for i, a in enumerate(run) if a == "--env"}
     assert {f"{k}={v}" for k, v in _uv.UV_ENV.items()} <= envs
     assert f"UV_CACHE_DIR={ROOT}/uv-cache" in envs
@@ -138,19 +146,31 @@ def test_other_install_failures_never_go_to_docker(workspace: Path, cache_dir: P
 
 
 @pytest.mark.slow
-def test_no_docker_engine_says_what_needed_docker_and_why(workspace: Path, cache_dir: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch):
+def test_no_docker_engine_says_what_needed_docker_and_why(
+    workspace: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """A client with no engine: the message names the function, the dependency, why Docker, and the ways out."""
     client = tmp_path / "docker"  # as the real client answers without an engine, on any machine
-    client.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\n"
-                      "exit 1\n")
+    client.write_text(
+        "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\nexit 1\n"
+    )
     client.chmod(0o755)
     monkeypatch.setenv("CDK_DOCKER", str(client))
-    message = _synth_error(workspace, lambda s: add_function(s, "Num", "numeric", handler="numeric.main",
-                                                              runtime=lambda_.Runtime.PYTHON_3_11))
-    for part in ("Stack/Num", "package:   numeric", "numpy==2.4.6 has no wheel", "glibc 2.26",
-                 "needs Docker", "no Docker engine answered", "Cannot connect to the Docker daemon",
-                 "start Docker", "pin a release"):
+    message = _synth_error(
+        workspace,
+        lambda s: add_function(s, "Num", "numeric", handler="numeric.main", runtime=lambda_.Runtime.PYTHON_3_11),
+    )
+    for part in (
+        "Stack/Num",
+        "package:   numeric",
+        "numpy==2.4.6 has no wheel",
+        "glibc 2.26",
+        "needs Docker",
+        "no Docker engine answered",
+        "Cannot connect to the Docker daemon",
+        "start Docker",
+        "pin a release",
+    ):
         assert part in message, f"{part!r} not in:\n{message}"
     assert not any((cache_dir / "builds").iterdir())
 

@@ -76,8 +76,9 @@ def test_stale_lock_is_refused_and_left_as_it_is(workspace: Path, cache_dir: Pat
 
 def test_marker_on_a_non_python_runtime(workspace: Path, cache_dir: Path):
     def populate(stack: Stack) -> None:
-        fn = lambda_.Function(stack, "Node", runtime=lambda_.Runtime.NODEJS_20_X, handler="index.handler",
-                              code=UvCode())
+        fn = lambda_.Function(
+            stack, "Node", runtime=lambda_.Runtime.NODEJS_20_X, handler="index.handler", code=UvCode()
+        )
         fn.node.add_metadata("uv", "api")
 
     message = synth_error(workspace, populate)
@@ -96,11 +97,20 @@ def test_dependency_without_a_wheel_for_amazon_linux_2(workspace: Path, cache_di
     """numpy 2.4 ships only manylinux_2_28 x86_64 wheels: it would install, then fail at import on AL2."""
     before = tree_digest(workspace)
     message = synth_error(
-        workspace, lambda s: add_function(s, "Num", "numeric", handler="numeric.main",
-                                          runtime=lambda_.Runtime.PYTHON_3_11),
-        docker_fallback=False)  # the wheel error itself, whether or not this machine has Docker
-    assert_names(message, "Stack/Num", "package:   numeric", "numpy==2.4.6", "Amazon Linux 2",
-                 "glibc 2.26", "python3.12+", "pin a release")
+        workspace,
+        lambda s: add_function(s, "Num", "numeric", handler="numeric.main", runtime=lambda_.Runtime.PYTHON_3_11),
+        docker_fallback=False,
+    )  # the wheel error itself, whether or not this machine has Docker
+    assert_names(
+        message,
+        "Stack/Num",
+        "package:   numeric",
+        "numpy==2.4.6",
+        "Amazon Linux 2",
+        "glibc 2.26",
+        "python3.12+",
+        "pin a release",
+    )
     assert tree_digest(workspace) == before
     no_half_written_builds(cache_dir)
 
@@ -115,8 +125,7 @@ def test_missing_interpreter_for_bytecode_says_how_to_go_on(workspace: Path, cac
     request = BuildRequest(Workspace.find(workspace), "app", Target("3.14", "x86_64"), UvOptions())
     with pytest.raises(ToolError) as error:
         build(request)
-    assert_names(str(error.value), "no Python 3.14 interpreter", "uv python install 3.14",
-                 "UvOptions(bytecode=False)")
+    assert_names(str(error.value), "no Python 3.14 interpreter", "uv python install 3.14", "UvOptions(bytecode=False)")
     no_half_written_builds(cache_dir)
     built = build(BuildRequest(request.workspace, "app", request.target, UvOptions(bytecode=False)))
     assert (built.asset_dir / "main.py").is_file()
@@ -145,8 +154,13 @@ class FailingInstall(Runner):
 
     def run(self, args: Sequence[str], **kwargs) -> Result:
         if list(args[1:3]) == ["pip", "install"]:
-            return Result(tuple(args), 2, "", "error: Failed to fetch: `https://pypi.example/simple/orjson/`\n"
-                                              "  Caused by: HTTP status server error (503)")
+            return Result(
+                tuple(args),
+                2,
+                "",
+                "error: Failed to fetch: `https://pypi.example/simple/orjson/`\n"
+                "  Caused by: HTTP status server error (503)",
+            )
         return super().run(args, **kwargs)
 
 
@@ -155,8 +169,14 @@ def test_uv_failure_shows_its_command_and_stderr(workspace: Path, cache_dir: Pat
     with pytest.raises(ToolError) as error:
         build(request, runner=FailingInstall())
     message = str(error.value)
-    assert_names(message, "package:   api", "python3.12 arm64", "uv could not install",
-                 "exit code: 2", "HTTP status server error (503)")
+    assert_names(
+        message,
+        "package:   api",
+        "python3.12 arm64",
+        "uv could not install",
+        "exit code: 2",
+        "HTTP status server error (503)",
+    )
     assert re.search(r"command:\s+\S+ pip install --target", message)
     no_half_written_builds(cache_dir)
 

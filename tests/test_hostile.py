@@ -22,8 +22,7 @@ def build_api(workspace: Path, package: str = "api", **options) -> None:
     build(BuildRequest(Workspace.find(workspace), package, Target("3.12", "x86_64"), UvOptions(**options)))
 
 
-def test_workspace_member_linking_out_of_the_workspace_is_refused(workspace: Path, cache_dir: Path,
-                                                                     tmp_path: Path):
+def test_workspace_member_linking_out_of_the_workspace_is_refused(workspace: Path, cache_dir: Path, tmp_path: Path):
     """packages/common replaced by a link to a folder elsewhere on the machine."""
     elsewhere = tmp_path / "elsewhere" / "common"
     elsewhere.parent.mkdir()
@@ -64,8 +63,7 @@ def test_unreadable_file_in_a_package_is_named(workspace: Path, cache_dir: Path)
     [
         (lambda s: s.replace("[[package]]", "[[package]", 1), r"uv\.lock can't be read"),
         (lambda s: re.sub(r"^version = 1$", "version = 99", s, count=1, flags=re.M), r"unsupported schema version"),
-        (lambda s: re.sub(r'(name = "orjson"\nversion = ")[^"]+', r"\g<1>9.9.9", s, count=1),
-         r"inconsistent version"),
+        (lambda s: re.sub(r'(name = "orjson"\nversion = ")[^"]+', r"\g<1>9.9.9", s, count=1), r"inconsistent version"),
     ],
     ids=["not-toml", "schema-version", "hand-edited-version"],
 )

@@ -19,11 +19,17 @@ from cdk_uv_aspect._assembly import functions
 pytestmark = pytest.mark.slow
 
 
-def image_function(stack: Stack, name: str, package: str = "api", *, handler: str = "api.handler.main",
-                   architecture: lambda_.Architecture = lambda_.Architecture.X86_64,
-                   code: lambda_.DockerImageCode | None = None, **marker: object) -> lambda_.DockerImageFunction:
-    fn = lambda_.DockerImageFunction(stack, name, architecture=architecture,
-                                     code=code or uv_image_code(stack, handler))
+def image_function(
+    stack: Stack,
+    name: str,
+    package: str = "api",
+    *,
+    handler: str = "api.handler.main",
+    architecture: lambda_.Architecture = lambda_.Architecture.X86_64,
+    code: lambda_.DockerImageCode | None = None,
+    **marker: object,
+) -> lambda_.DockerImageFunction:
+    fn = lambda_.DockerImageFunction(stack, name, architecture=architecture, code=code or uv_image_code(stack, handler))
     mark_package(fn, package, **marker)  # type: ignore[arg-type]
     return fn
 
@@ -46,8 +52,9 @@ def synth_error(workspace: Path, populate, **options) -> str:
     return str(error.value)
 
 
-def test_image_function_gets_one_image_of_the_built_folder_and_a_dockerfile(workspace: Path, cache_dir: Path,
-                                                                             tmp_path: Path):
+def test_image_function_gets_one_image_of_the_built_folder_and_a_dockerfile(
+    workspace: Path, cache_dir: Path, tmp_path: Path
+):
     """One image asset, no placeholder; its context holds the Dockerfile and the handler that answers."""
     out = tmp_path / "out"
     _, stack = synth_app(workspace, lambda s: image_function(s, "Img"), outdir=out)
@@ -70,8 +77,9 @@ def test_image_function_gets_one_image_of_the_built_folder_and_a_dockerfile(work
     assert all(f["source"]["path"].endswith(".template.json") for f in files.values())  # no zip, no placeholder
 
 
-def test_functions_of_one_package_and_target_share_one_image_and_one_build(workspace: Path, cache_dir: Path,
-                                                                           tmp_path: Path):
+def test_functions_of_one_package_and_target_share_one_image_and_one_build(
+    workspace: Path, cache_dir: Path, tmp_path: Path
+):
     """Two handlers of one package: one image (the handler is the CMD); the zip function shares the build."""
     out = tmp_path / "out"
 
@@ -86,8 +94,9 @@ def test_functions_of_one_package_and_target_share_one_image_and_one_build(works
     assert len(list((cache_dir / "builds").iterdir())) == 1
 
 
-def test_image_hash_is_the_same_on_every_synth_and_checkout_path(workspace: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch):
+def test_image_hash_is_the_same_on_every_synth_and_checkout_path(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """Same code, other checkout folder and other build cache: the same image hash, nothing rebuilt."""
     other = tmp_path / "elsewhere" / "checkout"
     shutil.copytree(workspace, other)
@@ -101,12 +110,16 @@ def test_image_hash_is_the_same_on_every_synth_and_checkout_path(workspace: Path
     assert len(hashes[0]) == 1
 
 
-def test_marker_data_sets_python_and_the_platform_follows_the_architecture(workspace: Path, cache_dir: Path,
-                                                                            tmp_path: Path):
+def test_marker_data_sets_python_and_the_platform_follows_the_architecture(
+    workspace: Path, cache_dir: Path, tmp_path: Path
+):
     """python="3.13" in the marker, arm64 function: the 3.13 base image, built for linux/arm64."""
     out = tmp_path / "out"
-    synth_app(workspace, lambda s: image_function(s, "Img", architecture=lambda_.Architecture.ARM_64,
-                                                  python="3.13"), outdir=out)
+    synth_app(
+        workspace,
+        lambda s: image_function(s, "Img", architecture=lambda_.Architecture.ARM_64, python="3.13"),
+        outdir=out,
+    )
     ((_, source),) = images(out).items()
     assert source["platform"] == "linux/arm64"
     assert "FROM public.ecr.aws/lambda/python:3.13\n" in (out / source["directory"] / "Dockerfile").read_text()
@@ -119,11 +132,16 @@ def test_marker_data_sets_python_and_the_platform_follows_the_architecture(works
 def test_user_dockerfile_and_build_args_go_into_the_image(workspace: Path, cache_dir: Path, tmp_path: Path):
     """A Dockerfile from the workspace replaces the default one; build args reach the manifest."""
     (workspace / "docker").mkdir()
-    user = "ARG BASE\nFROM ${BASE}\nCOPY . /var/task/\nCMD [\"api.handler.main\"]\n"
+    user = 'ARG BASE\nFROM ${BASE}\nCOPY . /var/task/\nCMD ["api.handler.main"]\n'
     (workspace / "docker" / "api.Dockerfile").write_text(user)
     out = tmp_path / "out"
-    synth_app(workspace, lambda s: image_function(s, "Img", dockerfile="docker/api.Dockerfile",
-                                                  build_args={"BASE": "example.org/python:3.12"}), outdir=out)
+    synth_app(
+        workspace,
+        lambda s: image_function(
+            s, "Img", dockerfile="docker/api.Dockerfile", build_args={"BASE": "example.org/python:3.12"}
+        ),
+        outdir=out,
+    )
     ((_, source),) = images(out).items()
     assert (out / source["directory"] / "Dockerfile").read_text() == user
     assert source["dockerBuildArgs"] == {"BASE": "example.org/python:3.12"}
@@ -226,8 +244,9 @@ def test_aspect_added_to_the_app_reaches_image_functions(workspace: Path, cache_
     assert "Fn::Sub" in the_function(stack, "Img")["Code"]["ImageUri"]
 
 
-def test_cdk_uv_invoke_says_an_image_function_needs_docker(workspace: Path, cache_dir: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]):
+def test_cdk_uv_invoke_says_an_image_function_needs_docker(
+    workspace: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     """`cdk-uv invoke` can't run an image without Docker: exit code 3 and a sentence saying so."""
     from cdk_uv_aspect._cli import main
 
@@ -255,7 +274,11 @@ def test_image_options_have_documented_defaults_and_refuse_bad_versions():
 
     options = UvOptions()
     assert (options.image_python, options.dockerfile, options.docker_build_args, options.docker_fallback) == (
-        "3.12", None, {}, True)
+        "3.12",
+        None,
+        {},
+        True,
+    )
     with pytest.raises(ValidationError, match="should match pattern"):
         UvOptions(image_python="3")
 

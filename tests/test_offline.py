@@ -28,14 +28,18 @@ def test_cold_build_offline_with_a_warm_uv_cache(workspace: Path, cache_dir: Pat
     assert "S3Key" in next(iter(function_codes(stack).values()))
 
 
-def test_cold_build_offline_says_the_network_was_needed(workspace: Path, cache_dir: Path, tmp_path: Path,
-                                                         monkeypatch):
+def test_cold_build_offline_says_the_network_was_needed(workspace: Path, cache_dir: Path, tmp_path: Path, monkeypatch):
     """Nothing cached anywhere and no network: the error says what needed the network and how to go on."""
     monkeypatch.setenv("UV_OFFLINE", "1")
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "empty-uv-cache"))
     with pytest.raises(RuntimeError) as error:
         synth_app(workspace, lambda s: add_function(s, "Api", "api"))
     message = str(error.value)
-    for part in ("Stack/Api", "package:   api", "uv needed the network to", "orjson",
-                 "run the synth once with network"):
+    for part in (
+        "Stack/Api",
+        "package:   api",
+        "uv needed the network to",
+        "orjson",
+        "run the synth once with network",
+    ):
         assert part in message, message

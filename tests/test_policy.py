@@ -27,8 +27,15 @@ pytestmark = pytest.mark.slow
 INLINE = lambda_.Code.from_inline("def main(event, context):\n    return 1\n")
 
 
-def synth(workspace: Path, out: Path, populate, *, checks: UvPolicyChecks | None = None,
-          checks_first: bool = False, **aspect_options) -> tuple[App, Stack, dict]:
+def synth(
+    workspace: Path,
+    out: Path,
+    populate,
+    *,
+    checks: UvPolicyChecks | None = None,
+    checks_first: bool = False,
+    **aspect_options,
+) -> tuple[App, Stack, dict]:
     """Synthesize an app with the bundling aspect and the checks; return the app, stack and report."""
     app = App(outdir=str(out))
     stack = Stack(app, "Stack")
@@ -81,17 +88,24 @@ def test_functions_sharing_one_asset_each_pass(workspace, cache_dir, tmp_path):
 
 
 @pytest.mark.parametrize("checks_first", [True, False], ids=["checks-added-first", "checks-added-last"])
-@pytest.mark.parametrize("priorities", [
-    {},
-    {"UvPolicyChecks": {"priority": AspectPriority.MUTATING},
-     "UvBundlingAspect": {"priority": AspectPriority.READONLY}},
-], ids=["default-priority", "checks-at-a-higher-priority"])  # fmt: skip
+@pytest.mark.parametrize(
+    "priorities",
+    [
+        {},
+        {
+            "UvPolicyChecks": {"priority": AspectPriority.MUTATING},
+            "UvBundlingAspect": {"priority": AspectPriority.READONLY},
+        },
+    ],
+    ids=["default-priority", "checks-at-a-higher-priority"],
+)
 def test_checks_judge_the_built_code_whatever_the_order_and_priority(
     workspace, cache_dir, tmp_path, checks_first, priorities
 ):
     """The checks run as a validation, after every aspect: they never judge the placeholder."""
-    _, _, report = synth(workspace, tmp_path / "out", lambda s: add_function(s, "Api", "api"),
-                         checks_first=checks_first, **priorities)
+    _, _, report = synth(
+        workspace, tmp_path / "out", lambda s: add_function(s, "Api", "api"), checks_first=checks_first, **priorities
+    )
     assert results(report, "Stack/Api")["uv-built"] == "passed"
     assert results(report, "Stack/Api")["uv-handler"] == "passed"
 
@@ -101,8 +115,7 @@ def test_an_unmarked_python_function_is_an_error_naming_the_rule_and_the_fix(wor
 
     def populate(stack: Stack) -> None:
         add_function(stack, "Plain", None, handler="index.main", code=INLINE)
-        add_function(stack, "Node", None, handler="index.main", code=INLINE,
-                     runtime=lambda_.Runtime.NODEJS_22_X)
+        add_function(stack, "Node", None, handler="index.main", code=INLINE, runtime=lambda_.Runtime.NODEJS_22_X)
 
     _, stack, report = synth(workspace, tmp_path / "out", populate)
     Annotations.from_stack(stack).has_error(
@@ -116,8 +129,9 @@ def test_an_unmarked_python_function_is_an_error_naming_the_rule_and_the_fix(wor
 
 def test_a_misspelled_handler_is_an_error(workspace, cache_dir, tmp_path):
     """The handler is looked up in the real built asset."""
-    _, stack, report = synth(workspace, tmp_path / "out",
-                             lambda s: add_function(s, "Api", "api", handler="api.handler.mian"))
+    _, stack, report = synth(
+        workspace, tmp_path / "out", lambda s: add_function(s, "Api", "api", handler="api.handler.mian")
+    )
     Annotations.from_stack(stack).has_error(
         "/Stack/Api", Match.string_like_regexp(r"\[uv-handler\] .*api/handler.py defines no 'mian'")
     )
@@ -163,9 +177,13 @@ def test_a_runtime_changed_after_the_build_fails_requires_python_and_the_abi(wor
     app.synth()
     report = json.loads((tmp_path / "out" / "uv-policy-report.json").read_text())
     assert results(report, "Stack/Api") == {
-        "uv-built": "passed", "uv-handler": "passed", "uv-native-libs": "failed", "uv-asset-size": "passed",
-        "uv-requires-python": "failed", "uv-runtime-deprecated": "failed",
-    }  # fmt: skip
+        "uv-built": "passed",
+        "uv-handler": "passed",
+        "uv-native-libs": "failed",
+        "uv-asset-size": "passed",
+        "uv-requires-python": "failed",
+        "uv-runtime-deprecated": "failed",
+    }
     annotations = Annotations.from_stack(stack)
     annotations.has_error(
         "/Stack/Api", Match.string_like_regexp(r"requires Python >=3.11, the function runs python3.10")
@@ -185,9 +203,13 @@ def test_image_functions_are_judged_by_the_built_folder_and_the_image_command(wo
 
     _, stack, report = synth(workspace, tmp_path / "out", populate)
     assert results(report, "Stack/Img") == {
-        "uv-built": "passed", "uv-handler": "passed", "uv-native-libs": "passed",
-        "uv-asset-size": "not applicable", "uv-requires-python": "passed", "uv-runtime-deprecated": "not applicable",
-    }  # fmt: skip
+        "uv-built": "passed",
+        "uv-handler": "passed",
+        "uv-native-libs": "passed",
+        "uv-asset-size": "not applicable",
+        "uv-requires-python": "passed",
+        "uv-runtime-deprecated": "not applicable",
+    }
     assert results(report, "Stack/Typo")["uv-handler"] == "failed"
     Annotations.from_stack(stack).has_error("/Stack/Typo", Match.string_like_regexp(r"\[uv-handler\]"))
 
@@ -202,8 +224,10 @@ def test_an_acknowledgement_on_a_parent_covers_the_functions_below(workspace, ca
     _, stack, report = synth(workspace, tmp_path / "out", populate)
     annotations = Annotations.from_stack(stack)
     annotations.has_no_error("*", Match.any_value())
-    annotations.has_info("/Stack/Plain", Match.string_like_regexp(
-        r"\[uv-built\] acknowledged: inline glue code, reviewed by the platform team"))
+    annotations.has_info(
+        "/Stack/Plain",
+        Match.string_like_regexp(r"\[uv-built\] acknowledged: inline glue code, reviewed by the platform team"),
+    )
     rule = report["functions"][0]["rules"]["uv-built"]
     assert rule["result"] == "acknowledged" and rule["acknowledgedBy"] == "cdk-uv-aspect"
     assert rule["reason"] == "inline glue code, reviewed by the platform team"
@@ -214,8 +238,7 @@ def test_the_cdk_acknowledgements_work_too(workspace, cache_dir, tmp_path):
     """Validations.acknowledge (errors and warnings, with a reason) and Annotations.acknowledge_warning."""
 
     def populate(stack: Stack) -> None:
-        fn = add_function(stack, "Old", None, handler="index.main", code=INLINE,
-                          runtime=lambda_.Runtime.PYTHON_3_10)
+        fn = add_function(stack, "Old", None, handler="index.main", code=INLINE, runtime=lambda_.Runtime.PYTHON_3_10)
         Validations.of(stack).acknowledge(Acknowledgment(id="uv-built", reason="legacy, retired in Q1"))
         CdkAnnotations.of(fn).acknowledge_warning("uv-runtime-deprecated", "moving with the retirement")
 
@@ -252,8 +275,12 @@ def test_cdk_internal_functions_are_exempt_unless_included(workspace, cache_dir,
     (site / "index.html").write_text("hi")
 
     def populate(stack: Stack) -> None:
-        s3_deployment.BucketDeployment(stack, "Site", sources=[s3_deployment.Source.asset(str(site))],
-                                       destination_bucket=s3.Bucket(stack, "Bucket"))
+        s3_deployment.BucketDeployment(
+            stack,
+            "Site",
+            sources=[s3_deployment.Source.asset(str(site))],
+            destination_bucket=s3.Bucket(stack, "Bucket"),
+        )
 
     _, stack, report = synth(workspace, tmp_path / "out", populate)
     (row,) = report["functions"]
@@ -261,8 +288,7 @@ def test_cdk_internal_functions_are_exempt_unless_included(workspace, cache_dir,
     assert row["rules"]["uv-built"]["result"] == "not applicable"
     Annotations.from_stack(stack).has_no_error("*", Match.any_value())
 
-    _, stack, report = synth(workspace, tmp_path / "out2", populate,
-                             checks=UvPolicyChecks(include_cdk_internal=True))
+    _, stack, report = synth(workspace, tmp_path / "out2", populate, checks=UvPolicyChecks(include_cdk_internal=True))
     assert report["functions"][0]["rules"]["uv-built"]["result"] == "failed"
 
 
@@ -270,14 +296,17 @@ def test_a_raw_cfn_function_with_a_python_runtime_is_an_error(workspace, cache_d
     """L1 functions are covered too."""
 
     def populate(stack: Stack) -> None:
-        lambda_.CfnFunction(stack, "Raw", runtime="python3.12", handler="index.main",
-                            role="arn:aws:iam::111111111111:role/r",
-                            code=lambda_.CfnFunction.CodeProperty(zip_file="def main(e, c): ..."))
+        lambda_.CfnFunction(
+            stack,
+            "Raw",
+            runtime="python3.12",
+            handler="index.main",
+            role="arn:aws:iam::111111111111:role/r",
+            code=lambda_.CfnFunction.CodeProperty(zip_file="def main(e, c): ..."),
+        )
 
     _, stack, report = synth(workspace, tmp_path / "out", populate)
-    Annotations.from_stack(stack).has_error(
-        "/Stack/Raw", Match.string_like_regexp(r"\[uv-built\] a raw CfnFunction")
-    )
+    Annotations.from_stack(stack).has_error("/Stack/Raw", Match.string_like_regexp(r"\[uv-built\] a raw CfnFunction"))
     assert report["functions"][0]["kind"] == "CfnFunction"
 
 
@@ -370,8 +399,14 @@ app.synth()
 
 
 def cdk_synth(folder: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(REPO / "node_modules" / ".bin" / "cdk"), "synth", "--quiet"], cwd=folder,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(REPO / "node_modules" / ".bin" / "cdk"), "synth", "--quiet"],
+        cwd=folder,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_the_cli_fails_on_an_unmarked_function_and_passes_once_it_is_marked(workspace, cache_dir, tmp_path):

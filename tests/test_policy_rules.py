@@ -39,11 +39,17 @@ def asset(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
 
 def facts(**changes: Any) -> FunctionFacts:
     base = FunctionFacts(
-        path="Stack/Fn", kind="Function", runtime="python3.12", architecture="x86_64",
-        handler="app.handler.main", package="app",
+        path="Stack/Fn",
+        kind="Function",
+        runtime="python3.12",
+        architecture="x86_64",
+        handler="app.handler.main",
+        package="app",
         build={"package": "app", "target": "python3.12-x86_64", "requiresPython": ">=3.11"},
-        swapped=True, asset_dir=None, today=datetime.date(2026, 11, 27),
-    )  # fmt: skip
+        swapped=True,
+        asset_dir=None,
+        today=datetime.date(2026, 11, 27),
+    )
     return replace(base, **changes)
 
 
@@ -83,8 +89,7 @@ def test_uv_built_noncompliance_3_raw_cfn_function():
 def test_uv_built_not_applicable_to_other_runtimes_and_cdk_internal_functions():
     """Node functions are out of scope; the CDK's own functions are exempt unless asked for."""
     assert isinstance(uv_built.check(facts(runtime="nodejs22.x", package=None), OPTIONS), NotApplicable)
-    internal = facts(package=None, build=None, swapped=False,
-                     internal="aws:cdk:is-custom-resource-handler-singleton")
+    internal = facts(package=None, build=None, swapped=False, internal="aws:cdk:is-custom-resource-handler-singleton")
     assert isinstance(uv_built.check(internal, OPTIONS), NotApplicable)
     assert isinstance(uv_built.check(internal, PolicyOptions(include_cdk_internal=True)), NonCompliant)
 
@@ -100,16 +105,25 @@ def test_uv_built_not_applicable_when_the_stack_needs_no_bundling():
 
 def test_uv_handler_compliance_module_defines_function(tmp_path: Path):
     """src/app/handler.py defining main(): passes, also for packages, aliases and conditional definitions."""
-    root = asset(tmp_path, {
-        "app/__init__.py": "",
-        "app/handler.py": "import json\n\ndef main(event, context):\n    return json.dumps(event)\n",
-        "app/alias.py": "from app.handler import main as entry\n",
-        "app/cond.py": "try:\n    import orjson\n    def go(e, c): ...\nexcept ImportError:\n    go = None\n",
-        "root_module.py": "class Handler:\n    pass\nhandle = Handler()\n",
-        "pkg/sub/__init__.py": "def run(e, c): ...\n",
-    })  # fmt: skip
-    for name in ("app.handler.main", "app.alias.entry", "app.cond.go", "root_module.handle", "pkg.sub.run",
-                 "app/handler.main"):
+    root = asset(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/handler.py": "import json\n\ndef main(event, context):\n    return json.dumps(event)\n",
+            "app/alias.py": "from app.handler import main as entry\n",
+            "app/cond.py": "try:\n    import orjson\n    def go(e, c): ...\nexcept ImportError:\n    go = None\n",
+            "root_module.py": "class Handler:\n    pass\nhandle = Handler()\n",
+            "pkg/sub/__init__.py": "def run(e, c): ...\n",
+        },
+    )
+    for name in (
+        "app.handler.main",
+        "app.alias.entry",
+        "app.cond.go",
+        "root_module.handle",
+        "pkg.sub.run",
+        "app/handler.main",
+    ):
         assert isinstance(handler.check(facts(handler=name, asset_dir=root), OPTIONS), Compliant), name
 
 
@@ -144,11 +158,14 @@ def test_uv_handler_never_imports_the_module(tmp_path: Path):
 
 def test_uv_handler_accepts_what_it_can_not_read(tmp_path: Path):
     """Star imports, a module __getattr__ and compiled modules can define anything: not a failure."""
-    root = asset(tmp_path, {
-        "star.py": "from os.path import *\n",
-        "lazy.py": "def __getattr__(name): ...\n",
-        "fast.cpython-312-x86_64-linux-gnu.so": elf(X86_64),
-    })  # fmt: skip
+    root = asset(
+        tmp_path,
+        {
+            "star.py": "from os.path import *\n",
+            "lazy.py": "def __getattr__(name): ...\n",
+            "fast.cpython-312-x86_64-linux-gnu.so": elf(X86_64),
+        },
+    )
     for name in ("star.join", "lazy.main", "fast.main"):
         assert isinstance(handler.check(facts(handler=name, asset_dir=root), OPTIONS), Compliant), name
 
@@ -158,11 +175,14 @@ def test_uv_handler_accepts_what_it_can_not_read(tmp_path: Path):
 
 def test_uv_native_libs_compliance_matching_elf_and_abi(tmp_path: Path):
     """x86_64 ELF extensions for CPython 3.12 (and abi3, and bundled .so.N libraries) pass."""
-    root = asset(tmp_path, {
-        "orjson/orjson.cpython-312-x86_64-linux-gnu.so": elf(X86_64),
-        "cryptography/_rust.abi3.so": elf(X86_64),
-        "numpy.libs/libgfortran-040039e1.so.5.0.0": elf(X86_64),
-    })  # fmt: skip
+    root = asset(
+        tmp_path,
+        {
+            "orjson/orjson.cpython-312-x86_64-linux-gnu.so": elf(X86_64),
+            "cryptography/_rust.abi3.so": elf(X86_64),
+            "numpy.libs/libgfortran-040039e1.so.5.0.0": elf(X86_64),
+        },
+    )
     result = native.check(facts(asset_dir=root), OPTIONS)
     assert isinstance(result, Compliant) and "3 native libraries" in result.note
 
@@ -184,10 +204,13 @@ def test_uv_native_libs_noncompliance_2_wrong_python_abi(tmp_path: Path):
 
 def test_uv_native_libs_noncompliance_3_not_linux(tmp_path: Path):
     """A macOS (Mach-O) library, or an extension tagged for another machine, fails."""
-    root = asset(tmp_path, {
-        "mac/_speed.cpython-312-darwin.so": b"\xcf\xfa\xed\xfe" + bytes(60),
-        "arm/_speed.cpython-312-aarch64-linux-gnu.so": elf(X86_64),
-    })  # fmt: skip
+    root = asset(
+        tmp_path,
+        {
+            "mac/_speed.cpython-312-darwin.so": b"\xcf\xfa\xed\xfe" + bytes(60),
+            "arm/_speed.cpython-312-aarch64-linux-gnu.so": elf(X86_64),
+        },
+    )
     result = native.check(facts(asset_dir=root), OPTIONS)
     assert isinstance(result, NonCompliant) and result.message.startswith("2 native libraries")
     assert "Mach-O" in result.message and "tagged aarch64" in result.message

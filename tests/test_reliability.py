@@ -40,15 +40,23 @@ def start_synth(tmp_path: Path, workspace: Path, outdir: Path, cache: Path, uv: 
     if not script.is_file():  # written once: rewriting it could hand a starting synth an empty file
         script.write_text(APP)
     env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache)}
-    return subprocess.Popen([sys.executable, str(script), str(workspace), str(outdir), *([uv] if uv else [])],
-                            env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(workspace), str(outdir), *([uv] if uv else [])],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def s3_keys(outdir: Path) -> dict[str, str]:
     template = json.loads((outdir / "Stack.template.json").read_text())
-    return {lid: r["Properties"]["Code"]["S3Key"] for lid, r in template["Resources"].items()
-            if r["Type"] == "AWS::Lambda::Function"}
+    return {
+        lid: r["Properties"]["Code"]["S3Key"]
+        for lid, r in template["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
 
 
 def cache_entries(cache: Path) -> list[str]:
@@ -60,8 +68,10 @@ def test_four_synths_at_once_agree(workspace: Path, tmp_path: Path):
     other = tmp_path / "other-checkout"
     shutil.copytree(workspace, other)
     cache = tmp_path / "cache"
-    procs = [start_synth(tmp_path, ws, tmp_path / f"out{i}", cache)
-             for i, ws in enumerate([workspace, workspace, other, other])]
+    procs = [
+        start_synth(tmp_path, ws, tmp_path / f"out{i}", cache)
+        for i, ws in enumerate([workspace, workspace, other, other])
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err

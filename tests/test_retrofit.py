@@ -29,16 +29,18 @@ def test_retrofitted_app_synthesizes_and_its_handlers_answer(tmp_path: Path, cac
     app = tmp_path / "after"
     shutil.copytree(RETROFIT / "after", app)
     env = {**os.environ, "CDK_OUTDIR": str(app / "cdk.out")}
-    synth = subprocess.run([sys.executable, "app.py"], cwd=app, env=env, capture_output=True, text=True,
-                           check=False)
+    synth = subprocess.run([sys.executable, "app.py"], cwd=app, env=env, capture_output=True, text=True, check=False)
     assert synth.returncode == 0, synth.stderr
     assert "Bundling uv package orders (python3.12-x86_64) for Shop/Orders... built in" in synth.stderr
 
     artifact = json.loads((app / "cdk.out" / "manifest.json").read_text())["artifacts"]["Shop"]
-    metadata = artifact.get("metadata") or json.loads((app / "cdk.out" / artifact["additionalMetadataFile"])
-                                                      .read_text())
+    metadata = artifact.get("metadata") or json.loads(
+        (app / "cdk.out" / artifact["additionalMetadataFile"]).read_text()
+    )
     assert {e["data"]["package"] for entries in metadata.values() for e in entries if e["type"] == BUILT} == {
-        "orders", "notify"}
+        "orders",
+        "notify",
+    }
     # The pitfall the docs name: the function that kept Code.from_asset still stages its old folder.
     warnings = [e["data"] for e in metadata.get("/Shop/Notify", []) if e["type"] == "aws:cdk:warning"]
     assert any("still stages and uploads it" in w for w in warnings)
@@ -46,11 +48,15 @@ def test_retrofitted_app_synthesizes_and_its_handlers_answer(tmp_path: Path, cac
 
     for name, event, expected in [
         ("Orders", (RETROFIT / "after" / "events" / "orders.json").read_text(), {"items": 2, "total": 20.25}),
-        ("Notify", (RETROFIT / "after" / "events" / "notify.json").read_text(),
-         {"message": "order A-17 is ready", "function": "Notify"}),
+        (
+            "Notify",
+            (RETROFIT / "after" / "events" / "notify.json").read_text(),
+            {"message": "order A-17 is ready", "function": "Notify"},
+        ),
     ]:
-        done = subprocess.run([CDK_UV, "invoke", name, "--event", "-"], cwd=app, input=event,
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [CDK_UV, "invoke", name, "--event", "-"], cwd=app, input=event, capture_output=True, text=True, check=False
+        )
         assert done.returncode == 0, done.stderr
         answer = json.loads(done.stdout)
         assert answer["statusCode"] == 200 and json.loads(answer["body"]) == expected
@@ -60,15 +66,19 @@ def test_the_docs_show_the_real_diff_and_handlers_stay_as_they_were():
     """docs/adopting.md shows every changed line of before/app.py -> after/app.py; handlers are untouched."""
     before = (RETROFIT / "before" / "app.py").read_text().splitlines()
     after = (RETROFIT / "after" / "app.py").read_text().splitlines()
-    changed = [line for line in difflib.unified_diff(before, after, lineterm="", n=0)
-               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    changed = [
+        line
+        for line in difflib.unified_diff(before, after, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
     docs = (REPO / "docs" / "adopting.md").read_text()
     shown = docs.split("```diff\n", 1)[1].split("\n```", 1)[0].splitlines()
     # The same added and removed lines (diff tools may place an added blank line differently).
     assert changed and sorted(changed) == sorted(line for line in shown if line[:1] in "+-")
     for handler in ("orders", "notify"):
         assert (RETROFIT / "before" / "lambdas" / handler / "index.py").read_bytes() == (
-            RETROFIT / "after" / "lambdas" / handler / "index.py").read_bytes()
+            RETROFIT / "after" / "lambdas" / handler / "index.py"
+        ).read_bytes()
 
 
 # --- single-project layouts: one package with its own uv.lock, no workspace ------------------------
@@ -79,8 +89,7 @@ HANDLER = "import json\n\ndef main(event, context):\n    return {'hello': event.
 def single_project(root: Path, *, packaged: bool) -> Path:
     """A project as `uv init` makes it, with the CDK app and its output at the root, locked by real uv."""
     root.mkdir()
-    lines = ["[project]", 'name = "svc"', 'version = "0.1.0"', 'requires-python = ">=3.11"',
-             "dependencies = []"]
+    lines = ["[project]", 'name = "svc"', 'version = "0.1.0"', 'requires-python = ">=3.11"', "dependencies = []"]
     if packaged:
         lines += ["", "[build-system]", 'requires = ["hatchling"]', 'build-backend = "hatchling.build"']
         (root / "src" / "svc").mkdir(parents=True)
@@ -92,16 +101,20 @@ def single_project(root: Path, *, packaged: bool) -> Path:
     (root / "app.py").write_text("# the CDK app lives here too\n")
     (root / ".venv" / "lib").mkdir(parents=True)
     (root / ".venv" / "lib" / "site.py").write_text("# the project's own environment\n")
-    done = subprocess.run([Uv.locate(None).path, "lock", "--offline", "--quiet"], cwd=root,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [Uv.locate(None).path, "lock", "--offline", "--quiet"], cwd=root, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     return root
 
 
-@pytest.mark.parametrize(("packaged", "source", "handler"), [
-    (True, 'source = { editable = "." }', "svc.handler.main"),
-    (False, 'source = { virtual = "." }', "handler.main"),
-])
+@pytest.mark.parametrize(
+    ("packaged", "source", "handler"),
+    [
+        (True, 'source = { editable = "." }', "svc.handler.main"),
+        (False, 'source = { virtual = "." }', "handler.main"),
+    ],
+)
 def test_single_project_builds_like_a_workspace_and_ignores_its_cdk_out_and_venv(
     tmp_path: Path, cache_dir: Path, packaged: bool, source: str, handler: str
 ):

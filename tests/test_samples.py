@@ -31,8 +31,11 @@ def copy_samples(dest: Path) -> Path:
 
 
 def cdk(args: list[str], cwd: Path, cache_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "CDK_UV_CACHE_DIR": str(cache_dir)}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "CDK_UV_CACHE_DIR": str(cache_dir),
+    }
     return subprocess.run([str(CDK), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 

@@ -35,7 +35,11 @@ def test_runtime_and_architecture_map_to_os_glibc_and_uv_platform(runtime, arch,
     """Each Lambda Python runtime runs on a known Amazon Linux: its glibc decides the wheels."""
     target = target_of(runtime, True, arch, where="S/F")
     assert (target.python, target.os, target.glibc, target.python_platform) == (
-        runtime.removeprefix("python"), os_name, glibc, platform)
+        runtime.removeprefix("python"),
+        os_name,
+        glibc,
+        platform,
+    )
 
 
 def test_target_describes_itself_for_error_messages():
@@ -48,8 +52,9 @@ def test_non_python_runtime_is_refused_with_the_construct_path(runtime):
         target_of(runtime, False, "x86_64", where="S/F")
 
 
-@pytest.mark.parametrize(("data", "package"), [("api", "api"), ("My_Pkg.Name", "my-pkg-name"),
-                                                ({"package": "api"}, "api")])
+@pytest.mark.parametrize(
+    ("data", "package"), [("api", "api"), ("My_Pkg.Name", "my-pkg-name"), ({"package": "api"}, "api")]
+)
 def test_marker_data_names_a_normalized_package(data, package):
     assert package_of(data, where="S/F") == package
 
@@ -68,7 +73,12 @@ def test_options_have_documented_defaults(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("CDK_UV_CACHE_DIR", str(tmp_path))
     options = UvOptions()
     assert (options.workspace, options.lock, options.exclude, options.bytecode, options.uv) == (
-        None, "locked", (), True, None)
+        None,
+        "locked",
+        (),
+        True,
+        None,
+    )
     assert options.cache_dir == tmp_path
 
 

@@ -64,9 +64,12 @@ class UvPolicyChecks:
         """
         problem = engine._ack_problem({"id": rule_id, "reason": reason})
         if problem:
-            raise PolicyError(problem, constructs=[scope.node.path],
-                              fix=f"name one of the rules ({', '.join(BY_ID)}) and say why in at least "
-                              f"{engine.MIN_REASON} characters")
+            raise PolicyError(
+                problem,
+                constructs=[scope.node.path],
+                fix=f"name one of the rules ({', '.join(BY_ID)}) and say why in at least "
+                f"{engine.MIN_REASON} characters",
+            )
         scope.node.add_metadata(engine.ACKNOWLEDGE, {"id": rule_id, "reason": reason.strip()})
 
     # --- as an aspect ---------------------------------------------------------------------------
@@ -126,8 +129,12 @@ class UvPolicyChecks:
         stacks = [s.stack_construct_path for s in context.stack_templates]
         tree = Tree(context.app_construct)
         violations = [
-            PolicyViolation(rule_name="acknowledgement", severity="error", description=problem,
-                            violating_resources=[PolicyViolatingResource(locations=[])])
+            PolicyViolation(
+                rule_name="acknowledgement",
+                severity="error",
+                description=problem,
+                violating_resources=[PolicyViolatingResource(locations=[])],
+            )
             for problem in self._acknowledgement_problems(tree)
         ]
         rows = {}
@@ -138,17 +145,21 @@ class UvPolicyChecks:
             rows[facts.path] = engine.report_row(facts, final)
             violations += [
                 PolicyViolation(
-                    rule_name=o.rule.id, severity=o.level, description=engine.describe(facts, o, fix=False),
+                    rule_name=o.rule.id,
+                    severity=o.level,
+                    description=engine.describe(facts, o, fix=False),
                     fix=o.rule.fix,
                     violating_resources=[PolicyViolatingResource(construct_path=cfn_path, locations=[])],
                 )
-                for o in final if o.status == "failed"
+                for o in final
+                if o.status == "failed"
             ]
         app = context.app_construct
         if self.options.report and isinstance(app, Stage):
             self._write_report(Path(app.outdir) / self.options.report, rows)
         return PolicyValidationPluginReport(
-            success=not any(v.severity == "error" for v in violations), violations=violations,
+            success=not any(v.severity == "error" for v in violations),
+            violations=violations,
             plugin_version=LIBRARY_VERSION,
         )
 
@@ -161,10 +172,10 @@ class UvPolicyChecks:
             facts = facts_of(owner, cfn, tree, owner_path, cfn_path)
             outcomes = engine.judge(facts, self.options)
         except Exception as exc:  # unreadable facts: every rule reports it, the synth goes on
-            facts = FunctionFacts(path=owner_path, kind="unknown", runtime=None, architecture="unknown",
-                                  handler=None)
-            crashed = NonCompliant(f"the function's facts could not be read ({type(exc).__name__}: {exc})",
-                                   level="warning")
+            facts = FunctionFacts(path=owner_path, kind="unknown", runtime=None, architecture="unknown", handler=None)
+            crashed = NonCompliant(
+                f"the function's facts could not be read ({type(exc).__name__}: {exc})", level="warning"
+            )
             outcomes = [engine.Outcome(rule, crashed, crashed=True) for rule in RULES]
         # The function and the constructs above it (for an L2, not its CfnFunction: one read less).
         acks = engine.acknowledgements(tree.metadata(p) for p in tree.lineage(owner_path))
@@ -181,8 +192,11 @@ class UvPolicyChecks:
     @staticmethod
     def _acknowledgement_problems(tree: Tree) -> list[str]:
         # Checked where they can apply: on functions and the constructs above them.
-        return [f"cdk-uv-aspect: {problem}" for path, entries in tree.read().items()
-                for problem in engine.acknowledgement_problems(path, entries)]
+        return [
+            f"cdk-uv-aspect: {problem}"
+            for path, entries in tree.read().items()
+            for problem in engine.acknowledgement_problems(path, entries)
+        ]
 
     def _write_report(self, path: Path, rows: dict[str, dict[str, Any]]) -> None:
         # Several scopes of one Stage (the aspect added to two stacks) share one report file.

@@ -80,8 +80,10 @@ def judge(facts: FunctionFacts, options: PolicyOptions, rules: Iterable[Rule] = 
         try:
             outcomes.append(Outcome(rule, rule.check(facts, options)))
         except Exception as exc:  # a bug in a rule must not stop a synth: report it as a finding
-            message = (f"the rule could not run ({type(exc).__name__}: {exc}); this is a bug in "
-                       "cdk-uv-aspect, please report it")
+            message = (
+                f"the rule could not run ({type(exc).__name__}: {exc}); this is a bug in "
+                "cdk-uv-aspect, please report it"
+            )
             outcomes.append(Outcome(rule, NonCompliant(message, level="warning"), crashed=True))
     return outcomes
 
@@ -113,8 +115,11 @@ def acknowledgements(lineage: Iterable[Iterable[Any]]) -> dict[str, tuple[str, s
             elif entry.type == _CDK_ACKNOWLEDGED and isinstance(entry.data, Mapping):
                 for qualified, reason in entry.data.items():
                     rule_id = str(qualified).rpartition("::")[2]
-                    if str(qualified) not in (rule_id, f"{_CDK_ANNOTATION_NAMESPACE}{rule_id}",
-                                              f"{PLUGIN_NAME}::{rule_id}"):
+                    if str(qualified) not in (
+                        rule_id,
+                        f"{_CDK_ANNOTATION_NAMESPACE}{rule_id}",
+                        f"{PLUGIN_NAME}::{rule_id}",
+                    ):
                         continue
                     if rule_id in BY_ID:
                         found[rule_id] = (str(reason), "cdk")
@@ -128,8 +133,7 @@ def _ack_problem(data: Any) -> str | None:
         return f"acknowledgement of unknown rule {data['id']!r} (rules: {', '.join(BY_ID)})"
     reason = data.get("reason")
     if not isinstance(reason, str) or len(reason.strip()) < MIN_REASON:
-        return (f"the acknowledgement of {data['id']} needs a reason of at least {MIN_REASON} characters, "
-                f"got {reason!r}")
+        return f"the acknowledgement of {data['id']} needs a reason of at least {MIN_REASON} characters, got {reason!r}"
     return None
 
 
@@ -142,8 +146,12 @@ def describe(facts: FunctionFacts, outcome: Outcome, *, fix: bool = True) -> str
 
 
 def apply(
-    owner: IConstruct, facts: FunctionFacts, outcomes: list[Outcome], acks: Mapping[str, tuple[str, str]],
-    *, annotate: bool = True,
+    owner: IConstruct,
+    facts: FunctionFacts,
+    outcomes: list[Outcome],
+    acks: Mapping[str, tuple[str, str]],
+    *,
+    annotate: bool = True,
 ) -> list[Outcome]:
     """Apply acknowledgements; annotate ``owner`` with each finding or acknowledgement (unless
     ``annotate`` is False, for the validation plugin, which runs after annotations are written)."""
@@ -158,8 +166,7 @@ def apply(
         if rule.id in acks:
             reason, by = acks[rule.id]
             if annotate:
-                Annotations.of(owner).add_info(f"[{rule.id}] acknowledged: {reason}. The finding: "
-                                               f"{result.message}")
+                Annotations.of(owner).add_info(f"[{rule.id}] acknowledged: {reason}. The finding: {result.message}")
             final.append(Outcome(rule, result, outcome.crashed, reason, by))
         elif not annotate:
             final.append(outcome)
@@ -173,8 +180,9 @@ def apply(
             if any(e.type == _CDK_WARNING and e.data == tagged for e in owner.node.metadata):
                 final.append(outcome)
             else:
-                final.append(Outcome(rule, result, outcome.crashed, "acknowledged with "
-                                     "Annotations.acknowledge_warning", "cdk"))
+                final.append(
+                    Outcome(rule, result, outcome.crashed, "acknowledged with Annotations.acknowledge_warning", "cdk")
+                )
     if annotate:
         owner.node.add_metadata(CHECKED, {o.rule.id: o.status for o in final})
     return final

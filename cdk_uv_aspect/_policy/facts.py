@@ -124,9 +124,7 @@ class Tree:
         return self._constructs[path]
 
 
-def facts_of(
-    owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path: str, cfn_path: str
-) -> FunctionFacts:
+def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path: str, cfn_path: str) -> FunctionFacts:
     """Read the facts of one function. Tokens (values known only at deploy time) read as unknown."""
     entries = tree.metadata(owner_path)
     architectures = _known(cfn.architectures) or ["x86_64"]

@@ -29,8 +29,7 @@ class PolicyOptions(BaseModel):
     deprecation_notice_days: int = Field(
         default=180,
         ge=0,
-        description="Warn this many days before Lambda deprecates a function's Python runtime (and "
-        "after it did).",
+        description="Warn this many days before Lambda deprecates a function's Python runtime (and after it did).",
     )
     report: str | None = Field(
         default="uv-policy-report.json",

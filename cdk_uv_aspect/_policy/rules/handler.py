@@ -26,8 +26,10 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
     found = _module_file(facts.asset_dir, parts)
     if found is None:
         wanted = "/".join(parts)
-        return NonCompliant(f'handler "{facts.handler}": no module {".".join(parts)} in the asset '
-                            f"(looked for {wanted}.py and {wanted}/__init__.py)")
+        return NonCompliant(
+            f'handler "{facts.handler}": no module {".".join(parts)} in the asset '
+            f"(looked for {wanted}.py and {wanted}/__init__.py)"
+        )
     if found.suffix != ".py":
         return Compliant(f"{found.relative_to(facts.asset_dir)} is compiled; its names are not read")
     rel = found.relative_to(facts.asset_dir).as_posix()
@@ -45,8 +47,12 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
 
 def _module_file(root: Path, parts: list[str]) -> Path | None:
     base = root.joinpath(*parts)
-    candidates = [base.with_name(base.name + ".py"), base / "__init__.py", base.with_name(base.name + ".pyc"),
-                  base / "__init__.pyc"]
+    candidates = [
+        base.with_name(base.name + ".py"),
+        base / "__init__.py",
+        base.with_name(base.name + ".pyc"),
+        base / "__init__.pyc",
+    ]
     candidates += sorted(base.parent.glob(base.name + ".*.so")) if base.parent.is_dir() else []
     return next((c for c in candidates if c.is_file()), None)
 
@@ -85,7 +91,7 @@ RULE = Rule(
     explanation="The handler's module is in the built asset and defines the handler function, checked "
     "by reading the source (nothing is imported at synthesis). A misspelled handler otherwise fails "
     "only on the first invocation, with Runtime.ImportModuleError.",
-    fix="fix the function's handler (\"module.function\", e.g. \"api.handler.main\" for "
+    fix='fix the function\'s handler ("module.function", e.g. "api.handler.main" for '
     "src/api/handler.py defining main), or add the module to the package the marker names",
     check=check,
 )

@@ -14,8 +14,10 @@ from ..rule import Compliant, NonCompliant, NotApplicable, Result, Rule
 _MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm", 20: "ppc", 21: "ppc64", 22: "s390x"}
 _LAMBDA_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
 # CPython extension suffixes: .cpython-312-x86_64-linux-gnu.so; abi3 and untagged .so load on any 3.x.
-_EXTENSION = re.compile(r"\.cpython-(?P<ver>3\d+)(?P<flags>[a-z]*)-(?P<machine>[a-z0-9_]+)-(?P<os>[a-z]+)"
-                        r"(?:-(?P<libc>[a-z]+))?\.so$")
+_EXTENSION = re.compile(
+    r"\.cpython-(?P<ver>3\d+)(?P<flags>[a-z]*)-(?P<machine>[a-z0-9_]+)-(?P<os>[a-z]+)"
+    r"(?:-(?P<libc>[a-z]+))?\.so$"
+)
 _SHOWN = 5
 
 
@@ -39,8 +41,9 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
     if problems:
         shown = "; ".join(problems[:_SHOWN])
         more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
-        return NonCompliant(f"{len(problems)} native libraries will not load on {facts.runtime} "
-                            f"{facts.architecture}: {shown}{more}")
+        return NonCompliant(
+            f"{len(problems)} native libraries will not load on {facts.runtime} {facts.architecture}: {shown}{more}"
+        )
     return Compliant(f"{count} native libraries, all Linux {machine}" if count else "no native libraries")
 
 
@@ -57,8 +60,7 @@ def _elf_problem(path: Path, machine: str) -> str | None:
     with path.open("rb") as f:
         header = f.read(20)
     if header[:4] != b"\x7fELF":
-        return "not a Linux (ELF) library" + (" (a Mach-O file: built for macOS)"
-                                              if header[:4] in _MACHO else "")
+        return "not a Linux (ELF) library" + (" (a Mach-O file: built for macOS)" if header[:4] in _MACHO else "")
     if len(header) < 20:
         return "a truncated ELF header"
     order = "little" if header[5] == 1 else "big"
@@ -67,8 +69,13 @@ def _elf_problem(path: Path, machine: str) -> str | None:
     return None if found == machine else f"built for {found}, the function runs {machine}"
 
 
-_MACHO = {b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xfe\xed\xfa\xce",
-          b"\xca\xfe\xba\xbe"}  # Mach-O 64/32-bit both byte orders, and fat binaries
+_MACHO = {
+    b"\xcf\xfa\xed\xfe",
+    b"\xce\xfa\xed\xfe",
+    b"\xfe\xed\xfa\xcf",
+    b"\xfe\xed\xfa\xce",
+    b"\xca\xfe\xba\xbe",
+}  # Mach-O 64/32-bit both byte orders, and fat binaries
 
 
 def _suffix_problem(name: str, version: str, machine: str) -> str | None:

@@ -22,8 +22,9 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
     except InvalidSpecifier:
         return NonCompliant(f"requires-python {spec!r} is not a valid version specifier")
     if not admitted:
-        return NonCompliant(f"package {facts.build.get('package')} requires Python {spec}, the function "
-                            f"runs {facts.runtime}")
+        return NonCompliant(
+            f"package {facts.build.get('package')} requires Python {spec}, the function runs {facts.runtime}"
+        )
     return Compliant(f"requires-python {spec} admits {facts.python}")
 
 

@@ -31,19 +31,20 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
     if dates is None:
         minor = facts.python.partition(".")[2]
         if facts.python.startswith("3.") and minor.isdigit() and int(minor) < 8:
-            return NonCompliant(f"Lambda retired {facts.runtime}: functions on it can't be created "
-                                f"(since {_RETIRED:%Y-%m-%d}) or updated")
+            return NonCompliant(
+                f"Lambda retired {facts.runtime}: functions on it can't be created "
+                f"(since {_RETIRED:%Y-%m-%d}) or updated"
+            )
         return Compliant(f"no deprecation date known for {facts.runtime}")
     deprecated, create_block, update_block = dates
-    blocks = f"creating functions on it is blocked from {create_block:%Y-%m-%d}, updating from " \
-             f"{update_block:%Y-%m-%d}"
+    blocks = f"creating functions on it is blocked from {create_block:%Y-%m-%d}, updating from {update_block:%Y-%m-%d}"
     if facts.today >= deprecated:
-        return NonCompliant(f"Lambda deprecated {facts.runtime} on {deprecated:%Y-%m-%d} (no more "
-                            f"security patches); {blocks}")
+        return NonCompliant(
+            f"Lambda deprecated {facts.runtime} on {deprecated:%Y-%m-%d} (no more security patches); {blocks}"
+        )
     days = (deprecated - facts.today).days
     if days <= options.deprecation_notice_days:
-        return NonCompliant(f"Lambda deprecates {facts.runtime} on {deprecated:%Y-%m-%d}, in {days} "
-                            f"days; {blocks}")
+        return NonCompliant(f"Lambda deprecates {facts.runtime} on {deprecated:%Y-%m-%d}, in {days} days; {blocks}")
     return Compliant(f"{facts.runtime} is supported until {deprecated:%Y-%m-%d}")
 
 

@@ -23,8 +23,11 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
     if total > LAMBDA_UNZIPPED_LIMIT:
         return NonCompliant(f"{size}, over Lambda's limit of 250 MiB (262,144,000 bytes, layers included)")
     if total > options.size_warning_mb * MIB:
-        return NonCompliant(f"{size}, over the warning threshold of {options.size_warning_mb:g} MiB "
-                            "(Lambda's limit is 250 MiB, layers included)", level="warning")
+        return NonCompliant(
+            f"{size}, over the warning threshold of {options.size_warning_mb:g} MiB "
+            "(Lambda's limit is 250 MiB, layers included)",
+            level="warning",
+        )
     return Compliant(size)
 
 

@@ -13,8 +13,9 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
     if facts.internal and not options.include_cdk_internal:
         return NotApplicable(f"the CDK's own function ({facts.internal})")
     if facts.kind == "CfnFunction":
-        return NonCompliant("a raw CfnFunction with a Python runtime: the bundling aspect builds only "
-                            "aws_lambda.Function constructs")
+        return NonCompliant(
+            "a raw CfnFunction with a Python runtime: the bundling aspect builds only aws_lambda.Function constructs"
+        )
     if facts.package is None:
         return NonCompliant("a Python function without the uv marker: its code is not built by uv")
     if not facts.bundling_required:
@@ -23,8 +24,10 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
         # An image function carries no zip asset: the aspect's uv:build record is the evidence.
         return Compliant(f"an image built from package {facts.build.get('package')}")
     if facts.build is None or not facts.swapped:
-        return NonCompliant(f"marked with package {facts.package!r}, but its code is not the asset the "
-                            "bundling aspect builds (no aspect reached it, or something replaced its code)")
+        return NonCompliant(
+            f"marked with package {facts.package!r}, but its code is not the asset the "
+            "bundling aspect builds (no aspect reached it, or something replaced its code)"
+        )
     return Compliant(f"built from package {facts.build.get('package')} for {facts.build.get('target')}")
 
 
