@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._aspect import UvBundlingAspect
     from ._errors import UvError
-    from ._marker import UvCode, mark_package, uv_image_code
+    from ._marker import mark_package
     from ._options import UvOptions
-    from ._policy import UvPolicyChecks
+    from ._placeholder import UvCode, uv_image_code
+    from ._policy import PolicyOptions, UvPolicyChecks
 
 __all__ = [
+    "PolicyOptions",
     "UvBundlingAspect",
     "UvCode",
     "UvError",
@@ -30,13 +32,14 @@ __all__ = [
 # Imported on first use: the CDK's import starts a node process (seconds), which the `cdk-uv` command
 # needs only for some of its work.
 _HOMES = {
+    "PolicyOptions": "._policy",
     "UvBundlingAspect": "._aspect",
-    "UvCode": "._marker",
+    "UvCode": "._placeholder",
     "UvError": "._errors",
     "UvOptions": "._options",
     "UvPolicyChecks": "._policy",
     "mark_package": "._marker",
-    "uv_image_code": "._marker",
+    "uv_image_code": "._placeholder",
 }
 
 

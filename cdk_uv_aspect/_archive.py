@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import tempfile
 import zipfile
 from pathlib import Path
+
+from ._files import FILE_MODE, atomic_file, publish_dir, work_dir
 
 # The earliest date a zip entry can carry (the format counts from 1980); what SOURCE_DATE_EPOCH-style
 # reproducible archivers use.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-FILE_MODE = 0o644
 EXECUTABLE_MODE = 0o755  # files the build left executable by their owner (native tools in some wheels)
 
 
@@ -30,22 +30,14 @@ def files_of(folder: Path) -> list[Path]:
 def write_zip(folder: Path, dest: Path) -> int:
     """Zip ``folder``'s files into ``dest`` (replaced atomically); returns the zip's size in bytes."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
-            for path in files_of(folder):
-                info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=ZIP_DATE)
-                mode = EXECUTABLE_MODE if path.stat().st_mode & stat.S_IXUSR else FILE_MODE
-                info.external_attr = (stat.S_IFREG | mode) << 16
-                info.create_system = 3  # Unix, whatever the host: the mode bits above are Unix bits
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, path.read_bytes(), compresslevel=6)
-        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; a CI artefact is meant to be read by others
-        tmp.replace(dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(dest) as raw, zipfile.ZipFile(raw, "w") as archive:
+        for path in files_of(folder):
+            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=ZIP_DATE)
+            mode = EXECUTABLE_MODE if path.stat().st_mode & stat.S_IXUSR else FILE_MODE
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.create_system = 3  # Unix, whatever the host: the mode bits above are Unix bits
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes(), compresslevel=6)
     return dest.stat().st_size
 
 
@@ -64,12 +56,10 @@ def copy_folder(folder: Path, dest: Path, *, replace: bool) -> None:
     if dest.exists() and not dest.is_dir():
         raise NotADirectoryError(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with work_dir(dest.parent, dest.name) as work:
         copy = work / "copy"
         shutil.copytree(folder, copy, symlinks=False)
-        if not dest.exists():
-            copy.rename(dest)
+        if publish_dir(copy, dest):  # new, or an empty folder
             return
         old = work / "old"
         dest.rename(old)  # the old content leaves in one step, and is deleted only once the copy is in
@@ -78,5 +68,3 @@ def copy_folder(folder: Path, dest: Path, *, replace: bool) -> None:
         except OSError:
             old.rename(dest)
             raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

@@ -15,13 +15,16 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct, Node
 
 from . import _cache
-from ._build import BuildRequest, Built, build
-from ._errors import BuildErrors, UvError
-from ._image import ImageSpec, image_context, image_spec, is_image_function, refuse_image_keys
-from ._marker import is_swapped, jsii_ref, marker_of, package_of
+from ._build import BuildRequest, Built, build, progress_line
+from ._errors import BuildErrors, MarkerError, UnexpectedError, UvError
+from ._image import ImageSpec, image_context, image_spec, is_image_function
+from ._marker import Marker, marker_of
 from ._options import UvOptions
+from ._placeholder import is_swapped
+from ._runner import Runner
+from ._state import jsii_ref
 from ._swap import ZipAsset, swap_image, swap_zip
-from ._target import target_of
+from ._target import Target, target_of
 from ._workspace import Workspace
 
 
@@ -31,7 +34,7 @@ class _Planned:
 
     function: lambda_.Function
     node: Node
-    stack: str  # the jsii ref of its stack: the functions of one stack share one asset per build
+    stack_ref: str  # the jsii ref of its stack: the functions of one stack share one asset per build
     request: BuildRequest
     image: ImageSpec | None
 
@@ -49,12 +52,14 @@ class UvBundlingAspect:
     A marked function that no aspect reached fails synthesis instead of deploying unbuilt code.
 
     Options come as a :class:`UvOptions` or as its fields: ``UvBundlingAspect(bytecode=False)``.
+    ``runner`` runs every subprocess (tests give a fake one to reach errors a real uv can't produce).
     """
 
-    def __init__(self, options: UvOptions | None = None, /, **fields: Any) -> None:
+    def __init__(self, options: UvOptions | None = None, /, *, runner: Runner | None = None, **fields: Any) -> None:
         if options is not None and fields:
             raise TypeError("pass either a UvOptions or its fields as keyword arguments, not both")
         self.options = options or UvOptions(**fields)
+        self._runner = runner or Runner()
         self._workspace: Workspace | None = None
         self._built: dict[BuildRequest, Built] = {}
         self._scopes: list[IConstruct] = []
@@ -138,25 +143,32 @@ class UvBundlingAspect:
 
     def _plan(self, function: lambda_.Function, node: Node, data: Any, stack: str) -> _Planned:
         """What to build for a marked function: its package, for its runtime and architecture."""
+        target: Target | None = None
         try:
-            package = package_of(data)
-            name, is_python = self._read_once(
-                function.runtime, lambda runtime: (runtime.name, runtime.family == lambda_.RuntimeFamily.PYTHON)
-            )
-            from_image = is_image_function(name)
-            if not from_image:
-                target = target_of(name, is_python, self._read_once(function.architecture, lambda a: a.name))
-                refuse_image_keys(data, name)
-            workspace = self._workspace_for()
-            found = workspace.package(package)
+            runtime = self._read_once(function.runtime, lambda runtime: runtime.name)
+            arch = self._read_once(function.architecture, lambda architecture: architecture.name)
             image = None
-            if from_image:
+            if not is_image_function(runtime):
+                target = target_of(runtime, arch)
+            marker = Marker.parse(data)
+            if not is_image_function(runtime) and marker.image_settings:
+                raise MarkerError(
+                    f"the uv marker's {sorted(marker.image_settings)} apply to image functions only, and "
+                    f"this function runs {runtime}",
+                    fix="drop them from the marker (a zip function's Python version is its runtime), or make "
+                    "the function a DockerImageFunction",
+                )
+            workspace = self._workspace_for()
+            package = workspace.package(marker.package)
+            if is_image_function(runtime):
                 # The runtime is FROM_IMAGE: the Python version comes from the marker or the options.
-                image = image_spec(function, found, data, self.options, workspace)
+                image = image_spec(function, arch, package, marker, self.options, workspace)
                 target = image.target
+            assert target is not None  # a zip function's, or an image's
         except UvError as exc:
-            raise exc.with_constructs([node.path]) from None  # the path is read only when needed
-        return _Planned(function, node, stack, BuildRequest(workspace, package, target, self.options), image)
+            # The path is read only when needed; the package and target, where they were known.
+            raise exc.with_constructs([node.path], package=_package_named(data), target=target) from None
+        return _Planned(function, node, stack, BuildRequest(workspace, package.name, target, self.options), image)
 
     def _read_once(self, value: Any, read: Callable[[Any], Any]) -> Any:
         # Functions share a few Runtime and Architecture objects: each is read through jsii once.
@@ -171,7 +183,7 @@ class UvBundlingAspect:
         if planned.image is not None:
             swap_image(planned.function, built, planned.image, image_context(built, planned.image))
             return
-        key = (planned.stack, request)
+        key = (planned.stack_ref, request)
         self._assets[key] = swap_zip(planned.function, planned.node, built, self._assets.get(key))
 
     def _workspace_for(self) -> Workspace:
@@ -189,14 +201,19 @@ class UvBundlingAspect:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             # Paths are read here, not in the workers: jsii is not thread-safe. Three name a build.
             futures = {
-                request: pool.submit(_build_and_say, request, [n.path for n in nodes[:3]], len(nodes))
+                request: pool.submit(_build_and_say, request, self._runner, [n.path for n in nodes[:3]], len(nodes))
                 for request, nodes in wanted.items()
             }
             for request, future in futures.items():
                 try:
                     self._built[request] = future.result()
-                except UvError as exc:
-                    errors.append(exc.with_constructs([n.path for n in wanted[request]]))
+                except Exception as exc:  # each build's error, whatever its type, named and reported with the others
+                    error = (
+                        exc
+                        if isinstance(exc, UvError)
+                        else UnexpectedError.wrap(exc, package=request.package, target=request.target)
+                    )
+                    errors.append(error.with_constructs([n.path for n in wanted[request]]))
         if not self._pruned and self.options.cache_days and any(not b.cached for b in self._built.values()):
             # Only after building something: the warm path stays free of it. Entries in use were touched.
             self._pruned = True
@@ -208,8 +225,15 @@ class UvBundlingAspect:
         return self._built
 
 
-def _build_and_say(request: BuildRequest, shown: list[str], count: int) -> Built:
-    built = build(request, log=_say)
+def _package_named(data: Any) -> str | None:
+    try:
+        return Marker.parse(data).package
+    except MarkerError:
+        return None
+
+
+def _build_and_say(request: BuildRequest, runner: Runner, shown: list[str], count: int) -> Built:
+    built = build(request, runner, log=_say)
     # One line per build on stderr, as the CDK prints its own "Bundling asset <path>..." lines, written
     # when the build ends (builds run in parallel): what, for which functions, how long, from where.
     _say(progress_line(built, shown, count))
@@ -218,16 +242,3 @@ def _build_and_say(request: BuildRequest, shown: list[str], count: int) -> Built
 
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def progress_line(built: Built, shown: list[str] | None = None, count: int = 0) -> str:
-    """``Bundling uv package orders (python3.12-x86_64) for App/Orders... built in 2.1s``.
-
-    ``shown`` names the first few of the ``count`` functions the build is for.
-    """
-    what = f"Bundling uv package {built.request.package} ({built.request.target.key})"
-    if shown:
-        more = f" and {count - len(shown)} more" if count > len(shown) else ""
-        what += f" for {', '.join(shown)}{more}"
-    how = "from cache" if built.cached else "built"
-    return f"{what}... {how} in {built.seconds:.1f}s"

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._metadata import BUILT, MARKER
+from ._lambda import python_of
+from ._marker import BUILT, MARKER
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,7 @@ class AssemblyFunction:
 
     @property
     def python(self) -> str | None:
-        if self.runtime and self.runtime.startswith("python3."):
-            return self.runtime.removeprefix("python")
-        return None
+        return python_of(self.runtime)
 
 
 def functions(outdir: Path) -> list[AssemblyFunction]:
@@ -51,13 +50,15 @@ def _functions(outdir: Path, root: Path) -> Iterator[AssemblyFunction]:
             yield from _stack_functions(outdir, root, artifact, props)
 
 
-def _stack_functions(outdir: Path, root: Path, artifact: dict, props: dict) -> Iterator[AssemblyFunction]:
+def _stack_functions(
+    outdir: Path, root: Path, artifact: dict[str, Any], props: dict[str, Any]
+) -> Iterator[AssemblyFunction]:
     template = json.loads((outdir / props["templateFile"]).read_text())
     metadata = artifact.get("metadata") or {}
     if "additionalMetadataFile" in artifact:
         metadata = {**metadata, **json.loads((outdir / artifact["additionalMetadataFile"]).read_text())}
     by_logical_id: dict[str, str] = {}
-    entries_by_path: dict[str, list[dict]] = {}
+    entries_by_path: dict[str, list[dict[str, Any]]] = {}
     for path, entries in metadata.items():
         entries_by_path[path] = entries
         for entry in entries:
@@ -90,7 +91,7 @@ def _stack_functions(outdir: Path, root: Path, artifact: dict, props: dict) -> I
         )
 
 
-def _asset_dir(outdir: Path, root: Path, resource: dict, build: dict | None) -> Path | None:
+def _asset_dir(outdir: Path, root: Path, resource: dict[str, Any], build: dict[str, Any] | None) -> Path | None:
     staged = resource.get("Metadata", {}).get("aws:asset:path")
     candidates = [outdir / staged] if staged else []
     if build and build.get("assetHash"):

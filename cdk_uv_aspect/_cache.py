@@ -19,6 +19,10 @@ content it stages.
 
 Entries are touched (``build.json``'s mtime) each time they are used, so pruning by age removes only
 builds no synth has used for that long.
+
+Its API, for the builds: ``private_dir`` (the cache's folders, this user's only), ``entry_key`` (an
+entry's name from what decides its content), ``use`` (an intact entry, or None), ``write_info`` and
+``publish`` (a finished entry into place, atomically).
 """
 
 from __future__ import annotations
@@ -29,8 +33,13 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from ._errors import ToolError
+from ._files import atomic_write, publish_dir
 
 ASSET = "asset"
 INFO = "build.json"
@@ -42,9 +51,9 @@ WHEELS = "wheels"  # wheels of local packages, by their sources: entries laid ou
 _ABANDONED_SECONDS = 24 * 3600
 
 
-def manifest(asset_dir: Path) -> dict[str, list]:
+def manifest(asset_dir: Path) -> dict[str, list[Any]]:
     """Every file below ``asset_dir``: relative path -> [size, mtime_ns, sha256] (symlinks: their target)."""
-    files: dict[str, list] = {}
+    files: dict[str, list[Any]] = {}
     for rel, st, path in _walk(asset_dir):
         if path.is_symlink():
             files[rel] = [-1, 0, "link:" + os.readlink(path)]
@@ -53,7 +62,7 @@ def manifest(asset_dir: Path) -> dict[str, list]:
     return files
 
 
-def verify(entry: Path, info: dict) -> bool:
+def verify(entry: Path, info: dict[str, Any]) -> bool:
     """True if ``entry``'s asset folder still holds exactly the files its manifest records."""
     recorded = info.get("manifest")
     if not isinstance(recorded, dict):
@@ -87,7 +96,7 @@ def verify(entry: Path, info: dict) -> bool:
     return True
 
 
-def use(entry: Path) -> dict | None:
+def use(entry: Path) -> dict[str, Any] | None:
     """``build.json`` of an intact entry, which is touched as used now; None when missing or damaged."""
     info = read_info(entry)
     if info is None or not verify(entry, info):
@@ -96,7 +105,7 @@ def use(entry: Path) -> dict | None:
     return info
 
 
-def read_info(entry: Path) -> dict | None:
+def read_info(entry: Path) -> dict[str, Any] | None:
     """``build.json`` of an entry, or None when it is missing or unreadable (an incomplete entry)."""
     try:
         info = json.loads((entry / INFO).read_text())
@@ -105,11 +114,46 @@ def read_info(entry: Path) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
-def write_info(entry: Path, info: dict) -> None:
-    """Write ``build.json`` whole (temporary file, then rename): a reader never sees half of it."""
-    tmp = entry / f".{INFO}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-    tmp.replace(entry / INFO)
+def write_info(entry: Path, info: dict[str, Any]) -> None:
+    """Write ``build.json`` whole: a reader never sees half of it."""
+    atomic_write(entry / INFO, json.dumps(info, indent=1, sort_keys=True) + "\n")
+
+
+def entry_key(name: str, parts: Mapping[str, object]) -> str:
+    """An entry's name: readable ``name``, then a digest of everything that decides its content."""
+    return f"{name}-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]}"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` for this user only; refuse one that another user owns or could write to."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.stat()
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        raise ToolError(
+            f"the build cache {path} is not private: it belongs to another user or others can write to "
+            "it, so a build there could be swapped before it is deployed",
+            fix="point UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR at a folder of your own (the default is "
+            "~/.cache/cdk-uv-aspect), or `chmod go-w` this one",
+        )
+    return path
+
+
+def publish(work: Path, final: Path, *, rebuild: bool) -> Path:
+    """Rename the finished entry ``work`` to ``final``, atomically.
+
+    Two synths building the same key at once: the first rename wins, the other finds a complete entry
+    and drops its own copy (identical inputs, so identical content). An existing entry is replaced only
+    when it is damaged (checked again here: another synth may have just replaced it) or on rebuild.
+    """
+    replace = rebuild
+    for _ in range(3):
+        if publish_dir(work, final):
+            return final
+        if not replace and use(final) is not None:
+            return final
+        discard(final)
+        replace = False  # replace at most what was there at first, never a rival's fresh build
+    raise OSError(f"could not publish the build into {final}: other processes keep replacing it")
 
 
 def touch(entry: Path) -> None:
@@ -171,7 +215,7 @@ def discard(entry: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _walk(folder: Path):
+def _walk(folder: Path) -> Iterator[tuple[str, os.stat_result, Path]]:
     """(relative path, lstat, path) of every file and symlink below ``folder``, in no particular order."""
     stack = [(folder, "")]
     while stack:

@@ -44,7 +44,6 @@ BUILD_IMAGES = {  # quay.io/pypa/<name> -> its digest
 }
 
 ROOT = "/cdk-uv"  # where the container sees what it is given
-_PLATFORM = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
 
 
 def docker_binary() -> str:
@@ -53,8 +52,7 @@ def docker_binary() -> str:
 
 
 def build_image(target: Target) -> str:
-    machine, _, policy = target.python_platform.partition("-")  # "x86_64-manylinux_2_34"
-    name = f"{policy}_{machine}"
+    name = f"{target.os.wheel_policy}_{target.machine}"
     return f"quay.io/pypa/{name}@{BUILD_IMAGES[name]}"
 
 
@@ -99,7 +97,7 @@ class ContainerInstall:
             "run",
             "--rm",
             "--platform",
-            _PLATFORM[self.target.arch],
+            self.target.docker_platform,
             *user,
             *(arg for mount in mounts for arg in ("--mount", mount)),
             *(arg for key, value in sorted(self.env.items()) for arg in ("--env", f"{key}={value}")),
@@ -108,7 +106,7 @@ class ContainerInstall:
         ]
 
 
-def install_locked(
+def install_in_container(
     uv: str,
     target: Target,
     site: Path,
@@ -121,9 +119,9 @@ def install_locked(
     """Install the locked requirements into ``site`` in a container, because ``cause`` stopped it here."""
     docker = docker_binary()
     engine = runner.run([docker, "version", "--format", "{{.Server.Version}}"])
-    if engine.returncode == 127:
+    if engine.not_found:
         raise _needs_docker(cause, f"no Docker client `{docker}` was found", engine.describe())
-    if engine.returncode != 0:
+    if not engine.ok:
         raise _needs_docker(cause, f"no Docker engine answered `{docker} version`", engine.describe())
     install = ContainerInstall(target, site, requirements, _uv_cache(uv, runner))
     install.uv_cache.mkdir(parents=True, exist_ok=True)
@@ -133,7 +131,7 @@ def install_locked(
     if log:
         log(f"{cause.package} for {target}: {cause.problem.split(';')[0]}; building it in Docker ({install.image})")
     result = runner.run(install.args(docker))
-    if result.returncode != 0:
+    if not result.ok:
         raise DockerError(
             "building the locked dependencies in a container failed",
             package=cause.package,
@@ -148,7 +146,7 @@ def install_locked(
 def _uv_cache(uv: str, runner: Runner) -> Path:
     result = runner.run([uv, "cache", "dir"])
     path = result.stdout.strip()
-    if result.returncode != 0 or not path:
+    if not result.ok or not path:
         raise DockerError("uv did not say where its cache is", fix="check `uv cache dir`", details=result.describe())
     return Path(path)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ._lambda import HOST_MACHINES
+from ._runner import Runner
 
 # Runs inside the runtime's interpreter with -I -S: no site-packages, no user site, no environment, so
 # only the asset folder and the standard library can be imported.
@@ -46,8 +47,6 @@ except Exception as exc:
 sys.stdout.write("\0" + json.dumps(result, default=str))
 """
 
-_HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
-
 
 @dataclass(frozen=True)
 class Invocation:
@@ -73,18 +72,18 @@ def invoke(
     timeout: int = 900,
     environment: dict[str, str] | None = None,
     runtime: str = "",
+    runner: Runner | None = None,
 ) -> Invocation:
     """Call ``handler`` (``module.function``) from ``asset_dir`` with the interpreter ``python``.
 
     The handler sees the function's ``environment`` and the variables Lambda sets itself; ``timeout``
     only feeds ``context.get_remaining_time_in_millis()``, nothing is stopped.
     """
-    host = _HOST_ARCH.get(platform.machine().lower(), platform.machine())
+    host = HOST_MACHINES.get(platform.machine().lower(), platform.machine())
     if architecture != host and any(asset_dir.rglob("*.so")):
         raise CannotRunHere(f"its native code is for {architecture} and this machine is {host}")
     started = time.monotonic()
     env = {
-        **os.environ,
         **(environment or {}),
         "AWS_LAMBDA_FUNCTION_NAME": name,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -92,19 +91,13 @@ def invoke(
         "LAMBDA_TASK_ROOT": str(asset_dir),
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}" if runtime else "AWS_Lambda_python",
     }
-    done = subprocess.run(
-        [python, "-I", "-S", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture, str(timeout)],
-        input=json.dumps(event),
-        capture_output=True,
-        text=True,
-        cwd=asset_dir,
-        check=False,
-        env=env,
-    )
+    args = [python, "-I", "-S", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture]
+    args.append(str(timeout))
+    done = (runner or Runner()).run(args, cwd=asset_dir, env=env, input=json.dumps(event))
     seconds = time.monotonic() - started
     logs, sep, payload = done.stdout.rpartition("\0")
     if not sep:
         return Invocation(
             False, {"errorType": "Runtime.ExitError", "errorMessage": done.stderr.strip()}, seconds, done.stdout
         )
-    return Invocation(done.returncode == 0, json.loads(payload), seconds, logs + done.stderr)
+    return Invocation(done.ok, json.loads(payload), seconds, logs + done.stderr)

@@ -1,32 +1,35 @@
-"""The marker (a metadata entry ``uv: <package>``) and the placeholder code for marked functions."""
+"""The marker: a metadata entry ``uv: <package>`` (or ``uv: {"package": ..., ...}``) on a function.
+
+CDK-free, so that the ``cdk-uv`` command can check a package name without starting node. The marker is
+the contract between the user's app, the bundling aspect and whatever reads a cloud assembly later.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from typing import Any
-
-import jsii
-from aws_cdk import Stack
-from aws_cdk import aws_ecr as ecr
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_s3 as s3
-from constructs import Construct, IConstruct, IValidation, Node
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ._errors import MarkerError
-from ._metadata import MARKER
 
-ASSET_ID = "UvAsset"
-"""The id of the asset construct the aspect adds under a function (``Code`` is taken by CDK's own)."""
+if TYPE_CHECKING:
+    from constructs import IConstruct, Node
 
-PLACEHOLDER_BUCKET = "cdk-uv-aspect-code-was-never-built"
-PLACEHOLDER_REPOSITORY = "cdk-uv-aspect-image-was-never-built"
-_PLACEHOLDER_REPOSITORY_ID = "CdkUvImagePlaceholder"
+MARKER = "uv"
+"""The metadata type of the marker: ``fn.node.add_metadata("uv", "api")``."""
+
+BUILT = "uv:build"
+"""The metadata type the bundling aspect writes on each function it swapped (read by reports/checks)."""
+
+IMAGE_KEYS = ("python", "dockerfile", "build_args")
+"""Marker keys that only image functions take (a zip function's Python version is its runtime)."""
+KEYS = ("package", *IMAGE_KEYS)
 
 # PEP 508 names, ASCII only: anything else (path separators, '..', shell metacharacters, look-alike
 # letters) is refused before it reaches a path or a command line.
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_EXAMPLE = '{"package": "api", "python": "3.12", "dockerfile": "docker/api.Dockerfile"}'
 
 
 def normalize(name: str) -> str:
@@ -34,18 +37,66 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def package_of(data: Any, *, where: str | None = None) -> str:
+@dataclass(frozen=True)
+class Marker:
+    """A marker's data, checked: the package (normalized) and the image-only settings."""
+
+    package: str
+    python: str | None = None
+    dockerfile: str | None = None
+    build_args: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, data: Any) -> Marker:
+        """The marker with this data; a ``MarkerError`` saying what was expected for anything else."""
+        fields: Mapping[str, Any] = data if isinstance(data, Mapping) else {"package": data}
+        unknown = sorted(str(key) for key in set(fields) - set(KEYS))
+        if unknown:
+            raise MarkerError(
+                f"the uv marker's data has unknown keys {unknown}",
+                fix=f"use only {', '.join(KEYS)}, e.g. {_EXAMPLE}",
+            )
+        package = fields.get("package")
+        if not isinstance(package, str) or not _NAME.match(package):
+            raise MarkerError(
+                f"the uv marker's data must be a package name, got {package if isinstance(data, Mapping) else data!r}",
+                fix='write the marker as fn.node.add_metadata("uv", "<package>") or '
+                'mark_package(fn, "<package>"), with the name from the package\'s pyproject.toml',
+            )
+        python, dockerfile = fields.get("python"), fields.get("dockerfile")
+        if python is not None and not (isinstance(python, str) and re.fullmatch(r"3\.\d+", python)):
+            raise MarkerError(
+                f"the uv marker's python must be a version such as '3.12', got {python!r}",
+                fix=f"write it as a string, e.g. {_EXAMPLE}",
+            )
+        if dockerfile is not None and not isinstance(dockerfile, str):
+            raise MarkerError(
+                f"the uv marker's dockerfile must be a path, got {dockerfile!r}",
+                fix="give the Dockerfile's path relative to the workspace root, e.g. 'docker/api.Dockerfile'",
+            )
+        args = fields.get("build_args") or {}
+        if not isinstance(args, Mapping) or not all(isinstance(x, str) for pair in args.items() for x in pair):
+            raise MarkerError(
+                f"the uv marker's build_args must map names to strings, got {args!r}",
+                fix='write them as {"build_args": {"NAME": "value"}}',
+            )
+        return cls(normalize(package), python, dockerfile, tuple(sorted(args.items())))
+
+    @property
+    def image_settings(self) -> dict[str, Any]:
+        """The image-only keys this marker sets, with their values."""
+        given = {"python": self.python, "dockerfile": self.dockerfile, "build_args": dict(self.build_args)}
+        return {key: value for key, value in given.items() if value}
+
+    def as_data(self) -> str | dict[str, Any]:
+        """The metadata entry's data: the bare name when nothing else is set."""
+        extra = self.image_settings
+        return {"package": self.package, **extra} if extra else self.package
+
+
+def package_of(data: Any) -> str:
     """The package named by a marker's data, normalized; a clear error for anything else."""
-    if isinstance(data, dict):
-        data = data.get("package")
-    if not isinstance(data, str) or not _NAME.match(data):
-        raise MarkerError(
-            f"the uv marker's data must be a package name, got {data!r}",
-            constructs=[where] if where else [],
-            fix='write the marker as fn.node.add_metadata("uv", "<package>") or '
-            'mark_package(fn, "<package>"), with the name from the package\'s pyproject.toml',
-        )
-    return normalize(data)
+    return Marker.parse(data).package
 
 
 def marker_of(node: Node) -> Any | None:
@@ -56,36 +107,8 @@ def marker_of(node: Node) -> Any | None:
     return None
 
 
-def jsii_ref(value: object) -> str:
-    """The id of the JavaScript object behind a jsii proxy.
-
-    jsii hands out a new Python proxy each time an object made in JavaScript is read, so identity (and
-    ``id()``) can't tell two reads apart; this id can, without a round trip to node.
-    """
-    return value.__jsii_ref__.ref  # type: ignore[attr-defined]
-
-
-# jsii refs of functions, in this process (a ref is never reused): known here, no need to ask node.
-_SWAPPED: set[str] = set()  # whose code an aspect swapped
-_PLACEHOLDERS: set[str] = set()  # created with UvCode()
-
-
-def record_swapped(function: IConstruct) -> None:
-    _SWAPPED.add(jsii_ref(function))
-
-
-def is_swapped(function: IConstruct) -> bool:
-    """Whether an aspect swapped this function's code."""
-    return jsii_ref(function) in _SWAPPED
-
-
-def has_placeholder(function: IConstruct) -> bool:
-    """Whether this function was created with ``code=UvCode()``."""
-    return jsii_ref(function) in _PLACEHOLDERS
-
-
 def mark_package(
-    function: lambda_.Function,
+    function: IConstruct,
     package: str,
     *,
     python: str | None = None,
@@ -94,7 +117,7 @@ def mark_package(
 ) -> None:
     """Mark ``function`` as built from uv workspace package ``package``.
 
-    The same as ``function.node.add_metadata("uv", package)``, with the name checked now::
+    The same as ``function.node.add_metadata("uv", package)``, with the data checked now::
 
         mark_package(fn, "api")
 
@@ -103,94 +126,13 @@ def mark_package(
 
         mark_package(image_fn, "api", python="3.13", dockerfile="docker/api.Dockerfile")
     """
+    data = {"package": package, "python": python, "dockerfile": dockerfile, "build_args": build_args}
     try:
-        package_of(package)
+        marker = Marker.parse({key: value for key, value in data.items() if value is not None})
     except MarkerError as exc:
         raise exc.with_constructs([function.node.path]) from None  # the path is read only when needed
-    image = {"python": python, "dockerfile": dockerfile, "build_args": dict(build_args or {}) or None}
-    image = {key: value for key, value in image.items() if value is not None}
-    function.node.add_metadata(MARKER, {"package": package, **image} if image else package)
-
-
-@jsii.implements(IValidation)
-class _SwappedCheck:
-    """One check per stack of the functions created there with ``UvCode()``: each a swapped one."""
-
-    def __init__(self, stack: Stack) -> None:
-        self._stack = stack
-        self.functions: list[Construct] = []
-
-    @classmethod
-    def of(cls, stack: Stack) -> _SwappedCheck:
-        # Kept on the stack's Python object (jsii hands out one object per construct): one validation
-        # callback per stack at synthesis instead of one per function.
-        check = getattr(stack, "_cdk_uv_swapped_check", None)
-        if check is None:
-            check = cls(stack)
-            stack.node.add_validation(check)
-            stack._cdk_uv_swapped_check = check  # type: ignore[attr-defined]
-        return check
-
-    def validate(self) -> list[str]:
-        if not self._stack.bundling_required:
-            return []
-        return [_never_built(fn, "UvCode()") for fn in self.functions if not is_swapped(fn)]
-
-
-def _never_built(function: Construct, placeholder: str) -> str:
-    return (
-        f"cdk-uv-aspect: {function.node.path} uses {placeholder} but no UvBundlingAspect built it. "
-        'Mark it (fn.node.add_metadata("uv", "<package>")) and add Aspects.of(app).add('
-        "UvBundlingAspect()); functions inside a Stage need the aspect added to that Stage, "
-        "because aspects do not cross Stage boundaries."
-    )
-
-
-class UvCode(lambda_.Code):
-    """Placeholder code for a function the bundling aspect builds.
-
-    It creates no asset of its own. If no aspect replaced it, synthesis fails (and a template deployed
-    anyway would point at a bucket that does not exist)::
-
-        fn = Function(stack, "Api", runtime=Runtime.PYTHON_3_12, handler="api.handler.main",
-                      code=UvCode())
-        mark_package(fn, "api")
-    """
-
-    def bind(self, scope: Construct) -> lambda_.CodeConfig:
-        _PLACEHOLDERS.add(jsii_ref(scope))
-        _SwappedCheck.of(Stack.of(scope)).functions.append(scope)
-        return lambda_.CodeConfig(s3_location=s3.Location(bucket_name=PLACEHOLDER_BUCKET, object_key="placeholder.zip"))
-
-
-@jsii.implements(IValidation)
-class _ImageSwappedCheck:
-    def __init__(self, stack: Stack) -> None:
-        self._stack = stack
-
-    def validate(self) -> list[str]:
-        if not self._stack.bundling_required:
-            return []
-        return [
-            _never_built(fn, "uv_image_code()")
-            for fn in self._stack.node.find_all()
-            if isinstance(fn, lambda_.Function)
-            and PLACEHOLDER_REPOSITORY in json.dumps(self._stack.resolve(fn.node.default_child.code))
-        ]
-
-
-def uv_image_code(scope: Construct, handler: str) -> lambda_.DockerImageCode:
-    """Placeholder code for an image function the bundling aspect builds; ``handler`` becomes its CMD.
-
-    It creates no image asset of its own (it names an ECR repository that does not exist). If no aspect
-    replaced it, synthesis fails::
-
-        fn = DockerImageFunction(stack, "ApiImage", code=uv_image_code(stack, "api.handler.main"))
-        mark_package(fn, "api")
-    """
-    stack = Stack.of(scope)
-    repository = stack.node.try_find_child(_PLACEHOLDER_REPOSITORY_ID)
-    if repository is None:
-        repository = ecr.Repository.from_repository_name(stack, _PLACEHOLDER_REPOSITORY_ID, PLACEHOLDER_REPOSITORY)
-        repository.node.add_validation(_ImageSwappedCheck(stack))
-    return lambda_.DockerImageCode.from_ecr(repository, cmd=[handler])  # type: ignore[arg-type]
+    # The name as written: the marker shows what the user wrote; the aspect normalizes it when it reads.
+    written = marker.as_data()
+    if isinstance(written, dict):
+        written["package"] = package
+    function.node.add_metadata(MARKER, written if isinstance(written, dict) else package)

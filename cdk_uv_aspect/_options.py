@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -83,10 +84,10 @@ class UvOptions(BaseModel):
         "image plus the built folder), relative to the workspace root and inside it. The marker's data "
         "{'dockerfile': ...} overrides it per function.",
     )
-    docker_build_args: dict[str, str] = Field(
-        default_factory=dict,
-        description="Build arguments of image functions' Dockerfiles; the marker's {'build_args': ...} "
-        "adds to them per function.",
+    docker_build_args: tuple[tuple[str, str], ...] = Field(
+        default=(),
+        description="Build arguments of image functions' Dockerfiles, as a dict (kept as sorted pairs, so "
+        "that options compare and hash by value); the marker's {'build_args': ...} adds to them per function.",
     )
     docker_fallback: bool = Field(
         default=True,
@@ -100,6 +101,13 @@ class UvOptions(BaseModel):
     def _exclude_is_list_of_patterns(cls, value: object) -> object:
         if isinstance(value, str):
             raise ValueError("exclude takes a list of glob patterns, e.g. ['*/tests/*'], not one string")
+        return value
+
+    @field_validator("docker_build_args", mode="before")
+    @classmethod
+    def _build_args_are_a_mapping(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return tuple(sorted(value.items()))
         return value
 
     @field_validator("workspace", "cache_dir", mode="after")

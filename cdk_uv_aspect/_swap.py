@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,14 +12,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Node
 
+from . import _state
 from ._build import Built
-from ._cache import INFO
 from ._image import ImageSpec
-from ._marker import ASSET_ID, has_placeholder, record_swapped
-from ._metadata import BUILT
+from ._marker import BUILT
+from ._placeholder import has_placeholder
 
-BUILT_FOLDERS: dict[str, Path] = {}
-"""Asset hash -> the built folder it was made from, for the policy checks (a hash names one content)."""
+ASSET_ID = "UvAsset"
+"""The id of the asset construct the aspect adds under a function (``Code`` is taken by CDK's own)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def swap_zip(function: lambda_.Function, node: Node, built: Built, shared: ZipAs
     assert isinstance(cfn, lambda_.CfnFunction)
     cfn.code = lambda_.CfnFunction.CodeProperty(s3_bucket=shared.bucket, s3_key=shared.key)
     shared.asset.add_resource_metadata(cfn, "Code")
-    _record(function, node, built, shared.hash, asset=shared.path)
+    _record_build(function, node, built, shared.hash, asset=shared.path)
     return shared
 
 
@@ -72,14 +71,15 @@ def swap_image(function: lambda_.Function, built: Built, spec: ImageSpec, contex
     cfn.code = lambda_.CfnFunction.CodeProperty(image_uri=asset.image_uri)
     asset.add_resource_metadata(cfn, "Code.ImageUri")
     image = {"python": spec.target.python, "dockerfile": spec.source}
-    _record(function, function.node, built, asset.asset_hash, image=image)
+    _record_build(function, function.node, built, asset.asset_hash, image=image)
     return asset
 
 
-def _record(function: lambda_.Function, node: Node, built: Built, asset_hash: str, **extra: object) -> None:
-    record_swapped(function)
-    info = built.info or json.loads((built.folder / INFO).read_text())
-    BUILT_FOLDERS[asset_hash] = built.asset_dir
+def _record_build(function: lambda_.Function, node: Node, built: Built, asset_hash: str, **extra: object) -> None:
+    """Remember the swap in this process, and write what was built on the function (``uv:build``)."""
+    _state.SWAPPED.add(_state.jsii_ref(function))
+    _state.BUILT_FOLDERS[asset_hash] = built.asset_dir
+    info = built.info
     requires_python = built.request.workspace.packages[built.request.package].requires_python
     node.add_metadata(
         BUILT,

@@ -1,4 +1,4 @@
-"""Every uv (and compileall) command line a build runs, composed in one place.
+"""Every uv (and compileall) command line a build runs, composed in one place, and what uv's errors mean.
 
 A build runs, in order:
 
@@ -12,6 +12,10 @@ A build runs, in order:
 
 When step 2 finds a locked dependency with no wheel for the target, ``_docker`` runs the same
 ``install_locked`` command in a container of the target's platform (the Docker fallback).
+
+The second half reads uv's stderr: which failures are a stale lock, no network, or no wheel for the
+target, each turned into an error that says what to do. (Longer than most modules on purpose: a flag
+and the failures it can cause are read in one place.)
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from ._errors import ToolError
+from . import _state
+from ._errors import ToolError, UvError, WheelError, WorkspaceError
+from ._lambda import AMAZON_LINUX_2023, RUNTIMES
 from ._runner import Result, Runner
 from ._target import Target
 
@@ -58,7 +63,7 @@ def export(uv: str, package: str, lock: str, out: Path) -> list[str]:
     ]
 
 
-def _install(uv: str, target: Target, site: Path, python: str | None = None) -> list[str]:
+def _pip_install(uv: str, target: Target, site: Path, python: str | None = None) -> list[str]:
     # python=None: this machine, installing for the target's platform. A path: an interpreter of the
     # target's own platform (in a container), so the platform flags would only restate it.
     platform = ["--python-platform", target.python_platform, "--python-version", target.python]
@@ -81,7 +86,7 @@ def install_locked(uv: str, target: Target, site: Path, requirements: Path, *, p
     # --no-build here: a wheel built on this machine would be for this machine, not for the target. In a
     # container of the target's platform, building a source distribution is what the container is for.
     no_build = [] if python else ["--no-build"]
-    return [*_install(uv, target, site, python), "--require-hashes", *no_build, "-r", str(requirements)]
+    return [*_pip_install(uv, target, site, python), "--require-hashes", *no_build, "-r", str(requirements)]
 
 
 def build_wheel(uv: str, source: Path, out: Path) -> list[str]:
@@ -91,7 +96,7 @@ def build_wheel(uv: str, source: Path, out: Path) -> list[str]:
 
 
 def install_wheels(uv: str, target: Target, site: Path, wheels: Sequence[Path]) -> list[str]:
-    return [*_install(uv, target, site), *map(str, wheels)]
+    return [*_pip_install(uv, target, site), *map(str, wheels)]
 
 
 COMPILE = (
@@ -127,43 +132,53 @@ def split_requirements(text: str) -> tuple[str, list[str]]:
 
 @dataclass(frozen=True)
 class Uv:
-    """The uv binary, checked once: present and new enough."""
+    """The uv binary, checked once per process: present and new enough."""
 
     path: str
     version: str
 
     @staticmethod
-    @cache
     def locate(configured: str | None, runner: Runner | None = None) -> Uv:
-        path = configured or _bundled_uv() or shutil.which("uv")
-        if path is None:
-            raise ToolError(
-                "uv was not found",
-                fix="install uv (`pip install uv`, it comes with cdk-uv-aspect) or pass UvOptions(uv=...)",
-            )
-        result = (runner or Runner()).run([path, "--version"])
-        if result.returncode == 127:
-            raise ToolError(
-                f"uv was not found at {path}",
-                fix="install uv (`pip install uv`) or pass the path of a uv binary with UvOptions(uv=...)",
-            )
-        match = re.search(r"\b(\d+\.\d+\.\d+)", result.stdout)
-        try:
-            version = Version(match.group(1)) if match and result.returncode == 0 else None
-        except InvalidVersion:
-            version = None
-        if version is None:
-            raise ToolError(
-                f"{path} did not say its version",
-                fix="check the uv binary (`uv --version`) or pass another one with UvOptions(uv=...)",
-                details=result.describe(),
-            )
-        if version < MIN_UV:
-            raise ToolError(
-                f"uv {version} at {path} is older than {MIN_UV}, the oldest cdk-uv-aspect works with",
-                fix="upgrade uv (`pip install -U uv` or `uv self update`)",
-            )
-        return Uv(path, str(version))
+        key = ("uv", configured or "")
+        with _state.LOCK:
+            found: Uv | None = _state.TOOLS.get(key)
+        if found is None:
+            found = _locate(configured, runner or Runner())
+            with _state.LOCK:
+                _state.TOOLS[key] = found
+        return found
+
+
+def _locate(configured: str | None, runner: Runner) -> Uv:
+    path = configured or _bundled_uv() or shutil.which("uv")
+    if path is None:
+        raise ToolError(
+            "uv was not found",
+            fix="install uv (`pip install uv`, it comes with cdk-uv-aspect) or pass UvOptions(uv=...)",
+        )
+    result = runner.run([path, "--version"])
+    if result.not_found:
+        raise ToolError(
+            f"uv was not found at {path}",
+            fix="install uv (`pip install uv`) or pass the path of a uv binary with UvOptions(uv=...)",
+        )
+    match = re.search(r"\b(\d+\.\d+\.\d+)", result.stdout)
+    try:
+        version = Version(match.group(1)) if match and result.ok else None
+    except InvalidVersion:
+        version = None
+    if version is None:
+        raise ToolError(
+            f"{path} did not say its version",
+            fix="check the uv binary (`uv --version`) or pass another one with UvOptions(uv=...)",
+            details=result.describe(),
+        )
+    if version < MIN_UV:
+        raise ToolError(
+            f"uv {version} at {path} is older than {MIN_UV}, the oldest cdk-uv-aspect works with",
+            fix="upgrade uv (`pip install -U uv` or `uv self update`)",
+        )
+    return Uv(path, str(version))
 
 
 def _bundled_uv() -> str | None:
@@ -177,16 +192,109 @@ def _bundled_uv() -> str | None:
         return None
 
 
-@cache
-def find_python(uv: str, version: str) -> str | None:
+def find_python(uv: str, version: str, runner: Runner | None = None) -> str | None:
     """An interpreter of exactly ``version`` (e.g. "3.12") on this machine, found the way uv finds one."""
-    result = Runner().run(
+    key = ("python", uv, version)
+    with _state.LOCK:
+        if key in _state.TOOLS:
+            found: str | None = _state.TOOLS[key]
+            return found
+    result = (runner or Runner()).run(
         [uv, "python", "find", "--no-project", "--no-python-downloads", version],
         env={"UV_PYTHON_DOWNLOADS": "never"},
     )
     path = result.stdout.strip()
-    return path if result.returncode == 0 and path else None
+    found = path if result.ok and path else None
+    with _state.LOCK:
+        _state.TOOLS[key] = found
+    return found
 
 
-def failed(result: Result) -> bool:
-    return result.returncode != 0
+# --- what uv's errors mean ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What failed, for whom: turns a failed command into the error a user reads."""
+
+    package: str
+    target: Target
+    root: Path  # the workspace
+
+    def error(self, problem: str, result: Result, *, fix: str, kind: type[UvError] = ToolError) -> UvError:
+        return kind(problem, package=self.package, target=self.target, fix=fix, details=result.describe())
+
+    def export(self, result: Result) -> UvError:
+        if "--locked" in result.stderr or "needs to be updated" in result.stderr:
+            return self.error(
+                "uv.lock is out of date with the workspace's pyproject.toml files",
+                result,
+                kind=WorkspaceError,
+                fix=f"run `uv lock` in {self.root} and commit uv.lock (cdk-uv-aspect never changes it)",
+            )
+        return self.error(
+            "uv could not export the package's locked requirements",
+            result,
+            kind=WorkspaceError,
+            fix=f"run `uv export --package {self.package} --no-dev` in {self.root} and fix what it reports; "
+            "`uv lock` rewrites a damaged lock",
+        )
+
+    def network(self, result: Result, needed_for: str) -> UvError | None:
+        """The error for a command that needed the network and had none; None for any other failure."""
+        if not any(sign in result.stderr for sign in _OFFLINE):
+            return None
+        return self.error(
+            f"uv needed the network to {needed_for}, and could not reach the package index "
+            "(offline: UV_OFFLINE is set, or no registry is reachable)",
+            result,
+            fix="run the synth once with network access (uv keeps what it downloads in its cache, and later "
+            "builds work offline), or point uv at a reachable index (UV_INDEX_URL / UV_DEFAULT_INDEX)",
+        )
+
+    def install(self, result: Result) -> UvError:
+        if offline := self.network(result, "download the locked dependencies' wheels"):
+            return offline
+        if any(sign in result.stderr for sign in _NO_WHEEL):
+            t = self.target
+            named = _DEPENDENCY.search(result.stderr)
+            dependency = "".join(g or "" for g in named.groups()) if named else "a locked dependency"
+            return self.error(
+                f"{dependency} has no wheel that loads on {t.os.name} (glibc {t.glibc}, {t.machine}); "
+                "a source distribution would be built for this machine, not for Lambda",
+                result,
+                kind=WheelError,
+                fix="pin a release of that dependency that publishes a wheel for "
+                f"{t.python_platform} (`uv add 'name<version'`), or move the function to a newer runtime "
+                f"({_NEWEST_OS.name}+ runs on {_NEWEST_OS.os.name}, glibc {_NEWEST_OS.os.glibc}), or to the other "
+                "architecture",
+            )
+        return self.error(
+            "uv could not install the locked dependencies",
+            result,
+            fix="fix what uv reports below; with no network, a warm uv cache is needed",
+        )
+
+
+# The first runtime on the newest Amazon Linux: where wheels for a newer glibc load.
+_NEWEST_OS = next(r for r in RUNTIMES.values() if r.os == AMAZON_LINUX_2023)
+
+# Signs in uv's stderr that it needed the network and had none (offline mode, or no index reachable).
+_OFFLINE = (
+    "network was disabled",
+    "Network connectivity is disabled",
+    "dns error",
+    "error sending request",
+    "failed to lookup address",
+)
+# Signs that the target has no installable wheel for a locked dependency.
+_NO_WHEEL = (
+    "no wheels with a matching platform tag",
+    "has no binary distribution",
+    "doesn't have a source distribution or wheel for the current platform",
+    "no wheels with a matching python",
+    "is marked as `--no-build`",
+    "has no usable wheels",
+)
+# uv names the dependency: "Because numpy{python_full_version < '3.12'}==2.4.6 has no usable wheels ..."
+_DEPENDENCY = re.compile(r"Because ([A-Za-z0-9._-]+)(?:\{[^}]*\})?(==\S+)? has no")

@@ -70,8 +70,19 @@ class Package:
 
     def admits(self, python: str) -> bool:
         """Whether requires-python admits Python ``python`` ("3.12"); True when it says nothing."""
-        spec = self.requires_python
-        return spec is None or spec.contains(f"{python}.0", prereleases=True)
+        return admits(self.requires_python, python)
+
+
+def admits(requires_python: SpecifierSet | str | None, python: str) -> bool:
+    """Whether a requires-python specifier admits Python ``python`` ("3.12"); True when there is none.
+
+    A runtime's Python is a whole minor version: ``>=3.12.1`` does not admit python3.12 (3.12.0 could run).
+    Raises ``InvalidSpecifier`` for a specifier that is not one.
+    """
+    if not requires_python:
+        return True
+    spec = SpecifierSet(requires_python) if isinstance(requires_python, str) else requires_python
+    return spec.contains(f"{python}.0", prereleases=True)
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: one per aspect, found once

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 
-from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package
+from cdk_uv_aspect import UvBundlingAspect, UvCode, _state, mark_package
 from cdk_uv_aspect._invoke import Invocation, invoke
 from cdk_uv_aspect._uv import Uv, find_python
 
@@ -34,12 +35,68 @@ def workspace(tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_state() -> None:
+    """Each test starts as a new process would: no swapped functions, no tools found, no wheels built."""
+    _state.reset()
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private, empty build cache, also the default for aspects created in the test."""
     path = tmp_path / "cache"
     monkeypatch.setenv("CDK_UV_CACHE_DIR", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_half_written_builds(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test, whatever it did, no build cache in its temporary folder holds a half-written build:
+    no private work folder and no entry being replaced (their names start with a dot)."""
+    folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if folder is not None:
+        left = half_written(folder)
+        assert left == [], f"a build left half-written folders behind: {left}"
+
+
+def half_written(folder: Path) -> list[str]:
+    """Private work folders and entries being replaced in every build cache below ``folder``."""
+    found = []
+    for dirpath, dirnames, _ in os.walk(folder):
+        if Path(dirpath).name in ("builds", "wheels", "images"):
+            found += [f"{dirpath}/{name}" for name in dirnames if name.startswith(".")]
+            dirnames.clear()
+        else:
+            dirnames[:] = [d for d in dirnames if d not in ("node_modules", ".venv", "cdk.out")]
+    return sorted(found)
+
+
+def assert_complete_error(
+    message: str, *, construct: str | None, package: str | None, target: str | None, fix: str, also: Sequence[str] = ()
+) -> None:
+    """The message names the construct path, the package and the target on their lines, and the fix.
+
+    ``None`` for what the error can't know (no package before the marker is read, say). ``also``: more
+    parts the message must contain, such as the cause.
+    """
+    wanted = [f"construct: {construct}" if construct else None, f"package:   {package}" if package else None]
+    wanted += [f"target:    {target}" if target else None, "fix:", fix, *also]
+    for part in filter(None, wanted):
+        assert part in message, f"{part!r} not in:\n{message}"
+
+
+def synth_error(workspace: Path | None, populate: Callable[[Stack], object], **options: object) -> str:
+    """The message of the error that stops synthesizing an app populated by ``populate``."""
+    with pytest.raises(RuntimeError) as error:
+        if workspace is None:
+            app = App()
+            populate(Stack(app, "Stack"))
+            Aspects.of(app).add(UvBundlingAspect(**options))  # type: ignore[arg-type]
+            app.synth()
+        else:
+            synth_app(workspace, populate, **options)
+    return str(error.value)
 
 
 def add_function(
@@ -76,6 +133,22 @@ def function_codes(stack: Stack) -> dict[str, dict]:
     """Logical id -> Code property of every Lambda function in the synthesized stack."""
     resources = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
     return {lid: r["Properties"]["Code"] for lid, r in resources.items()}
+
+
+def staged_asset(outdir: str | Path, code: dict[str, Any]) -> Path:
+    """The folder the CDK staged for a function's ``Code`` (its S3Key is ``<asset hash>.zip``)."""
+    key = code["S3Key"]
+    assert isinstance(key, str) and key.endswith(".zip"), code
+    folder = Path(outdir) / f"asset.{key.removesuffix('.zip')}"
+    assert folder.is_dir(), f"no staged asset {folder}"
+    return folder
+
+
+def assert_api_asset(asset: Path) -> None:
+    """``asset`` is a build of the fixture's ``api``: its handler, its workspace dependency, orjson."""
+    assert (asset / "api" / "handler.py").is_file(), sorted(p.name for p in asset.iterdir())
+    assert (asset / "common" / "__init__.py").is_file()
+    assert any((asset / "orjson").glob("*.so"))
 
 
 def python_for(version: str) -> str:

@@ -10,7 +10,7 @@ from aws_cdk import App, Aspects, Stack, Stage
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk.assertions import Annotations, Match, Template
-from conftest import add_function, call_handler, function_codes, synth_app
+from conftest import add_function, assert_api_asset, call_handler, function_codes, staged_asset, synth_app
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode
 
@@ -109,7 +109,7 @@ def test_raw_metadata_marker_works_like_the_helper(workspace: Path, cache_dir: P
     app, stack = synth_app(workspace, populate)
     entries = app.synth().get_stack_by_name("Stack").find_metadata_by_type("uv")
     assert [(e.path, e.data) for e in entries] == [("/Stack/Api", "api")]
-    assert "S3Key" in next(iter(function_codes(stack).values()))
+    assert_api_asset(staged_asset(app.outdir, next(iter(function_codes(stack).values()))))
 
 
 def test_retrofitted_asset_code_is_replaced_with_a_warning(workspace: Path, cache_dir: Path, tmp_path: Path):
@@ -123,13 +123,14 @@ def test_retrofitted_asset_code_is_replaced_with_a_warning(workspace: Path, cach
         holder.append(stack)
         add_function(stack, "Api", "api", code=lambda_.Code.from_asset(str(old)))
 
-    _, stack = synth_app(workspace, populate)
-    built = json.loads(json.dumps(function_codes(stack)))
-    (code,) = built.values()
+    app, stack = synth_app(workspace, populate)
+    (code,) = function_codes(stack).values()
     Annotations.from_stack(stack).has_warning(
         "/Stack/Api", Match.string_like_regexp("still stages and uploads it.*UvCode")
     )
-    assert "S3Key" in code
+    asset = staged_asset(app.outdir, code)
+    assert_api_asset(asset)
+    assert not (asset / "index.py").exists(), "the function still deploys the code it was created with"
 
 
 def test_placeholder_without_aspect_fails_synthesis(cache_dir: Path):
@@ -163,7 +164,7 @@ def test_aspect_added_inside_a_stage_builds_its_functions(workspace: Path, cache
     Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
     app.synth()
     (code,) = function_codes(svc).values()
-    assert code["S3Key"].endswith(".zip")
+    assert_api_asset(staged_asset(app.outdir, code))  # a nested Stage stages its assets at the root
 
 
 def test_no_build_when_the_stack_needs_no_bundling(workspace: Path, cache_dir: Path):

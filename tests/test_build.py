@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import call_handler, tree_digest
+from conftest import assert_api_asset, call_handler, tree_digest
 
 from cdk_uv_aspect._build import BuildRequest, Built, build
 from cdk_uv_aspect._options import UvOptions
@@ -107,6 +107,7 @@ def test_rebuild_without_cache_is_byte_identical(workspace: Path, tmp_path: Path
     """Two cold builds in two caches give the same files, bytes and modes."""
     first = build_of(workspace, "api", cache_dir=tmp_path / "c1").asset_dir
     second = build_of(workspace, "api", cache_dir=tmp_path / "c2").asset_dir
+    assert_api_asset(first)
     assert tree_digest(first) == tree_digest(second)
 
 
@@ -129,6 +130,7 @@ def test_two_checkouts_built_at_once_give_identical_folders(workspace: Path, tmp
     ]
     outputs = [p.communicate(timeout=300)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
+    assert_api_asset(Path(outputs[0]))
     assert tree_digest(Path(outputs[0])) == tree_digest(Path(outputs[1]))
 
 
@@ -150,7 +152,7 @@ def test_unrelated_package_keeps_its_build_when_another_changes(workspace: Path,
     handler = workspace / "packages" / "api" / "src" / "api" / "handler.py"
     handler.write_text(handler.read_text() + "\n# edited\n")
     app_after = build_of(workspace, "app")
-    assert app_after.cached and app_after.folder == app_before.folder
+    assert app_after.cached and app_after.entry == app_before.entry
 
 
 def test_build_folders_are_private(workspace: Path, cache_dir: Path):
@@ -186,4 +188,5 @@ def test_a_umask_077_build_is_identical_to_a_umask_022_one(workspace: Path, tmp_
     finally:
         os.umask(old)
     assert any(second.rglob("*.pyc"))
+    assert_api_asset(first)
     assert tree_digest(first) == tree_digest(second)

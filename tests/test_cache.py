@@ -13,6 +13,7 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 from conftest import add_function, call_handler, function_codes, synth_app, tree_digest
+from fakes import ScriptedRunner, uv_command
 
 from cdk_uv_aspect import UvOptions
 from cdk_uv_aspect._assembly import functions
@@ -116,16 +117,9 @@ def test_changed_source_in_a_closure_member_is_a_miss(workspace: Path, cache_dir
     assert call_handler(staged, "api.handler.main", "3.12", {"name": "x"}).result["message"] == "howdy x"
 
 
-class _Recording(Runner):
-    """The real runner, noting which packages `uv build` built."""
-
-    def __init__(self) -> None:
-        self.built: list[str] = []
-
-    def run(self, args, **kwargs):
-        if args[1:2] == ["build"]:
-            self.built.append(Path(args[-1]).name)
-        return super().run(args, **kwargs)
+def built_packages(runner: ScriptedRunner) -> list[str]:
+    """The packages `uv build` built, in order."""
+    return [Path(call[-1]).name for call in runner.calls_to(uv_command("build"))]
 
 
 def _build(workspace: Path, package: str, runner: Runner) -> Built:
@@ -135,36 +129,36 @@ def _build(workspace: Path, package: str, runner: Runner) -> Built:
 def test_a_shared_local_package_is_built_once_while_its_sources_are_unchanged(workspace: Path, cache_dir: Path):
     """`common` serves `api` and `app` from one wheel; an edit to `api` rebuilds `api` alone; an edit to
     `common` builds it again, and the asset holds the new code."""
-    runner = _Recording()
+    runner = ScriptedRunner()
     _build(workspace, "api", runner)
     _build(workspace, "app", runner)  # an application package: only its dependency `common` is a wheel
-    assert sorted(runner.built) == ["api", "common"]
+    assert sorted(built_packages(runner)) == ["api", "common"]
 
     handler = workspace / "packages" / "api" / "src" / "api" / "handler.py"
     handler.write_text(handler.read_text() + "\nEDITED = True\n")
-    runner.built.clear()
+    runner.calls.clear()
     built = _build(workspace, "api", runner)
-    assert runner.built == ["api"]
+    assert built_packages(runner) == ["api"]
     assert "EDITED = True" in (built.asset_dir / "api" / "handler.py").read_text()
 
     common = workspace / "packages" / "common" / "src" / "common" / "__init__.py"
     common.write_text(common.read_text().replace('"hello"', '"howdy"'))
-    runner.built.clear()
+    runner.calls.clear()
     built = _build(workspace, "app", runner)
-    assert runner.built == ["common"]
+    assert built_packages(runner) == ["common"]
     assert '"howdy"' in (built.asset_dir / "common" / "__init__.py").read_text()
 
 
 def test_a_damaged_cached_wheel_is_built_again_not_used(workspace: Path, cache_dir: Path):
-    runner = _Recording()
+    runner = ScriptedRunner()
     _build(workspace, "api", runner)
     (wheel,) = (cache_dir / "wheels").glob("common-*/asset/*.whl")
     wheel.write_bytes(b"not a wheel")
     handler = workspace / "packages" / "api" / "src" / "api" / "handler.py"
     handler.write_text(handler.read_text() + "\nEDITED = True\n")  # so that `api` itself is a miss
-    runner.built.clear()
+    runner.calls.clear()
     built = _build(workspace, "api", runner)
-    assert sorted(runner.built) == ["api", "common"]
+    assert sorted(built_packages(runner)) == ["api", "common"]
     assert call_handler(built.asset_dir, "api.handler.main", "3.12", {"name": "x"}).result["message"] == "hello x"
 
 

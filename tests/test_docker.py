@@ -6,22 +6,21 @@ real), and the container's work is simulated by writing what it would install in
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from conftest import add_function, synth_app
+from fakes import ScriptedRunner, fail, mount_source, program, succeed
 
 from cdk_uv_aspect import _uv
 from cdk_uv_aspect._build import BuildRequest, build
 from cdk_uv_aspect._docker import BUILD_IMAGES, ROOT, ContainerInstall, build_image, container_python
 from cdk_uv_aspect._errors import DockerError, ToolError, WheelError
-from cdk_uv_aspect._image import LAMBDA_PYTHONS
+from cdk_uv_aspect._lambda import RUNTIMES
 from cdk_uv_aspect._options import UvOptions
 from cdk_uv_aspect._runner import Result, Runner
 from cdk_uv_aspect._target import Target
@@ -32,41 +31,27 @@ from cdk_uv_aspect._workspace import Workspace
 NUMERIC_311 = Target("3.11", "x86_64")
 
 
-class Recording(Runner):
-    """Real uv and Python; `docker` calls are recorded and answered as a working engine would."""
+def docker_runner(*, engine: bool = True, container_ok: bool = True, fail_install: str | None = None) -> ScriptedRunner:
+    """Real uv and Python; `docker` answers as a working engine would (or not), and its calls are recorded."""
 
-    def __init__(self, *, engine: bool = True, container_ok: bool = True, fail_install: str | None = None):
-        self.docker: list[list[str]] = []
-        self.engine, self.container_ok, self.fail_install = engine, container_ok, fail_install
-
-    def run(self, args: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Result:
-        args = list(args)
-        if args[0] == "docker":
-            self.docker.append(args)
-            if args[1] == "version":
-                return Result(
-                    tuple(args),
-                    0 if self.engine else 1,
-                    "27.3.1\n" if self.engine else "",
-                    "" if self.engine else "Cannot connect to the Docker daemon",
-                )
-            self.locked = Path(_mount(args, f"{ROOT}/locked.txt")).read_text()
-            if self.container_ok:
-                site = Path(_mount(args, f"{ROOT}/asset"))
-                (site / "numpy").mkdir()
-                (site / "numpy" / "__init__.py").write_text("built_in_container = True\n")
-                return Result(tuple(args), 0, "", "")
+    def container(args: list[str]) -> Result:
+        runner.locked = Path(mount_source(args, f"{ROOT}/locked.txt")).read_text()
+        if not container_ok:
             return Result(tuple(args), 1, "", "error: Failed to build `numpy==2.4.6`: no C compiler")
-        if self.fail_install and "--require-hashes" in args:
-            return Result(tuple(args), 2, "", self.fail_install)
-        return super().run(args, cwd=cwd, env=env)
+        site = Path(mount_source(args, f"{ROOT}/asset"))
+        (site / "numpy").mkdir()
+        (site / "numpy" / "__init__.py").write_text("built_in_container = True\n")
+        return Result(tuple(args), 0, "", "")
 
-
-def _mount(args: list[str], target: str) -> str:
-    for flag, value in itertools.pairwise(args):
-        if flag == "--mount" and f"target={target}" in value:
-            return re.search(r"source=([^,]+)", value).group(1)
-    raise AssertionError(f"no mount at {target}: {args}")
+    runner = ScriptedRunner()
+    if fail_install:
+        runner.when(lambda args: "--require-hashes" in args, fail(2, fail_install))
+    runner.when(
+        lambda args: args[:2] == ["docker", "version"],
+        succeed("27.3.1\n") if engine else fail(1, "Cannot connect to the Docker daemon"),
+    )
+    runner.when(lambda args: args[:2] == ["docker", "run"], container)
+    return runner
 
 
 def numeric_request(workspace: Path, **options) -> BuildRequest:
@@ -76,9 +61,9 @@ def numeric_request(workspace: Path, **options) -> BuildRequest:
 @pytest.mark.slow
 def test_dependency_without_a_wheel_is_built_in_a_container_and_the_rest_locally(workspace: Path, cache_dir: Path):
     """The real uv refuses numpy for Amazon Linux 2; the locked install then runs in the container."""
-    runner = Recording()
+    runner = docker_runner()
     built = build(numeric_request(workspace), runner)
-    version, run = runner.docker
+    version, run = runner.calls_to(program("docker"))
     assert version == ["docker", "version", "--format", "{{.Server.Version}}"]
     assert (built.asset_dir / "numpy" / "__init__.py").read_text() == "built_in_container = True\n"
     assert "numpy==2.4.6" in runner.locked and "--hash=sha256:" in runner.locked
@@ -99,7 +84,7 @@ def test_dependency_without_a_wheel_is_built_in_a_container_and_the_rest_locally
     assert {f"{k}={v}" for k, v in _uv.UV_ENV.items()} <= envs
     assert f"UV_CACHE_DIR={ROOT}/uv-cache" in envs
     uv_cache = Runner().run([_uv.Uv.locate(None).path, "cache", "dir"]).stdout.strip()
-    assert _mount(run, f"{ROOT}/uv-cache") == uv_cache
+    assert mount_source(run, f"{ROOT}/uv-cache") == uv_cache
 
 
 def test_container_command_is_the_local_install_without_the_foreign_platform_flags():
@@ -113,7 +98,7 @@ def test_container_command_is_the_local_install_without_the_foreign_platform_fla
     assert {"--require-hashes", "--no-deps", "--quiet"} <= set(inside)
 
 
-@pytest.mark.parametrize("python", LAMBDA_PYTHONS)
+@pytest.mark.parametrize("python", [r.python for r in RUNTIMES.values() if r.os.name != "Amazon Linux 1"])
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
 def test_every_target_has_an_image_pinned_by_digest_of_its_glibc_and_machine(python: str, arch: str):
     """AL2 runtimes build on manylinux2014 (glibc 2.17), AL2023 on manylinux_2_34; one image per machine."""
@@ -130,19 +115,19 @@ def test_every_target_has_an_image_pinned_by_digest_of_its_glibc_and_machine(pyt
 
 @pytest.mark.slow
 def test_fallback_turned_off_keeps_the_wheel_error(workspace: Path, cache_dir: Path):
-    runner = Recording()
+    runner = docker_runner()
     with pytest.raises(WheelError, match=r"numpy==2\.4\.6 has no wheel that loads on Amazon Linux 2"):
         build(numeric_request(workspace, docker_fallback=False), runner)
-    assert runner.docker == []
+    assert runner.calls_to(program("docker")) == []
 
 
 @pytest.mark.slow
 def test_other_install_failures_never_go_to_docker(workspace: Path, cache_dir: Path):
     """A network or hash failure would fail in a container too: no Docker, the uv error as it is."""
-    runner = Recording(fail_install="error: Hash mismatch for `orjson==3.13.0`")
+    runner = docker_runner(fail_install="error: Hash mismatch for `orjson==3.13.0`")
     with pytest.raises(ToolError, match="could not install the locked dependencies"):
         build(BuildRequest(Workspace.find(workspace), "api", Target("3.12", "x86_64"), UvOptions()), runner)
-    assert runner.docker == []
+    assert runner.calls_to(program("docker")) == []
 
 
 @pytest.mark.slow
@@ -178,7 +163,7 @@ def test_no_docker_engine_says_what_needed_docker_and_why(
 @pytest.mark.slow
 def test_failed_container_build_reports_its_output(workspace: Path, cache_dir: Path):
     with pytest.raises(DockerError) as error:
-        build(numeric_request(workspace), Recording(container_ok=False))
+        build(numeric_request(workspace), docker_runner(container_ok=False))
     message = str(error.value)
     assert "building the locked dependencies in a container failed" in message
     assert "no C compiler" in message and "docker_fallback=False" in message

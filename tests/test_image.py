@@ -209,8 +209,10 @@ def test_python_version_the_package_does_not_support_is_a_clear_error(workspace:
 
 
 def test_python_version_without_a_lambda_base_image_is_refused(workspace: Path, cache_dir: Path):
-    message = synth_error(workspace, lambda s: image_function(s, "Img"), image_python="3.8")
-    assert "must be one of 3.9, 3.10" in message and "got '3.8'" in message, message
+    message = synth_error(workspace, lambda s: image_function(s, "Img"), image_python="3.99")
+    assert "must be one of Lambda's (" in message and "3.13, 3.14" in message and "got '3.99'" in message, message
+    message = synth_error(workspace, lambda s: image_function(s, "Img"), image_python="3.6")
+    assert "Lambda retired python3.6" in message and "Stack/Img" in message, message
 
 
 def test_image_function_without_a_handler_says_so(workspace: Path, cache_dir: Path):
@@ -276,9 +278,10 @@ def test_image_options_have_documented_defaults_and_refuse_bad_versions():
     assert (options.image_python, options.dockerfile, options.docker_build_args, options.docker_fallback) == (
         "3.12",
         None,
-        {},
+        (),
         True,
     )
+    assert UvOptions(docker_build_args={"B": "2", "A": "1"}).docker_build_args == (("A", "1"), ("B", "2"))
     with pytest.raises(ValidationError, match="should match pattern"):
         UvOptions(image_python="3")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import add_function, function_codes, synth_app
+from conftest import add_function, assert_api_asset, function_codes, staged_asset, synth_app
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +23,9 @@ def test_cold_build_offline_with_a_warm_uv_cache(workspace: Path, cache_dir: Pat
     """No build cache, no network, but uv has the wheels and the build backend: the build succeeds."""
     synth_app(workspace, lambda s: add_function(s, "Api", "api"), cache_dir=tmp_path / "warm-up")
     monkeypatch.setenv("UV_OFFLINE", "1")
-    _, stack = synth_app(workspace, lambda s: add_function(s, "Api", "api"))
+    app, stack = synth_app(workspace, lambda s: add_function(s, "Api", "api"))
     assert (cache_dir / "builds").is_dir()
-    assert "S3Key" in next(iter(function_codes(stack).values()))
+    assert_api_asset(staged_asset(app.outdir, next(iter(function_codes(stack).values()))))
 
 
 def test_cold_build_offline_says_the_network_was_needed(workspace: Path, cache_dir: Path, tmp_path: Path, monkeypatch):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import datetime
+import re
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from pydantic import ValidationError
 
 from cdk_uv_aspect import UvOptions
@@ -24,17 +28,19 @@ from cdk_uv_aspect._uv import (
 @pytest.mark.parametrize(
     ("runtime", "arch", "os_name", "glibc", "platform"),
     [
+        ("python3.8", "x86_64", "Amazon Linux 2", "2.26", "x86_64-manylinux2014"),
         ("python3.9", "x86_64", "Amazon Linux 2", "2.26", "x86_64-manylinux2014"),
         ("python3.11", "arm64", "Amazon Linux 2", "2.26", "aarch64-manylinux2014"),
         ("python3.12", "x86_64", "Amazon Linux 2023", "2.34", "x86_64-manylinux_2_34"),
         ("python3.13", "arm64", "Amazon Linux 2023", "2.34", "aarch64-manylinux_2_34"),
         ("python3.14", "x86_64", "Amazon Linux 2023", "2.34", "x86_64-manylinux_2_34"),
+        ("python3.7", "x86_64", "Amazon Linux 1", "2.17", "x86_64-manylinux2014"),
     ],
 )
 def test_runtime_and_architecture_map_to_os_glibc_and_uv_platform(runtime, arch, os_name, glibc, platform):
     """Each Lambda Python runtime runs on a known Amazon Linux: its glibc decides the wheels."""
-    target = target_of(runtime, True, arch, where="S/F")
-    assert (target.python, target.os, target.glibc, target.python_platform) == (
+    target = target_of(runtime, arch, today=datetime.date(2026, 12, 1))
+    assert (target.python, target.os.name, target.glibc, target.python_platform) == (
         runtime.removeprefix("python"),
         os_name,
         glibc,
@@ -47,39 +53,84 @@ def test_target_describes_itself_for_error_messages():
 
 
 @pytest.mark.parametrize("runtime", ["nodejs20.x", "java21", "provided.al2023", "FROM_IMAGE"])
-def test_non_python_runtime_is_refused_with_the_construct_path(runtime):
-    with pytest.raises(TargetError, match=r"(?s)not a Python runtime.*construct: S/F.*fix:"):
-        target_of(runtime, False, "x86_64", where="S/F")
+def test_non_python_runtime_is_refused(runtime):
+    with pytest.raises(TargetError, match=r"(?s)not a Python runtime.*fix:"):
+        target_of(runtime, "x86_64")
+
+
+def test_every_python_runtime_the_cdk_knows_maps_to_its_os_or_is_refused_by_name():
+    """The CDK's Runtime list, walked: each Python runtime gets its Amazon Linux, or a refusal naming it."""
+    from aws_cdk import aws_lambda as lambda_
+
+    today = datetime.date(2026, 12, 1)
+    pythons = {
+        r.name
+        for r in (getattr(lambda_.Runtime, attr) for attr in dir(lambda_.Runtime) if attr.isupper())
+        if isinstance(r, lambda_.Runtime) and r.family == lambda_.RuntimeFamily.PYTHON
+    }
+    assert {"python3.8", "python3.12", "python3.13"} <= pythons
+    for name in sorted(pythons):
+        if name in ("python2.7", "python3.6"):
+            with pytest.raises(TargetError, match=rf"(?s)Lambda retired {name}.*fix:"):
+                target_of(name, "x86_64", today=today)
+            continue
+        target = target_of(name, "x86_64", today=today)
+        expected = {"python3.7": "Amazon Linux 1"}.get(name) or (
+            "Amazon Linux 2" if name in ("python3.8", "python3.9", "python3.10", "python3.11") else "Amazon Linux 2023"
+        )
+        assert target.os.name == expected, name
+
+
+def test_a_python_runtime_newer_than_the_table_is_refused_by_name():
+    with pytest.raises(TargetError, match=r"(?s)python3\.99 is not one cdk-uv-aspect knows.*upgrade cdk-uv-aspect"):
+        target_of("python3.99", "x86_64")
 
 
 @pytest.mark.parametrize(
     ("data", "package"), [("api", "api"), ("My_Pkg.Name", "my-pkg-name"), ({"package": "api"}, "api")]
 )
 def test_marker_data_names_a_normalized_package(data, package):
-    assert package_of(data, where="S/F") == package
+    assert package_of(data) == package
 
 
 @pytest.mark.parametrize(
     "data",
     [None, 42, ["api"], {"name": "api"}, "", "../etc", "a/b", "api; rm -rf /", "$(id)", "\u0430pi", "api ", "-api"],
 )
-def test_marker_with_bad_data_is_refused_naming_the_construct(data):
+def test_marker_with_bad_data_is_refused(data):
     """Wrong types, path separators, shell metacharacters, look-alike letters: refused before use."""
-    with pytest.raises(MarkerError, match=r"(?s)must be a package name.*construct: S/F"):
-        package_of(data, where="S/F")
+    with pytest.raises(MarkerError, match=r"(?s)(must be a package name|unknown keys).*fix:"):
+        package_of(data)
 
 
-def test_options_have_documented_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setenv("CDK_UV_CACHE_DIR", str(tmp_path))
-    options = UvOptions()
-    assert (options.workspace, options.lock, options.exclude, options.bytecode, options.uv) == (
-        None,
-        "locked",
-        (),
-        True,
-        None,
-    )
-    assert options.cache_dir == tmp_path
+def readme_options() -> dict[str, str]:
+    """Option name -> its default column, from the README's options table."""
+    rows = {}
+    for line in (REPO / "README.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"`[a-z_]+`", cells[0]):
+            rows[cells[0].strip("`")] = cells[1]
+    return rows
+
+
+def test_every_option_is_documented_with_its_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The README's options table and UvOptions agree: the same fields, and each literal default as stated."""
+    monkeypatch.delenv("CDK_UV_REBUILD", raising=False)
+    monkeypatch.delenv("CDK_UV_CACHE_DIR", raising=False)
+    documented = readme_options()
+    assert set(documented) == set(UvOptions.model_fields)
+    defaults = UvOptions()
+    for name, field in UvOptions.model_fields.items():
+        stated = re.match(r"`([^`]+)`", documented[name])
+        literal = stated and stated.group(1)
+        if literal and re.fullmatch(r'None|True|False|\d+|"[^"]*"|\(\)|\{\}', literal):
+            # The documented value, as a user would pass it, makes the same options as the default.
+            value = ast.literal_eval(literal)
+            assert UvOptions(**{name: value}) == defaults, f"{name}: README says {literal}"
+        else:  # a computed default: the variables it reads are named where the README states it
+            for variable in re.findall(r"\$[A-Z_]+", field.description or ""):
+                assert variable in documented[name], f"{name}: README does not name {variable}"
+            assert field.default_factory is not None or field.default is None, name
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,6 @@ and the same checks as a CDK policy validation plugin."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,9 @@ from aws_cdk import (
 )
 from constructs import IConstruct, IValidation
 
-from .._build import LIBRARY_VERSION
 from .._errors import PolicyError
+from .._files import atomic_write
+from .._version import LIBRARY_VERSION
 from . import engine
 from .facts import FunctionFacts, Tree, facts_of
 from .options import PolicyOptions
@@ -42,15 +41,17 @@ class UvPolicyChecks:
 
     Errors fail ``cdk synth``; warnings fail it with ``--strict``. Each function's results go to
     ``uv-policy-report.json`` in the cloud assembly. Like every aspect it does not cross Stage
-    boundaries: add it in each Stage too. Options are :class:`PolicyOptions`' fields:
+    boundaries: add it in each Stage too. Options come as a :class:`PolicyOptions` or as its fields:
     ``UvPolicyChecks(include_cdk_internal=True, size_warning_mb=150)``.
 
     It is also a CDK policy validation plugin, reporting into the CDK's validation report instead of
     annotations: ``Validations.of(app).add_plugins(UvPolicyChecks())``.
     """
 
-    def __init__(self, **fields: Any) -> None:
-        self.options = PolicyOptions(**fields)
+    def __init__(self, options: PolicyOptions | None = None, /, **fields: Any) -> None:
+        if options is not None and fields:
+            raise TypeError("pass either a PolicyOptions or its fields as keyword arguments, not both")
+        self.options = options or PolicyOptions(**fields)
         self._scopes: list[str] = []  # paths of the constructs holding a validation
         self._rows: dict[str, dict[str, dict[str, Any]]] = {}  # report file -> function path -> row
 
@@ -147,7 +148,7 @@ class UvPolicyChecks:
                 PolicyViolation(
                     rule_name=o.rule.id,
                     severity=o.level,
-                    description=engine.describe(facts, o, fix=False),
+                    description=f"{engine.describe(facts, o, fix=False)}. {o.rule.explanation}",
                     fix=o.rule.fix,
                     violating_resources=[PolicyViolatingResource(construct_path=cfn_path, locations=[])],
                 )
@@ -204,10 +205,7 @@ class UvPolicyChecks:
         merged.update(rows)
         text = json.dumps(engine.report(merged.values(), LIBRARY_VERSION), indent=2) + "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".uv-policy.", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic_write(path, text)
 
 
 @jsii.implements(IValidation)

@@ -16,7 +16,7 @@ from constructs import IConstruct
 
 from .facts import FunctionFacts
 from .options import PolicyOptions
-from .rule import Compliant, Level, NonCompliant, NotApplicable, Result, Rule
+from .rule import Compliant, Level, NonCompliant, NotApplicable, Rule, Verdict
 from .rules import BY_ID, RULES
 
 ACKNOWLEDGE = "uv:acknowledge"
@@ -39,7 +39,7 @@ class Outcome:
     """One rule's verdict on one function, after acknowledgements."""
 
     rule: Rule
-    result: Result
+    result: Verdict
     crashed: bool = False
     acknowledged: str | None = None  # the reason
     acknowledged_by: str | None = None  # "cdk-uv-aspect" or "cdk" (Annotations.acknowledge_warning)
@@ -208,7 +208,10 @@ def report(rows: Iterable[dict[str, Any]], library_version: str) -> dict[str, An
     results = [r for f in functions for r in f["rules"].values()]
     return {
         "tool": f"cdk-uv-aspect {library_version}",
-        "rules": [{"id": r.id, "severity": r.severity, "title": r.title} for r in RULES],
+        "rules": [
+            {"id": r.id, "severity": r.severity, "title": r.title, "explanation": r.explanation, "fix": r.fix}
+            for r in RULES
+        ],
         "summary": {
             "functions": len(functions),
             "errors": sum(r["result"] == "failed" and r.get("level") == "error" for r in results),

@@ -13,8 +13,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import IConstruct
 
-from .._metadata import BUILT, MARKER
-from .._swap import BUILT_FOLDERS
+from .. import _state
+from .._lambda import python_of
+from .._marker import BUILT, MARKER
 
 # The CDK marks its own handler functions (singleton providers, custom resource providers, log
 # retention) with metadata of these types; CustomResourceConfig finds them the same way.
@@ -42,8 +43,8 @@ class FunctionFacts:
     @property
     def python(self) -> str | None:
         """``"3.12"`` for a Python runtime or a uv-built Python image, else None."""
-        if self.runtime and self.runtime.startswith("python"):
-            return self.runtime.removeprefix("python")
+        if python_of(self.runtime):
+            return python_of(self.runtime)
         image = self.build.get("image") if self.build else None
         if self.package_type == "Image" and isinstance(image, Mapping) and image.get("python"):
             return str(image["python"])
@@ -65,7 +66,7 @@ class Tree:
 
     def __init__(self, scope: IConstruct) -> None:
         self._root = scope.node.root
-        self._constructs: dict[str, IConstruct] = {"": self._root}
+        self._constructs: dict[str, IConstruct | None] = {"": self._root}
         self._metadata: dict[str, list[Any]] = {}
         self.stages: list[str] = []  # paths of the Stages nested below the scope
         self._bundling: dict[str, bool] = {}  # stack path -> Stack.bundling_required
@@ -95,7 +96,8 @@ class Tree:
     def metadata(self, path: str) -> list[Any]:
         """The metadata entries of the construct at ``path``."""
         if path not in self._metadata:
-            self._metadata[path] = self.construct(path).node.metadata
+            construct = self.construct(path)
+            self._metadata[path] = construct.node.metadata if construct is not None else []
         return self._metadata[path]
 
     def lineage(self, path: str) -> list[str]:
@@ -147,7 +149,7 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
     handler = _known(cfn.handler)
     if package_type == "Image" and isinstance(build, Mapping):
         # An image holds the built folder as it is (at LAMBDA_TASK_ROOT); its command is the handler.
-        asset_dir = BUILT_FOLDERS.get(str(build.get("assetHash")))
+        asset_dir = _state.BUILT_FOLDERS.get(str(build.get("assetHash")))
         config = cfn.image_config
         command = _known(getattr(config, "command", None)) if config is not None else None
         handler = command[0] if command else None
@@ -177,7 +179,7 @@ def _known(value: Any) -> Any:
 
 def _asset_dir(asset: s3_assets.Asset, owner: IConstruct) -> Path | None:
     """The folder the asset was made from: recorded by the swap, else the staged copy."""
-    recorded = BUILT_FOLDERS.get(asset.asset_hash)
+    recorded = _state.BUILT_FOLDERS.get(asset.asset_hash)
     if recorded is not None and recorded.is_dir():
         return recorded
     staged = Path(asset.asset_path)

@@ -35,7 +35,7 @@ class NotApplicable:
     reason: str
 
 
-Result = Compliant | NonCompliant | NotApplicable
+Verdict = Compliant | NonCompliant | NotApplicable
 
 
 @dataclass(frozen=True)
@@ -47,4 +47,4 @@ class Rule:
     title: str
     explanation: str
     fix: str
-    check: Callable[[FunctionFacts, PolicyOptions], Result]
+    check: Callable[[FunctionFacts, PolicyOptions], Verdict]

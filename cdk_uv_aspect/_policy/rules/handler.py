@@ -8,10 +8,10 @@ from pathlib import Path
 
 from ..facts import FunctionFacts
 from ..options import PolicyOptions
-from ..rule import Compliant, NonCompliant, NotApplicable, Result, Rule
+from ..rule import Compliant, NonCompliant, NotApplicable, Rule, Verdict
 
 
-def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
+def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
     if facts.python is None:
         return NotApplicable(f"runtime {facts.runtime or 'unknown'} is not Python")
     if facts.asset_dir is None:

@@ -6,13 +6,13 @@ import os
 import re
 from pathlib import Path
 
+from ..._lambda import ARCHITECTURES
 from ..facts import FunctionFacts
 from ..options import PolicyOptions
-from ..rule import Compliant, NonCompliant, NotApplicable, Result, Rule
+from ..rule import Compliant, NonCompliant, NotApplicable, Rule, Verdict
 
 # ELF e_machine values (System V ABI): the two Lambda architectures, and what is mistaken for them.
 _MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm", 20: "ppc", 21: "ppc64", 22: "s390x"}
-_LAMBDA_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
 # CPython extension suffixes: .cpython-312-x86_64-linux-gnu.so; abi3 and untagged .so load on any 3.x.
 _EXTENSION = re.compile(
     r"\.cpython-(?P<ver>3\d+)(?P<flags>[a-z]*)-(?P<machine>[a-z0-9_]+)-(?P<os>[a-z]+)"
@@ -21,14 +21,15 @@ _EXTENSION = re.compile(
 _SHOWN = 5
 
 
-def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
+def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
     if facts.python is None:
         return NotApplicable(f"runtime {facts.runtime or 'unknown'} is not Python")
     if facts.asset_dir is None:
         return NotApplicable("no uv-built asset to inspect")
-    machine = _LAMBDA_MACHINE.get(facts.architecture)
-    if machine is None:
+    architecture = ARCHITECTURES.get(facts.architecture)
+    if architecture is None:
         return NotApplicable(f"unknown architecture {facts.architecture!r}")
+    machine = architecture.machine
     version = facts.python.replace(".", "")
     problems: list[str] = []
     count = 0
@@ -63,8 +64,7 @@ def _elf_problem(path: Path, machine: str) -> str | None:
         return "not a Linux (ELF) library" + (" (a Mach-O file: built for macOS)" if header[:4] in _MACHO else "")
     if len(header) < 20:
         return "a truncated ELF header"
-    order = "little" if header[5] == 1 else "big"
-    e_machine = int.from_bytes(header[18:20], order)
+    e_machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
     found = _MACHINES.get(e_machine, f"e_machine {e_machine}")
     return None if found == machine else f"built for {found}, the function runs {machine}"
 

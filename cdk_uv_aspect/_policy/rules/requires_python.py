@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import InvalidSpecifier
 
+from ..._workspace import admits
 from ..facts import FunctionFacts
 from ..options import PolicyOptions
-from ..rule import Compliant, NonCompliant, NotApplicable, Result, Rule
+from ..rule import Compliant, NonCompliant, NotApplicable, Rule, Verdict
 
 
-def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
+def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
     if facts.python is None:
         return NotApplicable(f"runtime {facts.runtime or 'unknown'} is not Python")
     if facts.build is None:
@@ -18,7 +19,7 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
     if not spec:
         return Compliant(f"package {facts.build.get('package')} declares no requires-python")
     try:
-        admitted = SpecifierSet(spec).contains(f"{facts.python}.0", prereleases=True)
+        admitted = admits(spec, facts.python)
     except InvalidSpecifier:
         return NonCompliant(f"requires-python {spec!r} is not a valid version specifier")
     if not admitted:

@@ -6,12 +6,12 @@ import os
 
 from ..facts import FunctionFacts
 from ..options import LAMBDA_UNZIPPED_LIMIT, PolicyOptions
-from ..rule import Compliant, NonCompliant, NotApplicable, Result, Rule
+from ..rule import Compliant, NonCompliant, NotApplicable, Rule, Verdict
 
 MIB = 1024 * 1024
 
 
-def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
+def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
     if facts.package_type == "Image":
         return NotApplicable("a container image (Lambda's limit for images is 10 GB)")
     if facts.asset_dir is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ..facts import FunctionFacts
 from ..options import PolicyOptions
-from ..rule import Compliant, NonCompliant, NotApplicable, Result, Rule
+from ..rule import Compliant, NonCompliant, NotApplicable, Rule, Verdict
 
 
-def check(facts: FunctionFacts, options: PolicyOptions) -> Result:
+def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
     if facts.python is None and facts.package is None:
         return NotApplicable(f"runtime {facts.runtime or 'unknown'} is not Python")
     if facts.internal and not options.include_cdk_internal:

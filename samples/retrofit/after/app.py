@@ -12,18 +12,12 @@ class ShopStack(Stack):
         super().__init__(scope, id, **kwargs)
         runtime = lambda_.Runtime.PYTHON_3_12
         orders = lambda_.Function(
-            self,
-            "Orders",
-            runtime=runtime,
-            handler="index.handler",
+            self, "Orders", runtime=runtime, handler="index.handler",
             code=UvCode(),
         )
         orders.node.add_metadata("uv", "orders")
         notify = lambda_.Function(
-            self,
-            "Notify",
-            runtime=runtime,
-            handler="index.handler",
+            self, "Notify", runtime=runtime, handler="index.handler",
             code=lambda_.Code.from_asset("lambdas/notify"),
         )
         notify.node.add_metadata("uv", "notify")

@@ -10,27 +10,15 @@ class ShopStack(Stack):
         super().__init__(scope, id, **kwargs)
         runtime = lambda_.Runtime.PYTHON_3_12
         lambda_.Function(
-            self,
-            "Orders",
-            runtime=runtime,
-            handler="index.handler",
-            code=lambda_.Code.from_asset(
-                "lambdas/orders",
-                bundling=BundlingOptions(
-                    image=runtime.bundling_image,
-                    command=[
-                        "bash",
-                        "-c",
-                        "pip install -r requirements.txt -t /asset-output && cp -au . /asset-output",
-                    ],
-                ),
-            ),
+            self, "Orders", runtime=runtime, handler="index.handler",
+            code=lambda_.Code.from_asset("lambdas/orders", bundling=BundlingOptions(
+                image=runtime.bundling_image,
+                command=["bash", "-c",
+                         "pip install -r requirements.txt -t /asset-output && cp -au . /asset-output"],
+            )),
         )
         lambda_.Function(
-            self,
-            "Notify",
-            runtime=runtime,
-            handler="index.handler",
+            self, "Notify", runtime=runtime, handler="index.handler",
             code=lambda_.Code.from_asset("lambdas/notify"),
         )
 

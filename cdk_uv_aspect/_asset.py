@@ -1,0 +1,91 @@
+"""The asset folder, finished: application modules copied in, tidied, bytecode compiled, modes set.
+
+What uv installed into the folder becomes what Lambda runs: no scripts or lock files, RECORD listing
+only what is there, ``.pyc`` files for the runtime's exact Python recorded under ``/var/task``, and the
+same file modes whoever built it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from fnmatch import fnmatch
+from pathlib import Path
+
+from . import _uv
+from ._errors import ToolError
+from ._files import atomic_write
+from ._runner import Runner
+from ._uv import Failure
+from ._workspace import Package, is_assembly, skipped
+
+
+def copy_modules(package: Package, site: Path) -> None:
+    """An application package (no build system): its top-level modules and packages go to the root."""
+    for entry in sorted(package.path.iterdir()):
+        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test") or is_assembly(entry):
+            continue
+        if entry.is_file() and entry.suffix == ".py":
+            shutil.copy2(entry, site / entry.name)
+        elif entry.is_dir() and any(entry.rglob("*.py")):
+            shutil.copytree(
+                entry, site / entry.name, ignore=lambda _d, names: [n for n in names if skipped(n)], dirs_exist_ok=True
+            )
+
+
+def tidy(site: Path, exclude: tuple[str, ...]) -> None:
+    """Drop what a Lambda function can't use: scripts, uv's lock file, stale bytecode, excluded files."""
+    shutil.rmtree(site / "bin", ignore_errors=True)
+    (site / ".lock").unlink(missing_ok=True)
+    for cache_dir in sorted(site.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    if exclude:
+        for path in sorted(site.rglob("*")):
+            rel = path.relative_to(site).as_posix()
+            if path.is_file() and any(fnmatch(rel, pattern) for pattern in exclude):
+                path.unlink()
+    for record in site.glob("*.dist-info/RECORD"):
+        _prune_record(record, site)
+
+
+def _prune_record(record: Path, site: Path) -> None:
+    """Keep the RECORD lines of files that are in the asset; drop those pointing outside or removed."""
+    kept = []
+    for line in record.read_text().splitlines():
+        path = line.rsplit(",", 2)[0] if line.count(",") >= 2 else line
+        resolved = (site / path).resolve()
+        if resolved.is_relative_to(site.resolve()) and (resolved.is_file() or resolved == record.resolve()):
+            kept.append(line)
+    atomic_write(record, "\n".join(kept) + "\n")
+
+
+def compile_bytecode(site: Path, uv: str, runner: Runner, failure: Failure) -> None:
+    """``.pyc`` files for the target's exact Python, with the target's own interpreter."""
+    target = failure.target
+    python = _uv.find_python(uv, target.python, runner)
+    if python is None:
+        raise ToolError(
+            f"no Python {target.python} interpreter on this machine to compile bytecode for {target.runtime}",
+            package=failure.package,
+            target=target,
+            fix=f"install Python {target.python} where uv finds it (`uv python install "
+            f"{target.python}`, or put python{target.python} on PATH), or build without "
+            "bytecode: UvOptions(bytecode=False)",
+        )
+    result = runner.run(_uv.compile_bytecode(python, site), cwd=site.parent, env=_uv.COMPILE_ENV)
+    if not result.ok:
+        raise failure.error(
+            f"compiling bytecode with {python} failed",
+            result,
+            fix="check the interpreter, or build without bytecode: UvOptions(bytecode=False)",
+        )
+
+
+def normalize_modes(site: Path) -> None:
+    """Modes follow the umask of whoever built: make them the same everywhere (Lambda needs only read).
+
+    Last, after bytecode: the CLI's zip records each file's mode, and the asset hash does not, so a
+    0600 .pyc from a umask-077 build would give other zip bytes under the same S3 key.
+    """
+    for path in site.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)

@@ -1,0 +1,73 @@
+"""cdk-uv: build what the bundling aspect builds, and look at and run what it built, without deploying.
+
+commands:
+  build PACKAGE               build a workspace package for a Lambda target, as the aspect does
+  report [CDK_OUT]            every Lambda function of a synthesized assembly and what was built for it
+  invoke [CDK_OUT] FUNCTION   run a synthesized function's handler locally, from its asset alone
+  cache {info,prune}          where the build cache is and what it holds; prune old builds
+
+exit codes:
+  0  success
+  1  the handler raised, or the build failed (the message says why and what to do)
+  2  bad usage: unknown option, unknown or ambiguous function or package, no cloud assembly,
+     an event that is not JSON, an output folder that is not empty
+  3  the function can't run on this machine (another architecture's native code, no interpreter
+     of the runtime's Python version)
+  130 interrupted
+
+Errors are printed without a Python traceback; --debug shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import build, cache, invoke, report
+from .common import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_USAGE, CannotRun, UsageError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    options = parser.parse_args(argv)
+    try:
+        code: int = options.run(options)
+        return code
+    except UsageError as exc:
+        print(f"cdk-uv: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CannotRun as exc:
+        print(f"cdk-uv: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if getattr(options, "debug", False):
+            raise
+        from .._errors import UvError
+
+        # UvErrors are complete messages (problem, package, target, fix); anything else gets a prefix.
+        message = str(exc) if isinstance(exc, UvError) else f"cdk-uv: {type(exc).__name__}: {exc}"
+        print(message, file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    # --debug is accepted before or after the command; SUPPRESS keeps a subcommand's default from
+    # overwriting a --debug given before it (the parsers share this one action: no set_defaults on it).
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the Python traceback of an error"
+    )
+    parser = argparse.ArgumentParser(
+        prog="cdk-uv", description=__doc__, parents=[debug], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for command in (build, report, invoke, cache):
+        command.add_parser(commands, debug)
+    return parser
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""cdk-uv build: build a workspace package for a Lambda target, as the aspect does, without CDK."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import EXIT_OK, UsageError, size
+
+
+def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
+    build = commands.add_parser(
+        "build",
+        parents=[debug],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="build a workspace package for a Lambda target, as the aspect does at synthesis",
+        description="Build PACKAGE's locked runtime closure for a Lambda target with uv, exactly as "
+        "UvBundlingAspect does at synthesis (same build, same build cache), outside CDK: for debugging, "
+        "other deployment tools, or CI artefacts. Prints a progress line on stderr and the path of the "
+        "result on stdout: the zip, the --out folder, or the built folder in the build cache (read only).",
+        epilog="examples:\n"
+        "  cdk-uv build orders --python 3.12 --arch arm64 --zip dist/orders.zip\n"
+        "  cdk-uv build report --python 3.13 --out build/report --force\n"
+        "The build cache is $CDK_UV_CACHE_DIR, else $XDG_CACHE_HOME/cdk-uv-aspect, else "
+        "~/.cache/cdk-uv-aspect.",
+    )
+    build.add_argument("package", metavar="PACKAGE", help="the workspace package (its name in pyproject.toml)")
+    build.add_argument(
+        "--python",
+        default="3.12",
+        metavar="X.Y",
+        help="the Lambda runtime's Python version, e.g. 3.12 or python3.12 (default: 3.12)",
+    )
+    build.add_argument(
+        "--arch",
+        default="x86_64",
+        choices=["x86_64", "arm64"],
+        help="the function's architecture (default: x86_64, as in Lambda)",
+    )
+    where = build.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="copy the built folder to DIR (refused if DIR is not empty, unless --force)",
+    )
+    where.add_argument(
+        "--zip",
+        type=Path,
+        metavar="FILE",
+        help="write a deterministic zip (sorted entries, fixed dates and modes) to FILE",
+    )
+    build.add_argument("--force", action="store_true", help="with --out: replace what DIR holds")
+    build.add_argument(
+        "--workspace",
+        type=Path,
+        metavar="DIR",
+        help="the uv workspace or project: the folder with its uv.lock (default: the "
+        "nearest folder with a uv.lock, upward from the current directory)",
+    )
+    build.add_argument(
+        "--frozen", action="store_true", help="use uv.lock without checking it against pyproject.toml (uv --frozen)"
+    )
+    build.add_argument("--no-bytecode", action="store_true", help="do not compile .pyc files")
+    build.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave files matching GLOB (asset-relative, e.g. '*/tests/*') out; repeatable",
+    )
+    build.set_defaults(run=run)
+
+
+def run(options: argparse.Namespace) -> int:
+    from .._archive import copy_folder, write_zip
+    from .._build import BuildRequest, build, progress_line
+    from .._errors import UvError
+    from .._marker import package_of
+    from .._options import UvOptions
+    from .._target import target_of
+    from .._workspace import Workspace
+
+    python = options.python.removeprefix("python")
+    try:
+        package = package_of(options.package)
+        target = target_of(f"python{python}", options.arch)
+    except UvError as exc:
+        raise UsageError(exc.problem) from None
+    uv_options = UvOptions(
+        workspace=options.workspace,
+        lock="frozen" if options.frozen else "locked",
+        bytecode=not options.no_bytecode,
+        exclude=tuple(options.exclude),
+    )
+    workspace = Workspace.find(uv_options.workspace)
+    if package not in workspace.packages:
+        known = ", ".join(sorted(workspace.packages)) or "none"
+        raise UsageError(
+            f"package {options.package!r} is not in the workspace at {workspace.root} (its packages: {known})"
+        )
+    if options.zip is not None and options.zip.is_dir():
+        raise UsageError(f"--zip {options.zip} is a folder; give the path of the zip file to write")
+    if options.out is not None:
+        _check_out(options.out, force=options.force, keep=[workspace.root, uv_options.cache_dir])
+
+    built = build(BuildRequest(workspace, package, target, uv_options), log=lambda line: print(line, file=sys.stderr))
+    print(progress_line(built), file=sys.stderr, flush=True)
+    info = built.info
+    summary = f"{package} for {target}: {info['files']} files, {size(info['bytes'])}"
+    if options.zip is not None:
+        zipped = write_zip(built.asset_dir, options.zip)
+        print(f"{summary} ({size(zipped)} zipped)", file=sys.stderr)
+        print(options.zip)
+    elif options.out is not None:
+        copy_folder(built.asset_dir, options.out, replace=options.force)
+        print(summary, file=sys.stderr)
+        print(options.out)
+    else:
+        print(f"{summary} (in the build cache: read it, do not change it)", file=sys.stderr)
+        print(built.asset_dir)
+    return EXIT_OK
+
+
+def _check_out(out: Path, *, force: bool, keep: list[Path]) -> None:
+    """Refuse an --out that would overwrite something: a non-empty folder, or one holding the sources."""
+    target = out.expanduser().absolute().resolve()
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not force:
+        raise UsageError(
+            f"--out {out} is not empty; choose an empty or new folder, or add --force to replace what it holds"
+        )
+    # --force replaces the folder whole: never when it holds the workspace, the build cache or the
+    # current directory (a typo such as `--out .` must not delete the sources).
+    for precious in [*keep, Path.cwd(), Path.home()]:
+        p = precious.absolute().resolve()
+        if target == p or target in p.parents:
+            raise UsageError(f"--out {out} holds {p}; --force would delete it. Choose a folder of its own.")

@@ -1,0 +1,128 @@
+"""cdk-uv invoke: run a synthesized function's handler locally, from its asset alone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._assembly import AssemblyFunction
+from .common import EXIT_FAILED, EXIT_OK, CannotRun, UsageError, load
+
+
+def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "invoke",
+        parents=[debug],
+        help="run a synthesized function's handler locally, from its asset alone",
+        description="Run a function's handler the way the Lambda Python runtime would: with the "
+        "runtime's Python version, only the asset folder and the standard library importable, the "
+        "function's literal environment variables, a context object with the usual attributes, and "
+        "the event as JSON. Prints the result as JSON on stdout and the duration on stderr; when the "
+        "handler raises, prints its traceback and exits 1.",
+        epilog="FUNCTION is a construct path (UvSample/Orders), its last part(s) (Orders), or any unique "
+        "part of it; an unknown or ambiguous name lists the candidates.",
+    )
+    parser.add_argument(
+        "args", nargs="+", metavar="[CDK_OUT] FUNCTION", help="the assembly folder (default: cdk.out) and the function"
+    )
+    parser.add_argument(
+        "--event",
+        default=None,
+        metavar="FILE",
+        help="a JSON file with the event, or - for standard input (default: {})",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(options: argparse.Namespace) -> int:
+    from .._invoke import CannotRunHere, invoke
+    from .._uv import Uv, find_python
+
+    if len(options.args) > 2:
+        extra = " ".join(options.args[2:])
+        raise UsageError(f"invoke takes [CDK_OUT] FUNCTION; {extra!r} is one argument too many")
+    cdk_out, name = (
+        (Path(options.args[0]), options.args[1]) if len(options.args) == 2 else (Path("cdk.out"), options.args[0])
+    )
+    fn = find_function(load(cdk_out), name)
+    if fn.package_type == "Image":
+        raise CannotRun(
+            f"{fn.path} is an image function: running it needs Docker (build the image from "
+            f"{fn.asset_dir or 'its image asset'} and run it with the Lambda Runtime Interface "
+            "Emulator); cdk-uv invoke runs zip functions only"
+        )
+    if fn.asset_dir is None or fn.handler is None or fn.python is None:
+        raise UsageError(
+            f"{fn.path} has no Python zip asset in {cdk_out} to run "
+            f"(runtime {fn.runtime}, package type {fn.package_type})"
+        )
+    event = _event(options.event)
+    python = find_python(Uv.locate(None).path, fn.python)
+    if python is None:
+        raise CannotRun(
+            f"{fn.path}: no Python {fn.python} interpreter on this machine; install one where uv "
+            f"finds it (`uv python install {fn.python}`)"
+        )
+    try:
+        result = invoke(
+            fn.asset_dir,
+            fn.handler,
+            python,
+            event,
+            architecture=fn.architecture,
+            name=fn.path.rsplit("/", 1)[-1],
+            memory=fn.memory,
+            timeout=fn.timeout,
+            environment=fn.environment,
+            runtime=fn.runtime or "",
+        )
+    except CannotRunHere as exc:
+        raise CannotRun(f"{fn.path} can't run here: {exc}") from None
+    if result.logs.strip():
+        print(result.logs.rstrip(), file=sys.stderr)
+    took = f"{result.seconds * 1000:.0f} ms"
+    if not result.ok:
+        print(result.result.get("stackTrace") or json.dumps(result.result), file=sys.stderr)
+        print(
+            f"{fn.path}: {result.result.get('errorType')}: {result.result.get('errorMessage')} after {took}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(json.dumps(result.result))
+    print(f"{fn.path}: answered in {took} ({fn.runtime}, {fn.architecture})", file=sys.stderr)
+    return EXIT_OK
+
+
+def find_function(candidates: list[AssemblyFunction], name: str) -> AssemblyFunction:
+    """The one function ``name`` means: its full path, its last path parts, or a unique part of its path."""
+    name = name.strip("/")
+    tiers = (
+        [f for f in candidates if f.path == name],
+        [f for f in candidates if f.path.endswith("/" + name)],
+        [f for f in candidates if name in f.path],
+    )
+    matches = next((tier for tier in tiers if tier), [])
+    if len(matches) == 1:
+        return matches[0]
+    if not candidates:
+        raise UsageError("the assembly has no Lambda functions")
+    listed = "\n  ".join(f.path for f in (matches or candidates))
+    what = "matches several functions" if matches else "matches no function"
+    raise UsageError(f"{name!r} {what}; candidates:\n  {listed}")
+
+
+def _event(arg: str | None) -> object:
+    if arg is None:
+        return {}
+    where = "standard input" if arg == "-" else arg
+    try:
+        text = sys.stdin.read() if arg == "-" else Path(arg).read_text()
+    except OSError as exc:
+        raise UsageError(f"can't read the event from {where}: {exc.strerror}") from None
+    try:
+        return json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the event in {where} is not JSON: {exc}") from None

@@ -1,0 +1,105 @@
+"""Lambda facts: every Python runtime and architecture, in one table. Nothing else names an OS or a glibc.
+
+Adding a runtime (say python3.15) is one line in ``RUNTIMES``; the build targets, the image functions'
+base images, the policy checks' deprecation warnings and ``cdk-uv invoke`` all read it from here.
+
+Sources: the runtimes' operating systems from the Lambda runtimes page
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html); the lifecycle dates as cfn-lint 1.58
+records them (``data/AdditionalSpecs/LmbdRuntimeLifecycle.json``), checked November 2026.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Arch = Literal["x86_64", "arm64"]
+
+
+@dataclass(frozen=True)
+class OperatingSystem:
+    """The Amazon Linux a runtime runs on, and the wheels that load there."""
+
+    name: str
+    glibc: str
+    # The newest manylinux policy whose wheels load on this glibc, as uv's --python-platform names it. uv
+    # knows no manylinux_2_26 platform, so Amazon Linux 2 (glibc 2.26) takes manylinux2014 (glibc 2.17).
+    wheel_policy: str
+
+
+AMAZON_LINUX_1 = OperatingSystem("Amazon Linux 1", "2.17", "manylinux2014")
+AMAZON_LINUX_2 = OperatingSystem("Amazon Linux 2", "2.26", "manylinux2014")
+AMAZON_LINUX_2023 = OperatingSystem("Amazon Linux 2023", "2.34", "manylinux_2_34")
+
+_D = datetime.date
+
+
+@dataclass(frozen=True)
+class PythonRuntime:
+    """One Lambda Python runtime: its Python version, its OS and its lifecycle."""
+
+    name: str  # "python3.12", as Runtime.name and CloudFormation spell it
+    os: OperatingSystem
+    deprecated: datetime.date | None  # no more security patches from this day
+    create_blocked: datetime.date | None  # creating functions on it is refused from this day
+    update_blocked: datetime.date | None  # updating them is refused from this day
+
+    @property
+    def python(self) -> str:
+        """``"3.12"``."""
+        return self.name.removeprefix("python")
+
+    @property
+    def base_image(self) -> str:
+        """The AWS Lambda base image of this runtime, by tag."""
+        return f"{BASE_IMAGE}:{self.python}"
+
+    def retired(self, today: datetime.date) -> bool:
+        """Whether functions on it can no longer be updated: nothing built for it could deploy."""
+        return self.update_blocked is not None and today >= self.update_blocked
+
+
+BASE_IMAGE = "public.ecr.aws/lambda/python"
+
+RUNTIMES: dict[str, PythonRuntime] = {
+    r.name: r
+    for r in (
+        PythonRuntime("python2.7", AMAZON_LINUX_1, _D(2021, 7, 15), _D(2021, 7, 15), _D(2022, 5, 30)),
+        PythonRuntime("python3.6", AMAZON_LINUX_1, _D(2022, 7, 18), _D(2022, 7, 18), _D(2022, 8, 29)),
+        PythonRuntime("python3.7", AMAZON_LINUX_1, _D(2023, 12, 4), _D(2024, 1, 9), _D(2027, 3, 3)),
+        PythonRuntime("python3.8", AMAZON_LINUX_2, _D(2024, 10, 14), _D(2027, 2, 1), _D(2027, 3, 3)),
+        PythonRuntime("python3.9", AMAZON_LINUX_2, _D(2025, 12, 15), _D(2027, 2, 1), _D(2027, 3, 3)),
+        PythonRuntime("python3.10", AMAZON_LINUX_2, _D(2026, 10, 31), _D(2027, 2, 1), _D(2027, 3, 3)),
+        PythonRuntime("python3.11", AMAZON_LINUX_2, _D(2027, 6, 30), _D(2027, 7, 31), _D(2027, 8, 31)),
+        PythonRuntime("python3.12", AMAZON_LINUX_2023, _D(2028, 10, 31), _D(2028, 11, 30), _D(2029, 1, 10)),
+        PythonRuntime("python3.13", AMAZON_LINUX_2023, _D(2029, 6, 30), _D(2029, 7, 31), _D(2029, 8, 31)),
+        PythonRuntime("python3.14", AMAZON_LINUX_2023, _D(2029, 6, 30), _D(2029, 7, 31), _D(2029, 8, 31)),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A Lambda architecture, as the ELF files, Docker and uv name it."""
+
+    name: Arch  # Architecture.name in the CDK, and CloudFormation's Architectures
+    machine: str  # the ELF machine (uname -m)
+    docker_platform: str
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "x86_64": Architecture("x86_64", "x86_64", "linux/amd64"),
+    "arm64": Architecture("arm64", "aarch64", "linux/arm64"),
+}
+
+
+def python_of(runtime: str | None) -> str | None:
+    """``"3.12"`` for a Python runtime's name (``python3.12``), known to this table or not; else None."""
+    match = re.fullmatch(r"python(\d+\.\d+)", runtime or "")
+    return match.group(1) if match else None
+
+
+# What platform.machine() says on hosts of each Lambda architecture (macOS says arm64, Linux aarch64).
+HOST_MACHINES: dict[str, Arch] = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}

@@ -1,0 +1,100 @@
+"""Wheels of the workspace's own packages: built with ``uv build`` from a private copy of their sources.
+
+Built from a copy, because build backends may write into the folder they build (setuptools' build/ and
+egg-info), and the user's tree stays untouched; with ``uv build``, because it always runs the backend,
+where ``uv pip install <folder>`` may reuse a wheel it built before a source file changed (the stale
+code trap of CDK_NOTES).
+
+The pure wheel of each package is kept in ``<cache_dir>/wheels/<package>-<key>/``, keyed by its sources
+and the tools that build it, laid out and verified as a build entry (see ``_cache``): a shared library
+is built once for every package that uses it. Wheels with native code are built for this machine and
+are never kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import _cache, _state, _uv
+from ._errors import WorkspaceError
+from ._files import work_dir
+from ._runner import Runner
+from ._uv import Failure, Uv
+from ._version import LIBRARY_VERSION
+from ._workspace import Package, Workspace, is_assembly, skipped
+
+
+def local_wheels(
+    workspace: Workspace,
+    exported: list[str],
+    uv: Uv,
+    runner: Runner,
+    work: Path,
+    *,
+    cache_dir: Path,
+    rebuild: bool,
+    failure: Failure,
+) -> list[Path]:
+    """The wheel of each local package ``uv export`` listed (as paths): from the wheel cache, else built."""
+    by_path = {p.path: p for p in workspace.packages.values()}
+    packages = []
+    for line in exported:
+        package = by_path.get((workspace.root / line).resolve())
+        if package is None:  # pragma: no cover - uv exports only packages the lock knows
+            raise WorkspaceError(
+                f"uv exported {line}, which is not a package of uv.lock",
+                package=failure.package,
+                target=failure.target,
+                fix="run `uv lock`",
+            )
+        packages.append(package)
+    cache = _cache.private_dir(cache_dir / _cache.WHEELS)
+
+    def wheels_of(package: Package) -> list[Path]:
+        entry = cache / wheel_key(workspace, package, uv.version)
+        with _state.wheel_lock(entry):  # builds running side by side wait for one build of a shared package
+            if (not rebuild or entry in _state.WHEELS_BUILT) and _cache.use(entry) is not None:
+                return sorted((entry / _cache.ASSET).glob("*.whl"))
+            source, out = work / "src" / package.name, work / "wheels" / package.name
+            shutil.copytree(package.path, source, ignore=_not_source, symlinks=False)
+            result = runner.run(_uv.build_wheel(uv.path, source, out), cwd=work, env=_uv.UV_ENV)
+            if not result.ok:
+                raise failure.network(result, f"fetch the build backend of {package.name}") or failure.error(
+                    f"the workspace package {package.name} did not build",
+                    result,
+                    fix=f"fix the build error shown below (try `uv build --wheel` in {package.path})",
+                )
+            wheels = sorted(out.glob("*.whl"))
+            if all(wheel.name.endswith("-none-any.whl") for wheel in wheels):
+                _keep(wheels, cache, entry, package.name, rebuild=rebuild)
+                with _state.LOCK:
+                    _state.WHEELS_BUILT.add(entry)
+            return wheels
+
+    # Each `uv build` mostly waits on setting up its isolated build environment: run them side by side.
+    with ThreadPoolExecutor(max_workers=len(packages) or 1) as pool:
+        wheels = [wheel for built in pool.map(wheels_of, packages) for wheel in built]
+    return sorted(wheels)
+
+
+def wheel_key(workspace: Workspace, package: Package, uv_version: str) -> str:
+    """What decides a local package's wheel: its sources, and the tools that build it."""
+    parts = {"library": LIBRARY_VERSION, "uv": uv_version, "sources": workspace.fingerprint(package.name)}
+    return _cache.entry_key(package.name, parts)
+
+
+def _keep(wheels: list[Path], cache: Path, entry: Path, package: str, *, rebuild: bool) -> None:
+    """Put pure wheels into the wheel cache, laid out as a build entry: ``asset/`` and ``build.json``."""
+    with work_dir(cache, entry.name) as work:
+        (work / _cache.ASSET).mkdir()
+        for wheel in wheels:
+            shutil.copy2(wheel, work / _cache.ASSET / wheel.name)
+        _cache.write_info(work, {"package": package, "manifest": _cache.manifest(work / _cache.ASSET)})
+        _cache.publish(work, entry, rebuild=rebuild)
+
+
+def _not_source(folder: str, names: list[str]) -> list[str]:
+    """What a copy of a package's sources leaves out: tool folders, and a cloud assembly at its root."""
+    return [n for n in names if skipped(n) or is_assembly(Path(folder, n))]
