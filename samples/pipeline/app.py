@@ -13,7 +13,8 @@ A changed uv.lock starts a new cache, and the aspect keys each build by the lock
 target anyway, so no stale build is ever used. See docs/ci.md.
 
 Edit the context in cdk.json (repository, branch, CodeConnections ARN, accounts, region), bootstrap the
-Beta and Prod accounts to trust the pipeline account, and run `cdk deploy` once from samples/pipeline/.
+pipeline account and the Beta and Prod accounts (these with `--trust` the pipeline account), and run
+`cdk deploy` once from samples/pipeline/.
 """
 
 import sys
