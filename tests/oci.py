@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from cdk_uv_aspect._invoke import _BOOTSTRAP, Invocation
+from cdk_uv_aspect._uv import Uv, find_python
 
 BASE_IMAGE = "public.ecr.aws/lambda/python"
 STAND_IN = "localhost/cdk-uv-stand-in/lambda-python"
@@ -161,9 +162,7 @@ class Engine:
         tag = asset.local_tag
         self._files = {k: v for k, v in self._files.items() if k[0] != tag}
         self.remove(tag)  # the CDK would reuse it (same asset id, same inputs): build it for real here
-        args = self.command("build", *asset.build_args(tag))
-        if self.kind == "podman":
-            args.insert(args.index("build") + 1, "--pull=never")
+        args = self.build_command(asset)
         started = time.monotonic()
         done = _run(args, cwd=asset.directory, env={**self.env, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"})
         _timed(f"build {asset.display} ({asset.source.get('platform', 'default platform')})", started)
@@ -174,6 +173,11 @@ class Engine:
             )
         self.images[tag] = asset.display
         return tag
+
+    def build_command(self, asset: ImageAsset) -> list[str]:
+        """The command ``build`` runs in the asset's directory: cdk-assets' own, plus --pull=never for podman."""
+        pull = ["--pull=never"] if self.kind == "podman" else []
+        return self.command("build", *pull, *asset.build_args(asset.local_tag))
 
     def build_directory(self, directory: Path, tag: str, *, platform: str | None = None) -> str:
         """A plain ``build`` of a directory holding a Dockerfile (for contexts made by a test)."""
@@ -363,14 +367,15 @@ def can_run(architecture: str) -> str:
 class BaseImage:
     name: str  # public.ecr.aws/lambda/python:3.12
     architecture: str
+    origin: str  # AWS's image, or the stand-in and what it holds
     runnable: str  # "" when its Python runs here, else why not
 
 
-def base_image(engine: Engine, python: str, architecture: str, interpreter: str | None) -> BaseImage:
+def base_image(engine: Engine, python: str, architecture: str, interpreter: str | None = None) -> BaseImage:
     """``public.ecr.aws/lambda/python:<python>`` for ``architecture``: AWS's with Docker, else a stand-in.
 
-    ``interpreter`` is this machine's CPython ``python`` (from which a stand-in is made); made once and
-    kept in podman's private storage, made again only when the recipe or the interpreter changes.
+    A stand-in is made from ``interpreter`` (default: the CPython ``python`` uv finds here) once, kept in
+    podman's private storage, and made again only when its recipe or the interpreter changes.
     """
     name = f"{BASE_IMAGE}:{python}"
     if engine.kind == "docker":
@@ -380,26 +385,31 @@ def base_image(engine: Engine, python: str, architecture: str, interpreter: str 
             started = time.monotonic()
             _check(engine.command("pull", "--platform", platform_, name))
             _timed(f"pull {name} {platform_}", started)
-        return BaseImage(name, architecture, can_run(architecture))
-    runnable = architecture == HOST_ARCH and interpreter is not None
-    key = _stand_in_key(python, architecture, interpreter if runnable else None)
+        return BaseImage(name, architecture, "AWS's image", can_run(architecture))
+    # This machine's CPython can't stand in for another architecture's.
+    interpreter = (interpreter or find_interpreter(python)) if architecture == HOST_ARCH else None
+    key = _stand_in_key(python, architecture, interpreter)
     tag = f"{STAND_IN}:{python}-{OCI_ARCH[architecture]}"
     if not (engine.exists(tag) and engine.inspect(tag, f'{{{{ index .Config.Labels "{LABEL}" }}}}') == key):
         started = time.monotonic()
-        _make_stand_in(engine, tag, python, architecture, interpreter if runnable else None, key)
+        _make_stand_in(engine, tag, python, architecture, interpreter, key)
         _timed(f"stand-in {name} {OCI_ARCH[architecture]}", started)
     _list_stand_ins(engine, name, python)
-    why = (
-        ""
-        if runnable
-        else (
-            f"the {architecture} stand-in of {name} has no Python (this machine has no {architecture} CPython "
-            f"{python} to put in it, and no registry serves AWS's image)"
-            if architecture != HOST_ARCH
-            else f"no CPython {python} on this machine"
+    if interpreter:
+        return BaseImage(name, architecture, f"a local stand-in with the CPython of {interpreter}", "")
+    if architecture == HOST_ARCH:
+        why = f"no CPython {python} on this machine to make a stand-in of {name} with"
+    else:
+        why = (
+            f"the {architecture} stand-in of {name} has no Python (this machine has no {architecture} "
+            f"CPython {python} to put in it, and no registry serves AWS's image)"
         )
-    )
-    return BaseImage(name, architecture, why or can_run(architecture))
+    return BaseImage(name, architecture, "a local stand-in without Python, for builds only", why)
+
+
+def find_interpreter(python: str) -> str | None:
+    """This machine's CPython ``python`` ("3.12"), found as uv (and the bundling aspect) finds it."""
+    return find_python(Uv.locate(None).path, python)
 
 
 def _stand_in_key(python: str, architecture: str, interpreter: str | None) -> str:
