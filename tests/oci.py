@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -37,6 +38,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -73,6 +75,7 @@ EXTENSIONS_LEFT_OUT = re.compile(r"^(_tkinter|_test|_xxtest|xxlimited|_ctypes_te
 SYSTEM_LIBRARIES = ("libgcc_s.so.1", "libstdc++.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
                     "libutil.so.1", "libresolv.so.2", "libm.so.6", "libc.so.6")  # fmt: skip
 
+SESSION = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 TIMINGS: list[tuple[str, float]] = []  # (what, seconds), printed in pytest's terminal summary
 
 
@@ -390,11 +393,12 @@ def base_image(engine: Engine, python: str, architecture: str, interpreter: str 
     interpreter = (interpreter or find_interpreter(python)) if architecture == HOST_ARCH else None
     key = _stand_in_key(python, architecture, interpreter)
     tag = f"{STAND_IN}:{python}-{OCI_ARCH[architecture]}"
-    if not (engine.exists(tag) and engine.inspect(tag, f'{{{{ index .Config.Labels "{LABEL}" }}}}') == key):
-        started = time.monotonic()
-        _make_stand_in(engine, tag, python, architecture, interpreter, key)
-        _timed(f"stand-in {name} {OCI_ARCH[architecture]}", started)
-    _list_stand_ins(engine, name, python)
+    with _locked(engine):  # another test session may be making the same stand-in
+        if not (engine.exists(tag) and engine.inspect(tag, f'{{{{ index .Config.Labels "{LABEL}" }}}}') == key):
+            started = time.monotonic()
+            _make_stand_in(engine, tag, python, architecture, interpreter, key)
+            _timed(f"stand-in {name} {OCI_ARCH[architecture]}", started)
+        _list_stand_ins(engine, name, python)
     if interpreter:
         return BaseImage(name, architecture, f"a local stand-in with the CPython of {interpreter}", "")
     if architecture == HOST_ARCH:
@@ -405,6 +409,18 @@ def base_image(engine: Engine, python: str, architecture: str, interpreter: str 
             f"CPython {python} to put in it, and no registry serves AWS's image)"
         )
     return BaseImage(name, architecture, "a local stand-in without Python, for builds only", why)
+
+
+@contextmanager
+def _locked(engine: Engine) -> Iterator[None]:
+    root = Path(engine.storage[engine.storage.index("--root") + 1]) if "--root" in engine.storage else None
+    if root is None:
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with (root.parent / "stand-ins.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def find_interpreter(python: str) -> str | None:
@@ -561,11 +577,13 @@ class ImageAsset:
 
     @property
     def directory(self) -> Path:
-        return (self.manifest_dir / self.source["directory"]).resolve()
+        return (self.manifest_dir / str(self.source["directory"])).resolve()
 
     @property
     def local_tag(self) -> str:
-        return f"cdkasset-{self.id.lower()}"  # cdk-assets' ContainerImageBuilder.buildDirectoryAsset
+        # cdk-assets' name (ContainerImageBuilder.buildDirectoryAsset), with this process as the tag: test
+        # sessions running at once share the engine's storage, and each removes what it built.
+        return f"cdkasset-{self.id.lower()}:test-{SESSION}"
 
     def build_args(self, tag: str) -> list[str]:
         """``docker build``'s arguments after ``build``, in cdk-assets' order (``Docker.build``)."""
