@@ -566,6 +566,12 @@ def _system_libraries() -> dict[str, Path]:
 # --- the cloud assembly's image assets and image functions -----------------------------------------
 
 
+# The fields of an image asset's source that cdk-assets turns into `docker build` arguments.
+SOURCE_FIELDS = ("dockerBuildArgs", "dockerBuildContexts", "dockerBuildSecrets", "dockerBuildSsh",
+                 "dockerBuildTarget", "dockerFile", "networkMode", "platform", "dockerOutputs", "cacheFrom",
+                 "cacheTo", "cacheDisabled")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ImageAsset:
     """One ``dockerImages`` entry of a ``*.assets.json``: its id and its source, as cdk-assets reads them."""

@@ -7,6 +7,7 @@ here is skipped with the reason. Base images are AWS's with Docker, local stand-
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import oci
 import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
-from conftest import FIXTURES, add_function, python_for, synth_app
+from conftest import FIXTURES, REPO, add_function, python_for, synth_app
 from oci import BaseImage, Engine, ImageFunction, folder_entries, image_functions
 from test_samples import ANSWERS, EVENTS, cdk, copy_samples
 
@@ -160,12 +161,13 @@ def test_sample_image_holds_exactly_the_zip_asset(engine: Engine, samples_app: A
 
 # --- the fixture app: every Python version, both architectures, a user Dockerfile ------------------
 
+FIXTURE_PARAMS = [f[:5] for f in FIXTURE_IMAGES]
 FIXTURE_IDS = [f[0] for f in FIXTURE_IMAGES]
 
 
 @pytest.mark.slow
 @pytest.mark.oci
-@pytest.mark.parametrize(("name", "package", "handler", "python", "arch", "extra"), FIXTURE_IMAGES, ids=FIXTURE_IDS)
+@pytest.mark.parametrize(("name", "package", "handler", "python", "arch"), FIXTURE_PARAMS, ids=FIXTURE_IDS)
 def test_image_function_builds_for_its_platform(
     engine: Engine,
     fixture_app: Assembly,
@@ -175,7 +177,6 @@ def test_image_function_builds_for_its_platform(
     handler: str,
     python: str,
     arch: str,
-    extra: dict,
 ):
     """Each image builds from the assembly for the function's architecture, the handler under /var/task."""
     fn = fixture_app.images[f"Stack/{name}"]
@@ -191,7 +192,7 @@ def test_image_function_builds_for_its_platform(
 
 @pytest.mark.slow
 @pytest.mark.oci
-@pytest.mark.parametrize(("name", "package", "handler", "python", "arch", "extra"), FIXTURE_IMAGES, ids=FIXTURE_IDS)
+@pytest.mark.parametrize(("name", "package", "handler", "python", "arch"), FIXTURE_PARAMS, ids=FIXTURE_IDS)
 def test_image_function_answers_from_inside_its_image(
     engine: Engine,
     fixture_app: Assembly,
@@ -202,7 +203,6 @@ def test_image_function_answers_from_inside_its_image(
     handler: str,
     python: str,
     arch: str,
-    extra: dict,
 ):
     """The handler, imported from /var/task by the image's own Python, answers the event."""
     fn = fixture_app.images[f"Stack/{name}"]
@@ -289,3 +289,33 @@ def test_cdk_docker_is_the_only_engine_tried_when_set(monkeypatch: pytest.Monkey
     assert isinstance(reason, str)
     assert "$CDK_DOCKER" in reason and "Cannot connect to the engine" in reason, reason
     assert "`podman" not in reason and "`docker" not in reason, reason  # nothing else was tried
+
+
+# --- the build mirrors the CDK CLI's ----------------------------------------------------------------
+
+
+def test_build_arguments_follow_the_cdk_clis_own_docker_build():
+    """Every source field the installed CDK CLI passes to `docker build`, as the same flags in its order."""
+    bundle = (REPO / "node_modules" / "aws-cdk" / "lib" / "index.js").read_text()
+    builder = bundle[bundle.index("async buildImage(localTagName)") :]
+    fields = re.findall(r"source\.(\w+)", builder[: builder.index("async isImageCached")])
+    docker = bundle[bundle.index('"../@aws-cdk/cdk-assets-lib/lib/private/docker.ts"() {') :]
+    command = docker[docker.index("async build(options)") : docker.index("await this.execute(buildCommand")]
+    cli_flags = re.findall(r"[\"`](--[a-z-]+=?)", command)
+    assert set(fields) - {"directory"} == set(oci.SOURCE_FIELDS), "cdk-assets reads other source fields now"
+    full = {field: _example(field) for field in oci.SOURCE_FIELDS}
+    ours = [a.split("=")[0] + ("=" if a.startswith("--output=") else "") for a in
+            oci.ImageAsset("id", full, Path(".")).build_args("tag") if a.startswith("--")]  # fmt: skip
+    assert list(dict.fromkeys(ours)) == cli_flags
+
+
+def _example(field: str) -> object:
+    if field in ("dockerBuildArgs", "dockerBuildContexts", "dockerBuildSecrets"):
+        return {"A": "1", "B": "2"}
+    if field == "dockerOutputs":
+        return ["type=docker"]
+    if field == "cacheFrom":
+        return [{"type": "registry", "params": {"ref": "r"}}]
+    if field == "cacheTo":
+        return {"type": "inline"}
+    return True if field == "cacheDisabled" else "value"
