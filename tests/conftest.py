@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,13 @@ def tree_digest(folder: Path) -> str:
         else:
             digest.update(f"D {rel} {oct(path.stat().st_mode & 0o777)}\n".encode())
     return digest.hexdigest()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The image tier's engine and the seconds each base image, build and run took (tests/oci.py)."""
+    oci = sys.modules.get("oci")
+    if oci is None or not oci.TIMINGS:
+        return
+    terminalreporter.write_sep("-", f"OCI images: {oci.find_engine()}")
+    for line in oci.timings_summary():
+        terminalreporter.write_line(line)
