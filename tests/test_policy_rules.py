@@ -360,7 +360,7 @@ def test_sparse_helper_makes_big_files_cheaply(tmp_path: Path):
 
 
 def test_every_rule_is_registered_documented_and_tested():
-    """Each rule module is in the registry, has a row in the README's table, and compliant and
+    """Each rule module is in the registry, has a row in docs/policy-checks.md's table, and compliant and
     non-compliant tests here (named test_<id>_compliance... and test_<id>_noncompliance...)."""
     import importlib
     import pkgutil
@@ -374,10 +374,10 @@ def test_every_rule_is_registered_documented_and_tested():
     assert len(modules) == len(defined), "every module under rules/ defines one RULE"
     assert sorted(defined) == sorted(registered) and len(set(registered)) == len(registered)
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent / "docs" / "policy-checks.md").read_text()
     tests = [name for name in globals() if name.startswith("test_")]
     for rule in package.RULES:
-        assert f"| `{rule.id}` | {rule.severity} |" in readme, f"{rule.id}: no row in the README's table"
+        assert f"| `{rule.id}` | {rule.severity} |" in readme, f"{rule.id}: no row in docs/policy-checks.md's table"
         stem = "test_" + rule.id.replace("-", "_")
         assert any(t.startswith(stem + "_compliance") for t in tests), f"{rule.id}: no compliance test"
         assert any(t.startswith(stem + "_noncompliance") for t in tests), f"{rule.id}: no noncompliance test"
