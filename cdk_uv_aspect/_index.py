@@ -130,10 +130,6 @@ class Group:
     requirements: str
     index: str | None = None  # "name=url", the URL as uv.lock records it
 
-    @property
-    def index_url(self) -> str | None:
-        return self.index.partition("=")[2] if self.index else None
-
 
 def split(requirements: str, workspace: Workspace) -> list[Group]:
     """The registry requirements ``uv export`` wrote, one group per explicit index they are pinned to."""
