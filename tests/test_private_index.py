@@ -62,9 +62,9 @@ class PrivateIndex:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/simple/"
 
-    def requests(self, path: str) -> int:
-        """How many GET requests for ``path`` the server answered with 200."""
-        return self.log.read_text().count(f'"GET {path} HTTP/1.1" 200')
+    def requests(self, path: str, status: str = "200") -> int:
+        """How many GET requests for ``path`` the server answered with ``status``."""
+        return self.log.read_text().count(f'"GET {path} HTTP/1.1" {status}')
 
     @property
     def secrets(self) -> list[bytes]:
@@ -238,6 +238,7 @@ def test_a_package_only_on_a_private_index_builds_cold_and_warm_and_its_password
     user_files = {p: p.read_bytes() for p in (workspace / "uv.lock", workspace / "pyproject.toml")}
     wheel = f"/packages/{SECRET_WHEEL}"
     downloads = private_index.requests(wheel)
+    hatchling_before = private_index.requests("/simple/hatchling/", "404")
 
     keys = []
     for n, options in enumerate([{}, {}, {"rebuild": True}]):  # cold, build cache, uv's cache
@@ -261,8 +262,11 @@ def test_a_package_only_on_a_private_index_builds_cold_and_warm_and_its_password
     assert not any(s.decode() in caplog.text for s in private_index.secrets)
     assert "--index" in caplog.text if style == "pyproject-explicit" else "--index" not in caplog.text
     assert {p: p.read_bytes() for p in user_files} == user_files  # the user's files are untouched
+    hatchling = private_index.requests("/simple/hatchling/", "404")  # asked by `uv build` of fetcher
     if style == "pyproject-explicit":  # an explicit index is asked for its own packages only
         assert private_index.requests("/simple/six/") == 0
+    if style == "pyproject":  # `uv build` of a private copy still uses the workspace's indexes
+        assert hatchling > hatchling_before
 
 
 @pytest.mark.slow
