@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _asset, _cache, _docker, _uv
+from . import _asset, _cache, _docker, _index, _uv
 from ._errors import TargetError, UvError, WheelError
 from ._files import work_dir
 from ._options import UvOptions
@@ -163,16 +163,23 @@ def _install(
         raise failure.export(result)
     registry, local = _uv.split_requirements(exported.read_text())
     if registry.strip():
-        requirements = work / "locked.txt"
-        requirements.write_text(registry)
-        result = runner.run(_uv.install_locked(uv.path, request.target, site, requirements), cwd=root, env=_uv.UV_ENV)
-        if not result.ok:
+        # One install per explicit index the lock pins packages to, one for the rest (see _index.split).
+        groups = [
+            _docker.Locked(_write(work / f"locked-{n}.txt", group.requirements), group.index)
+            for n, group in enumerate(_index.split(registry, request.workspace))
+        ]
+        for group in groups:
+            command = _uv.install_locked(uv.path, request.target, site, group.requirements, index=group.index)
+            result = runner.run(command, cwd=root, env=_uv.UV_ENV)
+            if result.ok:
+                continue
             error = failure.install(result)
             # Only a dependency with no wheel for the target goes to a container; any other failure
-            # (network, hashes) would fail there too.
+            # (network, hashes, credentials) would fail there too.
             if not (isinstance(error, WheelError) and request.options.docker_fallback):
                 raise error
-            _docker.install_in_container(uv.path, request.target, site, requirements, runner, cause=error, log=log)
+            _docker.install_in_container(uv.path, request.target, site, groups, runner, cause=error, log=log, root=root)
+            break
     if local:
         wheels = local_wheels(
             request.workspace,
@@ -189,6 +196,11 @@ def _install(
             raise failure.install(result)
     if not package.packaged:
         _asset.copy_modules(package, site)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
 
 
 def progress_line(built: Built, shown: list[str] | None = None, count: int = 0) -> str:

@@ -13,7 +13,14 @@ locked install (step 2 of ``_uv``) runs in a container whose platform is the tar
   version: the same flags, minus those that only describe a foreign platform (``--python-platform``,
   ``--python-version``, ``--no-build``); the environment is ``_uv.UV_ENV``;
 - the host's uv cache is mounted, so downloads and built wheels are shared between builds;
-- it runs as this user, so the files it writes into the build folder and the cache are the user's.
+- it runs as this user, so the files it writes into the build folder and the cache are the user's;
+- it reaches the indexes the local install reaches (``_index``): packages pinned to an explicit index
+  are installed by a run of their own that names it (``--index NAME=URL``, as locally); the workspace's
+  other indexes and this machine's index variables (``UV_INDEX``, ``UV_INDEX_<NAME>_USERNAME``/
+  ``_PASSWORD``, ``UV_DEFAULT_INDEX``, ``UV_INDEX_URL``, ``UV_EXTRA_INDEX_URL``...) are passed by name
+  (``--env NAME``: the client reads the value from its environment, so no credential is on a command
+  line or in a file), and the netrc file uv reads here is mounted read-only. A keyring is not: the
+  image has none.
 
 The rest of the build (the workspace's own packages, bytecode) stays local.
 """
@@ -22,14 +29,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _uv
+from . import _index, _uv
 from ._errors import DockerError, UvError
-from ._runner import Runner
+from ._runner import Result, Runner
 from ._target import Target
+from ._uv import Failure
 
 # One image per wheel policy and machine, pinned by digest so a build does not change when the tag
 # moves (and so no tag resolves to the host's architecture: each image is single-architecture). The
@@ -63,13 +71,24 @@ def container_python(target: Target) -> str:
 
 
 @dataclass(frozen=True)
+class Locked:
+    """Locked requirements installed by one command, and the explicit index (``name=url``) they are pinned
+    to, if any (see ``_index.split``)."""
+
+    requirements: Path
+    index: str | None = None
+
+
+@dataclass(frozen=True)
 class ContainerInstall:
     """``docker run`` of the locked install, for one target: what it mounts, its environment, its command."""
 
     target: Target
     site: Path  # the build's asset folder, written by the container
-    requirements: Path  # the locked requirements (hashed), read by the container
+    locked: Locked  # the locked requirements (hashed), read by the container, and their index
     uv_cache: Path  # the host's uv cache
+    passed: tuple[str, ...] = ()  # variables the container gets from the client's environment, by name
+    netrc: Path | None = None  # the netrc file uv reads on this machine, mounted read-only
 
     @property
     def image(self) -> str:
@@ -77,21 +96,31 @@ class ContainerInstall:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**_uv.UV_ENV, "UV_CACHE_DIR": f"{ROOT}/uv-cache", "UV_PYTHON_DOWNLOADS": "never", "HOME": "/tmp"}
+        """The container's fixed variables (never a credential: these are written on the command line)."""
+        env = {**_uv.UV_ENV, "UV_CACHE_DIR": f"{ROOT}/uv-cache", "UV_PYTHON_DOWNLOADS": "never", "HOME": "/tmp"}
+        return {**env, "NETRC": f"{ROOT}/netrc"} if self.netrc else env
 
     @property
     def command(self) -> list[str]:
         return _uv.install_locked(
-            "uv", self.target, Path(f"{ROOT}/asset"), Path(f"{ROOT}/locked.txt"), python=container_python(self.target)
+            "uv",
+            self.target,
+            Path(f"{ROOT}/asset"),
+            Path(f"{ROOT}/locked.txt"),
+            python=container_python(self.target),
+            index=self.locked.index,
         )
 
     def args(self, docker: str) -> list[str]:
         mounts = [
             f"type=bind,source={self.site},target={ROOT}/asset",
-            f"type=bind,source={self.requirements},target={ROOT}/locked.txt,readonly",
+            f"type=bind,source={self.locked.requirements},target={ROOT}/locked.txt,readonly",
             f"type=bind,source={self.uv_cache},target={ROOT}/uv-cache",
         ]
+        if self.netrc:
+            mounts.append(f"type=bind,source={self.netrc},target={ROOT}/netrc,readonly")
         user = ["--user", f"{os.getuid()}:{os.getgid()}"] if hasattr(os, "getuid") else []
+        fixed = [f"{key}={value}" for key, value in sorted(self.env.items())]
         return [
             docker,
             "run",
@@ -100,7 +129,7 @@ class ContainerInstall:
             self.target.docker_platform,
             *user,
             *(arg for mount in mounts for arg in ("--mount", mount)),
-            *(arg for key, value in sorted(self.env.items()) for arg in ("--env", f"{key}={value}")),
+            *(arg for variable in [*fixed, *self.passed] for arg in ("--env", variable)),
             self.image,
             *self.command,
         ]
@@ -110,37 +139,50 @@ def install_in_container(
     uv: str,
     target: Target,
     site: Path,
-    requirements: Path,
+    locked: Sequence[Locked],
     runner: Runner,
     *,
     cause: UvError,
+    root: Path,
     log: Callable[[str], None] | None = None,
 ) -> None:
-    """Install the locked requirements into ``site`` in a container, because ``cause`` stopped it here."""
+    """Install the locked requirements into ``site`` in a container, because ``cause`` stopped it here.
+
+    ``root``: the workspace, whose index configuration the container gets (see ``_index``).
+    """
     docker = docker_binary()
     engine = runner.run([docker, "version", "--format", "{{.Server.Version}}"])
     if engine.not_found:
         raise _needs_docker(cause, f"no Docker client `{docker}` was found", engine.describe())
     if not engine.ok:
         raise _needs_docker(cause, f"no Docker engine answered `{docker} version`", engine.describe())
-    install = ContainerInstall(target, site, requirements, _uv_cache(uv, runner))
-    install.uv_cache.mkdir(parents=True, exist_ok=True)
+    uv_cache = _uv_cache(uv, runner)
+    uv_cache.mkdir(parents=True, exist_ok=True)
+    values, passed = _index.container_environment(root, os.environ)
+    netrc = _index.netrc(os.environ)
+    installs = [ContainerInstall(target, site, group, uv_cache, tuple(passed), netrc) for group in locked]
     # Whatever the failed local attempt left behind goes: the container installs the whole lock.
     shutil.rmtree(site)
     site.mkdir()
     if log:
-        log(f"{cause.package} for {target}: {cause.problem.split(';')[0]}; building it in Docker ({install.image})")
-    result = runner.run(install.args(docker))
-    if not result.ok:
-        raise DockerError(
-            "building the locked dependencies in a container failed",
-            package=cause.package,
-            target=target,
-            fix="fix what the build reports below (a source distribution may need system libraries the "
-            "manylinux image lacks), or pin a release of the dependency that publishes a wheel for "
-            f"{target.python_platform}; UvOptions(docker_fallback=False) turns the container build off",
-            details=result.describe(),
-        )
+        log(f"{cause.package} for {target}: {cause.problem.split(';')[0]}; building it in Docker ({installs[0].image})")
+    for install in installs:
+        result = runner.run(install.args(docker), env=values)
+        if not result.ok:
+            raise _failed(cause, target, root, result)
+
+
+def _failed(cause: UvError, target: Target, root: Path, result: Result) -> UvError:
+    failure = Failure(cause.package or "", target, root)
+    return failure.refused(result, "install the locked dependencies in the container") or DockerError(
+        "building the locked dependencies in a container failed",
+        package=cause.package,
+        target=target,
+        fix="fix what the build reports below (a source distribution may need system libraries the "
+        "manylinux image lacks), or pin a release of the dependency that publishes a wheel for "
+        f"{target.python_platform}; UvOptions(docker_fallback=False) turns the container build off",
+        details=result.describe(),
+    )
 
 
 def _uv_cache(uv: str, runner: Runner) -> Path:

@@ -92,6 +92,10 @@ class ImageError(UvError):
     """An image function's Python version, Dockerfile or handler (CMD) is unusable."""
 
 
+class CredentialsError(UvError):
+    """A package index refused the credentials uv sent, or uv had none for it."""
+
+
 class DockerError(UvError):
     """A build needed Docker (a container of the target's platform), and Docker was missing or failed."""
 

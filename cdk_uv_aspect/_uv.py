@@ -20,6 +20,7 @@ and the failures it can cause are read in one place.)
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -30,7 +31,8 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from . import _state
-from ._errors import ToolError, UvError, WheelError, WorkspaceError
+from ._errors import CredentialsError, ToolError, UvError, WheelError, WorkspaceError
+from ._index import Refusal
 from ._lambda import AMAZON_LINUX_2023, RUNTIMES
 from ._runner import Result, Runner
 from ._target import Target
@@ -81,12 +83,16 @@ def _pip_install(uv: str, target: Target, site: Path, python: str | None = None)
     ]
 
 
-def install_locked(uv: str, target: Target, site: Path, requirements: Path, *, python: str | None = None) -> list[str]:
-    """Install the locked third-party requirements; ``python``: the target's interpreter (in a container)."""
+def install_locked(
+    uv: str, target: Target, site: Path, requirements: Path, *, python: str | None = None, index: str | None = None
+) -> list[str]:
+    """Install the locked third-party requirements; ``python``: the target's interpreter (in a container);
+    ``index``: the explicit index (``name=url``) they are pinned to (see ``_index.split``)."""
     # --no-build here: a wheel built on this machine would be for this machine, not for the target. In a
     # container of the target's platform, building a source distribution is what the container is for.
     no_build = [] if python else ["--no-build"]
-    return [*_pip_install(uv, target, site, python), "--require-hashes", *no_build, "-r", str(requirements)]
+    pinned = ["--index", index] if index else []
+    return [*_pip_install(uv, target, site, python), "--require-hashes", *no_build, *pinned, "-r", str(requirements)]
 
 
 def build_wheel(uv: str, source: Path, out: Path) -> list[str]:
@@ -225,6 +231,8 @@ class Failure:
         return kind(problem, package=self.package, target=self.target, fix=fix, details=result.describe())
 
     def export(self, result: Result) -> UvError:
+        if refused := self.refused(result, "check uv.lock against the indexes"):
+            return refused
         if "--locked" in result.stderr or "needs to be updated" in result.stderr:
             return self.error(
                 "uv.lock is out of date with the workspace's pyproject.toml files",
@@ -241,7 +249,9 @@ class Failure:
         )
 
     def network(self, result: Result, needed_for: str) -> UvError | None:
-        """The error for a command that needed the network and had none; None for any other failure."""
+        """The error for a command that needed the network and had none (or was refused); None for any other."""
+        if refused := self.refused(result, needed_for):
+            return refused
         if not any(sign in result.stderr for sign in _OFFLINE):
             return None
         return self.error(
@@ -250,6 +260,19 @@ class Failure:
             result,
             fix="run the synth once with network access (uv keeps what it downloads in its cache, and later "
             "builds work offline), or point uv at a reachable index (UV_INDEX_URL / UV_DEFAULT_INDEX)",
+        )
+
+    def refused(self, result: Result, needed_for: str) -> UvError | None:
+        """The error for a command an index refused (wrong, expired or missing credentials); else None."""
+        refusal = Refusal.find(result.stderr)
+        if refusal is None:
+            return None
+        what = f" for {refusal.dependency}" if refusal.dependency else ""
+        return self.error(
+            f"{refusal.index} refused the credentials ({refusal.status}){what}: uv needed it to {needed_for}",
+            result,
+            kind=CredentialsError,
+            fix=refusal.fix(self.root, os.environ),
         )
 
     def install(self, result: Result) -> UvError:

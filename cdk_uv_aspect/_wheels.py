@@ -13,11 +13,12 @@ are never kept.
 
 from __future__ import annotations
 
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import _cache, _state, _uv
+from . import _cache, _index, _state, _uv
 from ._errors import WorkspaceError
 from ._files import work_dir
 from ._runner import Runner
@@ -51,6 +52,8 @@ def local_wheels(
             )
         packages.append(package)
     cache = _cache.private_dir(cache_dir / _cache.WHEELS)
+    # The copy is outside the workspace: its build backend comes from the workspace's indexes all the same.
+    env = {**_uv.UV_ENV, **_index.environment(workspace.root, os.environ)}
 
     def wheels_of(package: Package) -> list[Path]:
         entry = cache / wheel_key(workspace, package, uv.version)
@@ -59,7 +62,7 @@ def local_wheels(
                 return sorted((entry / _cache.ASSET).glob("*.whl"))
             source, out = work / "src" / package.name, work / "wheels" / package.name
             shutil.copytree(package.path, source, ignore=_not_source, symlinks=False)
-            result = runner.run(_uv.build_wheel(uv.path, source, out), cwd=work, env=_uv.UV_ENV)
+            result = runner.run(_uv.build_wheel(uv.path, source, out), cwd=work, env=env)
             if not result.ok:
                 raise failure.network(result, f"fetch the build backend of {package.name}") or failure.error(
                     f"the workspace package {package.name} did not build",

@@ -43,6 +43,7 @@ class ScriptedRunner(Runner):
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
+        self.envs: list[dict[str, str]] = []  # what each call added to the environment, by call
         self._rules: list[tuple[Matcher, Answer]] = []
 
     def when(self, matches: Matcher, answer: Answer) -> ScriptedRunner:
@@ -63,6 +64,7 @@ class ScriptedRunner(Runner):
     ) -> Result:
         call = [str(a) for a in args]
         self.calls.append(call)
+        self.envs.append(dict(env or {}))
         for matches, answer in self._rules:
             if matches(call):
                 return answer(call)

@@ -18,7 +18,7 @@ from fakes import ScriptedRunner, fail, mount_source, program, succeed
 
 from cdk_uv_aspect import _uv
 from cdk_uv_aspect._build import BuildRequest, build
-from cdk_uv_aspect._docker import BUILD_IMAGES, ROOT, ContainerInstall, build_image, container_python
+from cdk_uv_aspect._docker import BUILD_IMAGES, ROOT, ContainerInstall, Locked, build_image, container_python
 from cdk_uv_aspect._errors import DockerError, ToolError, WheelError
 from cdk_uv_aspect._lambda import RUNTIMES
 from cdk_uv_aspect._options import UvOptions
@@ -91,7 +91,7 @@ def test_container_command_is_the_local_install_without_the_foreign_platform_fla
     """One source of truth: the container runs _uv.install_locked, minus what only a foreign platform needs."""
     target = Target("3.12", "arm64")
     local = _uv.install_locked("uv", target, Path(f"{ROOT}/asset"), Path(f"{ROOT}/locked.txt"))
-    inside = ContainerInstall(target, Path("/s"), Path("/r.txt"), Path("/c")).command
+    inside = ContainerInstall(target, Path("/s"), Locked(Path("/r.txt")), Path("/c")).command
     foreign = {"--python-platform", target.python_platform, "--python-version", target.python, "--no-build"}
     python = "/opt/python/cp312-cp312/bin/python"
     assert inside == [python if a == sys.executable else a for a in local if a not in foreign]
@@ -107,7 +107,7 @@ def test_every_target_has_an_image_pinned_by_digest_of_its_glibc_and_machine(pyt
     assert re.fullmatch(r"quay\.io/pypa/[a-z0-9_]+@sha256:[0-9a-f]{64}", image)
     policy = "manylinux2014" if target.glibc == "2.26" else "manylinux_2_34"
     assert image.startswith(f"quay.io/pypa/{policy}_{target.machine}@")
-    args = ContainerInstall(target, Path("/s"), Path("/r"), Path("/c")).args("docker")
+    args = ContainerInstall(target, Path("/s"), Locked(Path("/r")), Path("/c")).args("docker")
     assert args[args.index("--platform") + 1] == {"x86_64": "linux/amd64", "arm64": "linux/arm64"}[arch]
     assert container_python(target) in args
     assert len(BUILD_IMAGES) == 4
