@@ -246,16 +246,30 @@ def test_aspect_added_to_the_app_reaches_image_functions(workspace: Path, cache_
     assert "Fn::Sub" in the_function(stack, "Img")["Code"]["ImageUri"]
 
 
-def test_cdk_uv_invoke_says_an_image_function_needs_docker(
-    workspace: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_cdk_uv_invoke_without_a_container_engine_says_how_to_get_one(
+    workspace: Path,
+    cache_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ):
-    """`cdk-uv invoke` can't run an image without Docker: exit code 3 and a sentence saying so."""
+    """No docker, no podman: `cdk-uv invoke` of an image function exits 3, naming what it tried and the ways out."""
     from cdk_uv_aspect._cli import main
 
     out = tmp_path / "out"
     synth_app(workspace, lambda s: image_function(s, "Img"), outdir=out)
+    monkeypatch.delenv("CDK_DOCKER", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-engines-here"))
     assert main(["invoke", str(out), "Img"]) == 3
-    assert "Stack/Img is an image function: running it needs Docker" in capsys.readouterr().err
+    message = capsys.readouterr().err
+    for part in (
+        "Stack/Img is an image function, and running it needs a container engine",
+        "`docker` is not installed",
+        "`podman` is not installed",
+        "start Docker, or install podman (Debian/Ubuntu: apt-get install podman buildah",
+        "set $CDK_DOCKER",
+    ):
+        assert part in message, message
 
 
 def test_zip_function_marker_with_image_keys_is_refused(workspace: Path, cache_dir: Path):
