@@ -13,6 +13,25 @@ from ._marker import BUILT, MARKER
 
 
 @dataclass(frozen=True)
+class ImageAsset:
+    """One ``dockerImages`` entry of a ``*.assets.json``: its id and its source, as cdk-assets reads them."""
+
+    id: str  # the asset hash: the tag of the function's ImageUri
+    source: dict[str, Any]  # directory, dockerFile, dockerBuildArgs, platform...
+    manifest_dir: Path  # the source's directory is relative to the manifest's folder
+    display: str = ""
+
+    @property
+    def directory(self) -> Path:
+        return (self.manifest_dir / str(self.source.get("directory", ""))).resolve()
+
+    @property
+    def local_tag(self) -> str:
+        """The tag cdk-assets builds the image under before it pushes it."""
+        return f"cdkasset-{self.id.lower()}"
+
+
+@dataclass(frozen=True)
 class AssemblyFunction:
     """A Lambda function as the cloud assembly describes it."""
 
@@ -28,6 +47,8 @@ class AssemblyFunction:
     memory: int = 128  # MemorySize, Lambda's default when the template leaves it out
     timeout: int = 3  # Timeout in seconds, likewise
     environment: dict[str, str] = field(default_factory=dict)  # literal values only, not tokens
+    command: tuple[str, ...] = ()  # an image function's ImageConfig command: its handler
+    image: ImageAsset | None = None  # an image function's image asset, when this assembly builds it
 
     @property
     def python(self) -> str | None:
@@ -57,6 +78,7 @@ def _stack_functions(
     metadata = artifact.get("metadata") or {}
     if "additionalMetadataFile" in artifact:
         metadata = {**metadata, **json.loads((outdir / artifact["additionalMetadataFile"]).read_text())}
+    images = _image_assets(outdir)
     by_logical_id: dict[str, str] = {}
     entries_by_path: dict[str, list[dict[str, Any]]] = {}
     for path, entries in metadata.items():
@@ -88,7 +110,23 @@ def _stack_functions(
             environment={
                 k: v for k, v in (p.get("Environment") or {}).get("Variables", {}).items() if isinstance(v, str)
             },
+            command=tuple((p.get("ImageConfig") or {}).get("Command") or ()),
+            image=images.get(_image_tag(p.get("Code", {}).get("ImageUri"))),
         )
+
+
+def _image_assets(outdir: Path) -> dict[str, ImageAsset]:
+    assets = {}
+    for manifest in sorted(outdir.glob("*.assets.json")):
+        for asset_id, entry in json.loads(manifest.read_text()).get("dockerImages", {}).items():
+            assets[asset_id] = ImageAsset(asset_id, entry["source"], outdir, entry.get("displayName") or asset_id)
+    return assets
+
+
+def _image_tag(uri: Any) -> str:
+    """The tag of an ImageUri, the asset hash for an image asset: ``{"Fn::Sub": "...:<hash>"}`` or a string."""
+    text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri or "")
+    return text.rpartition(":")[2] if isinstance(text, str) else ""
 
 
 def _asset_dir(outdir: Path, root: Path, resource: dict[str, Any], build: dict[str, Any] | None) -> Path | None:

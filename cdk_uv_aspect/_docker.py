@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _index, _uv
+from . import _engine, _index, _uv
 from ._errors import DockerError, UvError
 from ._runner import Result, Runner
 from ._target import Target
@@ -52,11 +52,6 @@ BUILD_IMAGES = {  # quay.io/pypa/<name> -> its digest
 }
 
 ROOT = "/cdk-uv"  # where the container sees what it is given
-
-
-def docker_binary() -> str:
-    """The Docker client, as the CDK finds it: ``$CDK_DOCKER``, else ``docker``."""
-    return os.environ.get("CDK_DOCKER") or "docker"
 
 
 def build_image(target: Target) -> str:
@@ -150,12 +145,10 @@ def install_in_container(
 
     ``root``: the workspace, whose index configuration the container gets (see ``_index``).
     """
-    docker = docker_binary()
-    engine = runner.run([docker, "version", "--format", "{{.Server.Version}}"])
-    if engine.not_found:
-        raise _needs_docker(cause, f"no Docker client `{docker}` was found", engine.describe())
-    if not engine.ok:
-        raise _needs_docker(cause, f"no Docker engine answered `{docker} version`", engine.describe())
+    engine = _engine.find_engine(runner)  # as the CDK finds it: $CDK_DOCKER, else docker; else podman
+    if isinstance(engine, _engine.NoEngine):
+        raise _needs_docker(cause, engine)
+    docker = engine.client
     uv_cache = _uv_cache(uv, runner)
     uv_cache.mkdir(parents=True, exist_ok=True)
     values, passed = _index.container_environment(root, os.environ)
@@ -193,12 +186,12 @@ def _uv_cache(uv: str, runner: Runner) -> Path:
     return Path(path)
 
 
-def _needs_docker(cause: UvError, why: str, details: str) -> DockerError:
+def _needs_docker(cause: UvError, engine: _engine.NoEngine) -> DockerError:
     return DockerError(
-        f"{cause.problem}. Building it from source in a container of the target's platform needs Docker, and {why}",
+        f"{cause.problem}. Building it from source in a container of the target's platform needs Docker (or "
+        f"podman), and {engine.reason}",
         package=cause.package,
         target=cause.target,
-        fix=f"start Docker (or point $CDK_DOCKER at a Docker-compatible client) and synthesize again; "
-        f"or avoid the source build: {cause.fix}",
-        details=f"{details}\n{cause.details}",
+        fix=f"{engine.fix}, and synthesize again; or avoid the source build: {cause.fix}",
+        details=f"{engine.details}\n{cause.details}",
     )

@@ -100,6 +100,10 @@ class DockerError(UvError):
     """A build needed Docker (a container of the target's platform), and Docker was missing or failed."""
 
 
+class EngineError(UvError):
+    """A container engine could not build or run an image function's image (``cdk-uv invoke``)."""
+
+
 class UnexpectedError(UvError):
     """Anything else that went wrong in a build: a bug, reported with what was being built."""
 

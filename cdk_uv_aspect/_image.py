@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,12 @@ COPY . ${{LAMBDA_TASK_ROOT}}/
 DOCKERIGNORE = "Dockerfile\n.dockerignore\n"
 
 _CMD = re.compile(r"^\s*CMD\s", re.IGNORECASE | re.MULTILINE)
+PYTHON_VERSION = "PYTHON_VERSION"
+"""The build argument every image build gets: the target's Python (``3.12``), for ``FROM ...:${PYTHON_VERSION}``."""
+# Repositories of AWS's Lambda Python base images: AWS's own, its Docker Hub copy, ECR pull-through caches.
+_LAMBDA_PYTHON_REPOSITORIES = re.compile(
+    r"^(public\.ecr\.aws/lambda/python|(docker\.io/)?amazon/aws-lambda-python|.+/ecr-public/lambda/python)$"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class ImageSpec:
     dockerfile: str  # the Dockerfile's text
     source: str  # "default", or the Dockerfile's path relative to the workspace root
     build_args: tuple[tuple[str, str], ...]
+    base: str | None = None  # the image the final stage builds FROM, build arguments filled in
 
 
 def is_image_function(runtime_name: str) -> bool:
@@ -83,8 +91,24 @@ def image_spec(
             "UvOptions(image_python=...) (the function's runtime is FROM_IMAGE, so the version can't "
             "come from it)",
         )
-    dockerfile, source = _dockerfile(marker.dockerfile or options.dockerfile, workspace, target)
-    build_args = tuple(sorted({**dict(options.docker_build_args), **dict(marker.build_args)}.items()))
+    given = marker.dockerfile or options.dockerfile
+    if marker.base_digest and given is not None:
+        raise ImageError(
+            f"the marker's base_digest pins the default Dockerfile's base image, and this function uses {given}",
+            package=package.name,
+            target=target,
+            fix=f"pin the base image in the FROM line of {given} (FROM {BASE_IMAGE}:{python}@sha256:...), "
+            "and drop base_digest from the marker",
+        )
+    digest = marker.base_digest or dict(options.base_image_digests).get(python)
+    dockerfile, source = _dockerfile(given, workspace, target, digest)
+    # The target's Python first: the user's own build arguments may set PYTHON_VERSION too.
+    args = {PYTHON_VERSION: python, **dict(options.docker_build_args), **dict(marker.build_args)}
+    build_args = tuple(sorted(args.items()))
+    base = final_base(dockerfile, args, target.docker_platform)
+    _check_base(
+        base, target, source, package, origin="the marker's python" if marker.python else "UvOptions(image_python)"
+    )
     if not _command(function) and not _CMD.search(dockerfile):
         raise ImageError(
             "the image function has no handler: its ImageConfig has no command and "
@@ -94,12 +118,102 @@ def image_spec(
             fix='create it with code=uv_image_code(self, "api.handler.main") (or DockerImageCode.from_ecr('
             '..., cmd=["api.handler.main"])), or put CMD ["api.handler.main"] in your Dockerfile',
         )
-    return ImageSpec(target, dockerfile, source, build_args)
+    return ImageSpec(target, dockerfile, source, build_args, base)
 
 
-def _dockerfile(given: str | Path | None, workspace: Workspace, target: Target) -> tuple[str, str]:
+def _check_base(base: str | None, target: Target, source: str, package: Package, origin: str) -> None:
+    """Refuse a final stage FROM a Lambda Python base image of another Python than the build's."""
+    version = lambda_python(base)
+    if version is None or version == target.python:
+        return
+    where = "the default Dockerfile" if source == "default" else source
+    raise ImageError(
+        f"{where} builds FROM {base}, a Lambda Python {version} base image, but the image function is built "
+        f"for Python {target.python} (from {origin}): its native code and bytecode would fail to import there",
+        package=package.name,
+        target=target,
+        fix=f'make them agree: build for {version} (mark_package(fn, "{package.name}", python="{version}")), '
+        f"or write FROM {BASE_IMAGE}:${{{PYTHON_VERSION}}} (with ARG {PYTHON_VERSION} before it) in {where}: "
+        f"every image build gets the target's Python as the build argument {PYTHON_VERSION}, unless your "
+        "build_args set it",
+    )
+
+
+def lambda_python(reference: str | None) -> str | None:
+    """``"3.12"`` for an AWS Lambda Python base image (``public.ecr.aws/lambda/python:3.12-arm64@sha256:...``).
+
+    None for any other image, and for a reference whose tag says no version (``latest``, a digest alone).
+    """
+    name, _, tag = (reference or "").partition("@")[0].rpartition(":")
+    if not name or "/" in tag or not _LAMBDA_PYTHON_REPOSITORIES.match(name.lower()):
+        return None
+    version = re.match(r"(3\.\d+)(?:$|[.-])", tag)
+    return version.group(1) if version else None
+
+
+def final_base(dockerfile: str, build_args: Mapping[str, str], platform: str = "") -> str | None:
+    """The image a Dockerfile's final stage builds FROM, as ``docker build`` resolves it.
+
+    ARGs declared before the first FROM take their build argument, else their default (BuildKit's
+    TARGETPLATFORM, TARGETOS and TARGETARCH are known without one); ``--platform=`` flags are skipped; a
+    FROM naming an earlier stage (``FROM builder``) means that stage's image. None when there is no FROM.
+    """
+    os_name, _, arch = platform.partition("/")
+    args = {"TARGETPLATFORM": platform, "TARGETOS": os_name, "TARGETARCH": arch} if platform else {}
+    stages: dict[str, str] = {}
+    base = None
+    for keyword, rest in _instructions(dockerfile):
+        if keyword == "ARG" and base is None:
+            for declaration in rest.split():
+                name, eq, default = declaration.partition("=")
+                args[name] = build_args.get(name, _substitute(default.strip("\"'"), args) if eq else "")
+        elif keyword == "FROM":
+            words = [word for word in rest.split() if not word.startswith("--")]
+            image = _substitute(words[0], args) if words else ""
+            image = stages.get(image.lower(), image)
+            if len(words) >= 3 and words[1].lower() == "as":
+                stages[words[2].lower()] = image
+            base = image
+    return base or None
+
+
+def _instructions(dockerfile: str) -> Iterator[tuple[str, str]]:
+    """(KEYWORD, the rest) of each instruction: continuation lines joined, comments and blank lines skipped."""
+    escape = "`" if re.match(r"#\s*escape\s*=\s*`", dockerfile, re.IGNORECASE) else "\\"
+    logical = ""
+    for line in dockerfile.splitlines():
+        if line.lstrip().startswith("#"):  # a comment, also between the lines of one instruction
+            continue
+        if line.rstrip().endswith(escape):
+            logical += line.rstrip()[:-1] + " "
+            continue
+        words = (logical + line).split(None, 1)
+        logical = ""
+        if words:
+            yield words[0].upper(), words[1].strip() if len(words) > 1 else ""
+
+
+_VARIABLE = re.compile(r"\$(?:\{(\w+)(?::([-+])([^}]*))?\}|(\w+))")
+
+
+def _substitute(word: str, args: Mapping[str, str]) -> str:
+    """``$NAME``, ``${NAME}``, ``${NAME:-default}`` and ``${NAME:+alternative}`` in ``word``, as Docker fills them."""
+
+    def value(match: re.Match[str]) -> str:
+        have = args.get(match.group(1) or match.group(4), "")
+        if match.group(2) == "-":
+            return have or match.group(3)
+        if match.group(2) == "+":
+            return match.group(3) if have else ""
+        return have
+
+    return _VARIABLE.sub(value, word)
+
+
+def _dockerfile(given: str | Path | None, workspace: Workspace, target: Target, digest: str | None) -> tuple[str, str]:
     if given is None:
-        return DEFAULT_DOCKERFILE.format(base_image=target.lambda_runtime.base_image), "default"
+        base_image = target.lambda_runtime.base_image + (f"@{digest}" if digest else "")
+        return DEFAULT_DOCKERFILE.format(base_image=base_image), "default"
     path = (workspace.root / given).resolve()
     if not path.is_relative_to(workspace.root):
         raise ImageError(

@@ -22,7 +22,7 @@ MARKER = "uv"
 BUILT = "uv:build"
 """The metadata type the bundling aspect writes on each function it swapped (read by reports/checks)."""
 
-IMAGE_KEYS = ("python", "dockerfile", "build_args")
+IMAGE_KEYS = ("python", "dockerfile", "build_args", "base_digest")
 """Marker keys that only image functions take (a zip function's Python version is its runtime)."""
 KEYS = ("package", *IMAGE_KEYS)
 
@@ -30,6 +30,11 @@ KEYS = ("package", *IMAGE_KEYS)
 # letters) is refused before it reaches a path or a command line.
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _EXAMPLE = '{"package": "api", "python": "3.12", "dockerfile": "docker/api.Dockerfile"}'
+
+
+def is_digest(value: object) -> bool:
+    """Whether ``value`` is an image digest as registries write it: ``sha256:`` and 64 hex digits."""
+    return isinstance(value, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", value) is not None
 
 
 def normalize(name: str) -> str:
@@ -45,6 +50,7 @@ class Marker:
     python: str | None = None
     dockerfile: str | None = None
     build_args: tuple[tuple[str, str], ...] = ()
+    base_digest: str | None = None
 
     @classmethod
     def parse(cls, data: Any) -> Marker:
@@ -80,12 +86,24 @@ class Marker:
                 f"the uv marker's build_args must map names to strings, got {args!r}",
                 fix='write them as {"build_args": {"NAME": "value"}}',
             )
-        return cls(normalize(package), python, dockerfile, tuple(sorted(args.items())))
+        digest = fields.get("base_digest")
+        if digest is not None and not is_digest(digest):
+            raise MarkerError(
+                f"the uv marker's base_digest must be an image digest, sha256:<64 hex digits>, got {digest!r}",
+                fix="copy it from `docker buildx imagetools inspect public.ecr.aws/lambda/python:<version>` "
+                '(the "Digest:" line), e.g. {"package": "api", "base_digest": "sha256:..."}',
+            )
+        return cls(normalize(package), python, dockerfile, tuple(sorted(args.items())), digest)
 
     @property
     def image_settings(self) -> dict[str, Any]:
         """The image-only keys this marker sets, with their values."""
-        given = {"python": self.python, "dockerfile": self.dockerfile, "build_args": dict(self.build_args)}
+        given = {
+            "python": self.python,
+            "dockerfile": self.dockerfile,
+            "build_args": dict(self.build_args),
+            "base_digest": self.base_digest,
+        }
         return {key: value for key, value in given.items() if value}
 
     def as_data(self) -> str | dict[str, Any]:
@@ -114,6 +132,7 @@ def mark_package(
     python: str | None = None,
     dockerfile: str | None = None,
     build_args: Mapping[str, str] | None = None,
+    base_digest: str | None = None,
 ) -> None:
     """Mark ``function`` as built from uv workspace package ``package``.
 
@@ -125,8 +144,16 @@ def mark_package(
     the workspace root) and build arguments; the marker's data is then a dict::
 
         mark_package(image_fn, "api", python="3.13", dockerfile="docker/api.Dockerfile")
+
+    ``base_digest`` pins the default Dockerfile's Lambda base image by digest (``sha256:...``).
     """
-    data = {"package": package, "python": python, "dockerfile": dockerfile, "build_args": build_args}
+    data = {
+        "package": package,
+        "python": python,
+        "dockerfile": dockerfile,
+        "build_args": build_args,
+        "base_digest": base_digest,
+    }
     try:
         marker = Marker.parse({key: value for key, value in data.items() if value is not None})
     except MarkerError as exc:

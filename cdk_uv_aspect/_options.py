@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ._marker import is_digest
 
 
 def default_cache_dir() -> Path:
@@ -89,6 +92,13 @@ class UvOptions(BaseModel):
         description="Build arguments of image functions' Dockerfiles, as a dict (kept as sorted pairs, so "
         "that options compare and hash by value); the marker's {'build_args': ...} adds to them per function.",
     )
+    base_image_digests: tuple[tuple[str, str], ...] = Field(
+        default=(),
+        description="Pin the default Dockerfile's Lambda base image by digest, per Python version, as a dict "
+        "such as {'3.12': 'sha256:<64 hex digits>'} (kept as sorted pairs): FROM "
+        "public.ecr.aws/lambda/python:3.12@sha256:.... The marker's {'base_digest': ...} pins one function's. "
+        "Default: by tag, which AWS moves to each patched image. Your own Dockerfile pins in its FROM.",
+    )
     docker_fallback: bool = Field(
         default=True,
         description="When a locked dependency has no wheel for the target (only a source distribution "
@@ -109,6 +119,17 @@ class UvOptions(BaseModel):
         if isinstance(value, Mapping):
             return tuple(sorted(value.items()))
         return value
+
+    @field_validator("base_image_digests", mode="before")
+    @classmethod
+    def _digests_by_python(cls, value: object) -> object:
+        pairs = sorted(value.items()) if isinstance(value, Mapping) else value
+        for python, digest in pairs if isinstance(pairs, (list, tuple)) else ():
+            if not (isinstance(python, str) and re.fullmatch(r"3\.\d+", python)):
+                raise ValueError(f"base_image_digests maps Python versions such as '3.12' to digests, got {python!r}")
+            if not is_digest(digest):
+                raise ValueError(f"the base image digest for {python} must be sha256:<64 hex digits>, got {digest!r}")
+        return tuple(pairs) if isinstance(pairs, list) else pairs
 
     @field_validator("workspace", "cache_dir", mode="after")
     @classmethod

@@ -70,7 +70,7 @@ def swap_image(function: lambda_.Function, built: Built, spec: ImageSpec, contex
     assert isinstance(cfn, lambda_.CfnFunction)
     cfn.code = lambda_.CfnFunction.CodeProperty(image_uri=asset.image_uri)
     asset.add_resource_metadata(cfn, "Code.ImageUri")
-    image = {"python": spec.target.python, "dockerfile": spec.source}
+    image = {"python": spec.target.python, "dockerfile": spec.source, "base": spec.base}
     _record_build(function, function.node, built, asset.asset_hash, image=image)
     return asset
 

@@ -1,10 +1,14 @@
-"""The OCI engine of the image tests: which engine, stand-in Lambda base images, the CDK's build, a run.
+"""The image tests' side of the OCI engine: a private storage, stand-in Lambda base images, what was built.
 
-- **Which engine.** The CDK CLI's asset publishing runs ``$CDK_DOCKER`` when it is set, else ``docker``.
-  The same here, and ``podman`` when no Docker engine answers (what a user of such a machine would set
-  ``CDK_DOCKER`` to). Podman gets a storage of its own (``--root``/``--runroot`` in the test cache, the
-  ``vfs`` driver, which needs nothing from the kernel), so the stand-ins below never shadow a
-  developer's real images, and ``--pull=never``: a missing base image is an error here, not a download.
+The engine itself (which one, the CDK's build, a run inside an image) is the library's
+(``cdk_uv_aspect._engine``), the one ``cdk-uv invoke`` uses; this module adds what only the tests need:
+
+- **A private storage for podman.** The library runs the engine the CDK would use (``$CDK_DOCKER``, else
+  ``docker``, else ``podman``). When that is podman, the tests hand the library a two-line wrapper as its
+  client (``exec podman --root R --runroot RR --storage-driver vfs "$@"``, in the test cache, or
+  ``$CDK_UV_TEST_OCI_ROOT``), so the stand-ins below never shadow a developer's real images; set as
+  ``$CDK_DOCKER``, it makes ``cdk-uv invoke`` see them too. The ``vfs`` driver needs nothing from the
+  kernel; ``BUILDAH_ISOLATION=chroot`` lets a Dockerfile's ``RUN`` steps run without user namespaces.
 - **Stand-in base images** (podman): no registry is reachable on the machines this runs on, so
   ``public.ecr.aws/lambda/python:3.X`` is made locally from this machine's CPython 3.X and the shared
   libraries ``ldd`` lists, laid out as AWS's images are (``/var/lang``, ``/var/task`` as ``WORKDIR``
@@ -12,13 +16,8 @@
   architecture, behind a manifest list under the real name so ``build --platform`` finds the right one.
   There is no CPython for another architecture on this machine: that stand-in holds no interpreter and
   serves builds only. With Docker, the real base image is used (pulled when missing).
-- **Build**: the arguments cdk-assets' ``Docker.build`` passes (``@aws-cdk/cdk-assets-lib``
-  ``lib/private/docker.ts``), from the ``dockerImages`` entries of the cloud assembly's
-  ``*.assets.json``, in the asset's directory, tagged ``cdkasset-<asset id>``.
-- **Run**: the image's own Python (``/var/lang/bin/python3``) runs ``cdk-uv invoke``'s bootstrap, which
-  imports the handler from ``/var/task`` and calls it with the event. ``docker run``/``podman run``;
-  where ``podman run`` can't start a container (here: crun's ``setrlimit`` is not permitted),
-  ``buildah from`` + ``buildah run --isolation chroot``.
+- **What was built**: each build under a tag of this test session (sessions share the storage), the
+  files under ``/var/task`` of an image, the seconds each step took, and removing it all at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,7 +44,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cdk_uv_aspect._invoke import _BOOTSTRAP, Invocation
+from cdk_uv_aspect import _engine
+from cdk_uv_aspect._assembly import AssemblyFunction, ImageAsset
+from cdk_uv_aspect._image import final_base
+from cdk_uv_aspect._invoke import Invocation
+from cdk_uv_aspect._runner import Runner
 from cdk_uv_aspect._uv import Uv, find_python
 
 BASE_IMAGE = "public.ecr.aws/lambda/python"
@@ -53,11 +57,9 @@ LABEL = "cdk-uv-aspect.stand-in"
 RECIPE = "1"  # change it when the stand-in's recipe changes: cached stand-ins are then made again
 PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
 OCI_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
-QEMU = {"x86_64": "qemu-x86_64", "arm64": "qemu-aarch64"}  # binfmt_misc entry names of qemu-user
 HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(
     platform.machine().lower(), platform.machine()
 )
-IMAGE_PYTHON = "/var/lang/bin/python3"  # where AWS's Lambda Python images have their interpreter
 
 # AWS's Lambda base images: `ENV` and `WORKDIR` of their Dockerfiles (aws-lambda-base-images).
 LAMBDA_ENV = {
@@ -72,8 +74,10 @@ LAMBDA_ENV = {
 STDLIB_LEFT_OUT = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages"}
 EXTENSIONS_LEFT_OUT = re.compile(r"^(_tkinter|_test|_xxtest|xxlimited|_ctypes_test|xxsubtype)")
 # Libraries the manylinux policies let a wheel take from the system, so a Lambda base image has them.
-SYSTEM_LIBRARIES = ("libgcc_s.so.1", "libstdc++.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
-                    "libutil.so.1", "libresolv.so.2", "libm.so.6", "libc.so.6")  # fmt: skip
+SYSTEM_LIBRARIES = (
+    *("libgcc_s.so.1", "libstdc++.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1"),
+    *("libutil.so.1", "libresolv.so.2", "libm.so.6", "libc.so.6"),
+)
 
 SESSION = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 TIMINGS: list[tuple[str, float]] = []  # (what, seconds), printed in pytest's terminal summary
@@ -117,34 +121,33 @@ def _timed(what: str, started: float) -> None:
 
 
 @dataclass
-class Engine:
-    """An OCI client and the flags this machine needs, with the commands the image tests use."""
+class Oci:
+    """The library's engine as the tests use it, with what this session built (removed by ``cleanup``)."""
 
-    client: str  # the binary: $CDK_DOCKER, docker or podman
+    engine: _engine.Engine  # builds and runs, as `cdk-uv invoke` does
     kind: str  # "docker" or "podman"
-    storage: tuple[str, ...] = ()  # podman's and buildah's global flags: a private vfs storage
-    buildah: str | None = None
-    run_with_buildah: str = ""  # why `podman run` was given up for buildah, once it was
-    images: dict[str, str] = field(default_factory=dict)  # tag -> what it is: built here, removed by `cleanup`
+    origin: str  # the client the library found, when ``engine.client`` is the tests' wrapper around it
+    images: dict[str, str] = field(default_factory=dict)  # tag -> what it is
     _files: dict[tuple[str, str], dict[str, tuple[str, int, bytes]]] = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
-        runner = f", containers run with buildah ({self.run_with_buildah})" if self.run_with_buildah else ""
-        return f"{self.kind} ({self.client}{runner})"
-
-    def command(self, *args: str) -> list[str]:
-        return [self.client, *self.storage, *args]
+        storage = f" in the tests' own storage ({self.engine.client})" if self.kind == "podman" else ""
+        runs = f", containers run with buildah ({self.engine.refused})" if self.engine.refused else ""
+        return f"{self.kind} ({self.origin}{storage}{runs})"
 
     @property
-    def env(self) -> dict[str, str]:
-        # Isolation for a Dockerfile's RUN steps: chroot needs no user namespaces or cgroups.
-        return {"BUILDAH_ISOLATION": "chroot"} if self.kind == "podman" else {}
+    def client(self) -> str:
+        """What to set ``$CDK_DOCKER`` to so that ``cdk-uv invoke`` uses this engine and its storage."""
+        return self.engine.client
+
+    def command(self, *args: str) -> list[str]:
+        return [self.engine.client, *args]
 
     def exists(self, image: str) -> bool:
-        return _run(self.command("image", "inspect", image)).returncode == 0
+        return self.engine.exists(image)
 
     def inspect(self, image: str, template: str) -> str:
-        return _check(self.command("image", "inspect", "--format", template, image)).stdout.decode().strip()
+        return self.engine.inspect(image, template)
 
     def remove(self, *images: str) -> None:
         if images:
@@ -156,43 +159,20 @@ class Engine:
         self.images.clear()
         self._files.clear()
 
-    # -- build, as cdk-assets does --
-
     def build(self, asset: ImageAsset) -> str:
-        """Build ``asset`` with the arguments cdk-assets gives ``docker build``; return its local tag."""
-        if "executable" in asset.source:
-            raise EngineError(f"image asset {asset.id} is built by a command, not from a directory")
-        tag = asset.local_tag
-        self._files = {k: v for k, v in self._files.items() if k[0] != tag}
-        self.remove(tag)  # the CDK would reuse it (same asset id, same inputs): build it for real here
-        args = self.build_command(asset)
+        """Build ``asset`` with the library (cdk-assets' arguments), under a tag of this session; the tag."""
+        tag = f"{asset.local_tag}:test-{SESSION}"  # sessions share the storage: each removes what it built
         started = time.monotonic()
-        done = _run(args, cwd=asset.directory, env={**self.env, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"})
-        _timed(f"build {asset.display} ({asset.source.get('platform', 'default platform')})", started)
-        if done.returncode != 0:
-            raise EngineError(
-                f"`{' '.join(args)}` in {asset.directory} exited {done.returncode}:\n"
-                f"{done.stderr.decode(errors='replace')}"
-            )
+        _, reused = self.engine.build(asset, tag=tag)
+        if not reused:
+            _timed(f"build {asset.display} ({asset.source.get('platform', 'default platform')})", started)
         self.images[tag] = asset.display
         return tag
 
-    def build_command(self, asset: ImageAsset) -> list[str]:
-        """The command ``build`` runs in the asset's directory: cdk-assets' own, plus --pull=never for podman."""
-        pull = ["--pull=never"] if self.kind == "podman" else []
-        return self.command("build", *pull, *asset.build_args(asset.local_tag))
-
     def build_directory(self, directory: Path, tag: str, *, platform: str | None = None) -> str:
         """A plain ``build`` of a directory holding a Dockerfile (for contexts made by a test)."""
-        asset = ImageAsset(
-            f"test-{tag}",
-            {"directory": str(directory), **({"platform": platform} if platform else {})},
-            directory.parent,
-            display=tag,
-        )
-        return self.build(asset)
-
-    # -- files and runs --
+        source = {"directory": directory.name, **({"platform": platform} if platform else {})}
+        return self.build(ImageAsset(f"test-{tag}", source, directory.parent, tag))
 
     def files(self, image: str, folder: str = "/var/task") -> dict[str, tuple[str, int, bytes]]:
         """Every entry below ``folder`` in ``image``: relative path -> (kind, mode, content or link target)."""
@@ -225,42 +205,6 @@ class Engine:
                     entries[rel] = ("file", member.mode & 0o777, data.read() if data else b"")
         return entries
 
-    def run(
-        self,
-        image: str,
-        argv: Sequence[str],
-        *,
-        stdin: bytes = b"",
-        env: Mapping[str, str] | None = None,
-        platform: str | None = None,
-    ) -> subprocess.CompletedProcess[bytes]:
-        """Run ``argv`` (no shell, the image's entrypoint replaced) in a fresh container of ``image``."""
-        env = env or {}
-        if not self.run_with_buildah:
-            run = self.command("run", "--rm", "-i", *(["--platform", platform] if platform else []),
-                               "--entrypoint", argv[0],
-                               *(arg for k, v in sorted(env.items()) for arg in ("--env", f"{k}={v}")),
-                               image, *argv[1:])  # fmt: skip
-            done = _run(run, input=stdin, env=self.env)
-            if not (self.kind == "podman" and self.buildah and _runtime_refused(done)):
-                return done
-            self.run_with_buildah = _first_line(done.stderr)
-        return self._buildah_run(image, argv, stdin, env)
-
-    def _buildah_run(
-        self, image: str, argv: Sequence[str], stdin: bytes, env: Mapping[str, str]
-    ) -> subprocess.CompletedProcess[bytes]:
-        assert self.buildah
-        buildah = [self.buildah, *self.storage]
-        name = f"cdk-uv-test-{uuid.uuid4().hex[:12]}"
-        _check([*buildah, "from", "--pull-never", "--quiet", "--name", name, image])
-        try:
-            return _run([*buildah, "run", "--isolation", "chroot",
-                         *(arg for k, v in sorted(env.items()) for arg in ("--env", f"{k}={v}")),
-                         name, "--", *argv], input=stdin)  # fmt: skip
-        finally:
-            _run([*buildah, "rm", name])
-
     def invoke(
         self,
         image: str,
@@ -271,96 +215,63 @@ class Engine:
         name: str = "function",
         environment: Mapping[str, str] | None = None,
     ) -> Invocation:
-        """Call ``handler`` from ``/var/task`` with the image's Python, as ``cdk-uv invoke`` does from a folder."""
-        env = {
-            **(environment or {}),
-            "AWS_LAMBDA_FUNCTION_NAME": name,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-        }
-        argv = [
-            IMAGE_PYTHON,
-            "-I",
-            "-S",
-            "-c",
-            _BOOTSTRAP,
-            LAMBDA_ENV["LAMBDA_TASK_ROOT"],
-            handler,
-            name,
-            "128",
-            architecture,
-            "900",
-        ]
+        """Call ``handler`` from ``/var/task`` with the image's Python, as ``cdk-uv invoke`` does."""
         started = time.monotonic()
-        done = self.run(image, argv, stdin=json.dumps(event).encode(), env=env, platform=PLATFORMS[architecture])
-        seconds = time.monotonic() - started
+        answer = _engine.invoke_image(
+            self.engine, image, handler, event, architecture=architecture, name=name, environment=environment
+        )
         _timed(f"run {handler} in {self.images.get(image, image)}", started)
-        logs, sep, payload = done.stdout.decode(errors="replace").rpartition("\0")
-        stderr = done.stderr.decode(errors="replace")
-        if not sep:
-            return Invocation(False, {"errorType": "Runtime.ExitError", "errorMessage": stderr.strip()}, seconds, logs)
-        return Invocation(done.returncode == 0, json.loads(payload), seconds, logs + stderr)
+        return answer
 
 
-def _runtime_refused(done: subprocess.CompletedProcess[bytes]) -> bool:
-    """`podman run` failed before the command started: the OCI runtime could not create the container."""
-    return done.returncode in (125, 126, 127) and b"OCI" in done.stderr and b"\0" not in done.stdout
-
-
-def _first_line(text: bytes) -> str:
-    return next((line for line in text.decode(errors="replace").splitlines() if line.strip()), "").strip()
-
-
-def podman_storage() -> tuple[str, ...]:
-    root = Path(
+def oci_root() -> Path:
+    return Path(
         os.environ.get("CDK_UV_TEST_OCI_ROOT")
         or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdk-uv-aspect-tests" / "oci"
     )
-    return ("--root", str(root / "storage"), "--runroot", str(root / "run"), "--storage-driver", "vfs")
+
+
+def _podman_wrapper(podman: str) -> str:
+    """A client that is ``podman`` in the tests' own storage, for the library and for ``$CDK_DOCKER``."""
+    root = oci_root()
+    root.mkdir(parents=True, exist_ok=True)
+    wrapper = root / "podman"
+    text = (
+        "#!/bin/sh\n# podman in the storage of cdk-uv-aspect's image tests (tests/oci.py)\n"
+        "export BUILDAH_ISOLATION=chroot\n"
+        f"exec {shlex.quote(shutil.which(podman) or podman)} --root {shlex.quote(str(root / 'storage'))} "
+        f'--runroot {shlex.quote(str(root / "run"))} --storage-driver vfs "$@"\n'
+    )
+    if not wrapper.is_file() or wrapper.read_text() != text:
+        partial = root / f".podman-{SESSION}"
+        partial.write_text(text)
+        partial.chmod(0o755)
+        partial.replace(wrapper)  # other sessions may run it meanwhile: never half-written
+    return str(wrapper)
 
 
 @cache
-def find_engine() -> Engine | str:
-    """The engine the CDK would build with, or why there is none (a sentence for a skip reason)."""
-    tried = []
-    given = os.environ.get("CDK_DOCKER")
-    candidates = [given] if given else ["docker", "podman"]
-    for client in candidates:
-        path = shutil.which(client)
-        if not path:
-            tried.append(f"`{client}` is not installed")
-            continue
-        version = _run([path, "--version"], timeout=30)
-        kind = "podman" if b"podman" in version.stdout.lower() else "docker"
-        storage = podman_storage() if kind == "podman" else ()
-        # Docker's client answers without an engine; `version` with the server's field needs one.
-        probe = _run([path, *storage, "version", "--format", "{{.Server.Version}}"], timeout=60)
-        if probe.returncode != 0 or not probe.stdout.strip():
-            tried.append(f"`{client} version` found no engine ({_first_line(probe.stderr) or 'no answer'})")
-            continue
-        return Engine(path, kind, storage, buildah=shutil.which("buildah") if kind == "podman" else None)
-    if given:
-        return (
-            f"no OCI engine to build images with ($CDK_DOCKER): {'; '.join(tried)}. "
-            "Fix $CDK_DOCKER, or unset it to use docker or podman"
-        )
-    return (
-        f"no OCI engine to build images with (the CDK's `docker`, then `podman`): {'; '.join(tried)}. "
-        "On Debian as root: apt-get install -y podman buildah"
-    )
+def find_engine() -> Oci | str:
+    """The engine the CDK would build with (the library's choice), or why there is none (a skip reason)."""
+    found = _engine.find_engine(Runner())
+    if isinstance(found, _engine.NoEngine):
+        return f"{found.reason}. To get one: {found.fix}"
+    if b"podman" in _run([found.client, "--version"], timeout=60).stdout.lower():
+        return Oci(_engine.Engine(_podman_wrapper(found.client)), "podman", found.client)
+    return Oci(found, "docker", found.client)
+
+
+def base_of(fn: AssemblyFunction) -> str | None:
+    """The image an image function's Dockerfile builds its final stage FROM, as the library reads it."""
+    assert fn.image is not None
+    source = fn.image.source
+    dockerfile = fn.image.directory / (source.get("dockerFile") or "Dockerfile")
+    return final_base(dockerfile.read_text(), source.get("dockerBuildArgs") or {}, source.get("platform", ""))
 
 
 def can_run(architecture: str) -> str:
-    """Why this machine can't run code of ``architecture``, or "" when it can."""
-    if architecture == HOST_ARCH:
-        return ""
-    entry = Path("/proc/sys/fs/binfmt_misc") / QEMU[architecture]
-    if entry.is_file() and entry.read_text().startswith("enabled"):
-        return ""
-    return (
-        f"this machine is {HOST_ARCH} and has no {QEMU[architecture]} binfmt_misc handler "
-        "(Debian: apt-get install qemu-user-static binfmt-support)"
-    )
+    """Why this machine can't run code of ``architecture``, or "" when it can (the library's check)."""
+    return _engine.cannot_run(architecture)
 
 
 # --- base images -----------------------------------------------------------------------------------
@@ -374,7 +285,7 @@ class BaseImage:
     runnable: str  # "" when its Python runs here, else why not
 
 
-def base_image(engine: Engine, python: str, architecture: str, interpreter: str | None = None) -> BaseImage:
+def base_image(engine: Oci, python: str, architecture: str, interpreter: str | None = None) -> BaseImage:
     """``public.ecr.aws/lambda/python:<python>`` for ``architecture``: AWS's with Docker, else a stand-in.
 
     A stand-in is made from ``interpreter`` (default: the CPython ``python`` uv finds here) once, kept in
@@ -411,14 +322,26 @@ def base_image(engine: Engine, python: str, architecture: str, interpreter: str 
     return BaseImage(name, architecture, "a local stand-in without Python, for builds only", why)
 
 
+def digest_of(engine: Oci, base: BaseImage) -> str:
+    """The digest a Dockerfile can pin ``base`` by (``FROM name:tag@sha256:...``) on this engine.
+
+    AWS's image, pulled: the digest of the registry's multi-architecture index. A stand-in: the digest
+    of its own single-architecture image (a manifest list made locally has none until it is pushed).
+    """
+    if engine.kind == "docker":
+        return engine.inspect(base.name, "{{index .RepoDigests 0}}").partition("@")[2]
+    python = base.name.rpartition(":")[2]
+    return engine.inspect(f"{STAND_IN}:{python}-{OCI_ARCH[base.architecture]}", "{{.Digest}}")
+
+
 @contextmanager
-def _locked(engine: Engine) -> Iterator[None]:
-    root = Path(engine.storage[engine.storage.index("--root") + 1]) if "--root" in engine.storage else None
-    if root is None:
+def _locked(engine: Oci) -> Iterator[None]:
+    if engine.kind != "podman":
         yield
         return
+    root = oci_root()
     root.mkdir(parents=True, exist_ok=True)
-    with (root.parent / "stand-ins.lock").open("w") as lock:
+    with (root / "stand-ins.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -436,7 +359,7 @@ def _stand_in_key(python: str, architecture: str, interpreter: str | None) -> st
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
-def _list_stand_ins(engine: Engine, name: str, python: str) -> None:
+def _list_stand_ins(engine: Oci, name: str, python: str) -> None:
     """Put every stand-in of ``python`` behind ``name``, a manifest list, so --platform picks the right one."""
     tags = [f"{STAND_IN}:{python}-{arch}" for arch in sorted(OCI_ARCH.values())]
     present = {tag: engine.inspect(tag, "{{.Id}}") for tag in tags if engine.exists(tag)}
@@ -457,7 +380,7 @@ def _list_stand_ins(engine: Engine, name: str, python: str) -> None:
         _check(engine.command("manifest", "add", name, f"containers-storage:{tag}"))
 
 
-def _make_stand_in(engine: Engine, tag: str, python: str, architecture: str, interpreter: str | None, key: str) -> None:
+def _make_stand_in(engine: Oci, tag: str, python: str, architecture: str, interpreter: str | None, key: str) -> None:
     with tempfile.TemporaryDirectory(prefix="cdk-uv-stand-in-") as tmp:
         context = Path(tmp)
         rootfs = context / "rootfs"
@@ -481,7 +404,6 @@ def _make_stand_in(engine: Engine, tag: str, python: str, architecture: str, int
         _check(
             engine.command("build", "--pull=never", "--platform", PLATFORMS[architecture], "--tag", tag, "."),
             cwd=context,
-            env=engine.env,
         )
 
 
@@ -563,145 +485,8 @@ def _system_libraries() -> dict[str, Path]:
     return wanted
 
 
-# --- the cloud assembly's image assets and image functions -----------------------------------------
-
-
-# The fields of an image asset's source that cdk-assets turns into `docker build` arguments.
-SOURCE_FIELDS = ("dockerBuildArgs", "dockerBuildContexts", "dockerBuildSecrets", "dockerBuildSsh",
-                 "dockerBuildTarget", "dockerFile", "networkMode", "platform", "dockerOutputs", "cacheFrom",
-                 "cacheTo", "cacheDisabled")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ImageAsset:
-    """One ``dockerImages`` entry of a ``*.assets.json``: its id and its source, as cdk-assets reads them."""
-
-    id: str
-    source: dict[str, Any]
-    manifest_dir: Path  # the source's directory is relative to the manifest's folder
-    display: str = ""
-
-    @property
-    def directory(self) -> Path:
-        return (self.manifest_dir / str(self.source["directory"])).resolve()
-
-    @property
-    def local_tag(self) -> str:
-        # cdk-assets' name (ContainerImageBuilder.buildDirectoryAsset), with this process as the tag: test
-        # sessions running at once share the engine's storage, and each removes what it built.
-        return f"cdkasset-{self.id.lower()}:test-{SESSION}"
-
-    def build_args(self, tag: str) -> list[str]:
-        """``docker build``'s arguments after ``build``, in cdk-assets' order (``Docker.build``)."""
-        s = self.source
-        return [
-            *(a for k, v in (s.get("dockerBuildArgs") or {}).items() for a in ("--build-arg", f"{k}={v}")),
-            *(a for k, v in (s.get("dockerBuildContexts") or {}).items() for a in ("--build-context", f"{k}={v}")),
-            *(a for k, v in (s.get("dockerBuildSecrets") or {}).items() for a in ("--secret", f"id={k},{v}")),
-            *(["--ssh", s["dockerBuildSsh"]] if s.get("dockerBuildSsh") else []),
-            "--tag", tag,
-            *(["--target", s["dockerBuildTarget"]] if s.get("dockerBuildTarget") else []),
-            *(["--file", s["dockerFile"]] if s.get("dockerFile") else []),
-            *(["--network", s["networkMode"]] if s.get("networkMode") else []),
-            *(["--platform", s["platform"]] if s.get("platform") else []),
-            *(f"--output={o}" for o in s.get("dockerOutputs") or []),
-            *(a for c in s.get("cacheFrom") or [] for a in ("--cache-from", _cache_flag(c))),
-            *(["--cache-to", _cache_flag(s["cacheTo"])] if s.get("cacheTo") else []),
-            *(["--no-cache"] if s.get("cacheDisabled") else []),
-            ".",
-        ]  # fmt: skip
-
-    def base_images(self) -> list[str]:
-        """The images its Dockerfile builds FROM, with the build arguments (and ARG defaults) filled in."""
-        dockerfile = self.directory / (self.source.get("dockerFile") or "Dockerfile")
-        args = {}
-        names = []
-        for line in dockerfile.read_text().splitlines():
-            words = line.split()
-            if len(words) >= 2 and words[0].upper() == "ARG":
-                name, _, default = words[1].partition("=")
-                args[name] = (self.source.get("dockerBuildArgs") or {}).get(name, default)
-            elif len(words) >= 2 and words[0].upper() == "FROM":
-                image = next(w for w in words[1:] if not w.startswith("--"))
-                names.append(re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), ""), image))
-        return names
-
-
-def _cache_flag(option: Mapping[str, Any]) -> str:
-    params = option.get("params") or {}
-    return ",".join([f"type={option['type']}", *(f"{k}={v}" for k, v in params.items())])
-
-
-@dataclass(frozen=True)
-class ImageFunction:
-    """An image function of the cloud assembly: its construct path, image asset, command, architecture."""
-
-    path: str
-    asset: ImageAsset
-    command: list[str]
-    architecture: str
-    environment: dict[str, str]
-
-    @property
-    def handler(self) -> str:
-        return self.command[0]
-
-
-def image_functions(outdir: Path) -> list[ImageFunction]:
-    """Every Lambda function of ``outdir`` (nested assemblies too) whose code is an image asset of it."""
-    return sorted(_image_functions(outdir), key=lambda f: f.path)
-
-
-def _image_functions(outdir: Path) -> Iterator[ImageFunction]:
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    for artifact in manifest.get("artifacts", {}).values():
-        props = artifact.get("properties", {})
-        if artifact.get("type") == "cdk:cloud-assembly":
-            yield from _image_functions(outdir / props["directoryName"])
-        elif artifact.get("type") == "aws:cloudformation:stack":
-            assets = _image_assets(outdir)
-            template = json.loads((outdir / props["templateFile"]).read_text())
-            paths = _paths_by_logical_id(outdir, artifact)
-            for lid, resource in template.get("Resources", {}).items():
-                p = resource.get("Properties", {})
-                if resource.get("Type") != "AWS::Lambda::Function" or p.get("PackageType") != "Image":
-                    continue
-                uri = p.get("Code", {}).get("ImageUri")
-                text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri)
-                asset = assets.get(text.rpartition(":")[2])
-                if asset is None:
-                    continue  # an image from ECR, not built from this assembly
-                path = (paths.get(lid) or resource.get("Metadata", {}).get("aws:cdk:path", lid)).strip("/")
-                path = path.removesuffix("/Resource")
-                yield ImageFunction(
-                    path=path,
-                    asset=asset,
-                    command=list((p.get("ImageConfig") or {}).get("Command") or []),
-                    architecture=(p.get("Architectures") or ["x86_64"])[0],
-                    environment={
-                        k: v for k, v in (p.get("Environment") or {}).get("Variables", {}).items() if isinstance(v, str)
-                    },
-                )
-
-
-def _paths_by_logical_id(outdir: Path, artifact: dict[str, Any]) -> dict[str, str]:
-    metadata = dict(artifact.get("metadata") or {})
-    if "additionalMetadataFile" in artifact:
-        metadata.update(json.loads((outdir / artifact["additionalMetadataFile"]).read_text()))
-    return {e["data"]: path for path, entries in metadata.items() for e in entries
-            if e.get("type") == "aws:cdk:logicalId"}  # fmt: skip
-
-
-def _image_assets(outdir: Path) -> dict[str, ImageAsset]:
-    assets = {}
-    for manifest in sorted(outdir.glob("*.assets.json")):
-        for asset_id, entry in json.loads(manifest.read_text()).get("dockerImages", {}).items():
-            assets[asset_id] = ImageAsset(asset_id, entry["source"], outdir, entry.get("displayName", asset_id))
-    return assets
-
-
 def folder_entries(folder: Path) -> dict[str, tuple[str, int, bytes]]:
-    """The same view of a folder on this machine as ``Engine.files`` gives of one in an image."""
+    """The same view of a folder on this machine as ``Oci.files`` gives of one in an image."""
     entries: dict[str, tuple[str, int, bytes]] = {}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
@@ -719,7 +504,7 @@ def timings_summary() -> list[str]:
     return [f"{seconds:6.1f} s  {what}" for what, seconds in TIMINGS]
 
 
-if __name__ == "__main__":  # python tests/oci.py: which engine, and the stand-ins made (a manual check)
+if __name__ == "__main__":  # python tests/oci.py: which engine (a manual check)
     engine = find_engine()
     print(engine if isinstance(engine, str) else f"engine: {engine}")
-    sys.exit(0 if isinstance(engine, Engine) else 1)
+    sys.exit(0 if isinstance(engine, Oci) else 1)

@@ -156,7 +156,7 @@ def test_build_failure_is_the_library_message_without_traceback(sample: tuple[Pa
 
 
 def test_report_lists_every_function_with_what_was_built(sample: tuple[Path, Path]):
-    """The table and the JSON name each function's package, target, asset, sizes, files and cache hit."""
+    """The table and the JSON name each function's package, target, asset, sizes, files, cache hit, base image."""
     folder, cache = sample
     table = cdk_uv("report", cwd=folder, cache=cache)
     assert table.returncode == 0, table.stderr
@@ -180,6 +180,11 @@ def test_report_lists_every_function_with_what_was_built(sample: tuple[Path, Pat
     assert isinstance(orders["cached"], bool) and orders["buildSeconds"] >= 0
     # Two functions of one package on two architectures: two builds, two assets.
     assert orders["assetHash"] != by_path["UvSample/OrdersArm"]["assetHash"]
+    # An image function's base image, in a column of its own (by tag: the samples pin no digest).
+    assert "base image" in header and (orders["baseImage"], by_path["UvSample/OrdersImage"]["baseImage"]) == (
+        None,
+        "public.ecr.aws/lambda/python:3.12",
+    )
 
 
 def test_report_says_not_uv_built_for_other_functions(workspace: Path, cache_dir: Path, tmp_path: Path):

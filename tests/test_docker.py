@@ -150,10 +150,10 @@ def test_no_docker_engine_says_what_needed_docker_and_why(
         "package:   numeric",
         "numpy==2.4.6 has no wheel",
         "glibc 2.26",
-        "needs Docker",
-        "no Docker engine answered",
+        "needs Docker (or podman)",
+        "$CDK_DOCKER names no working engine",
         "Cannot connect to the Docker daemon",
-        "start Docker",
+        "fix $CDK_DOCKER (or start its engine), or unset it to use docker or podman",
         "pin a release",
     ):
         assert part in message, f"{part!r} not in:\n{message}"
@@ -179,5 +179,25 @@ def _synth_error(workspace: Path, populate) -> str:
 @pytest.mark.slow
 def test_no_docker_client_is_named_in_the_error(workspace: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CDK_DOCKER", "/nonexistent/docker")
-    with pytest.raises(DockerError, match="no Docker client `/nonexistent/docker` was found"):
+    with pytest.raises(DockerError, match="`/nonexistent/docker` is not installed"):
         build(numeric_request(workspace), Runner())
+
+
+@pytest.mark.slow
+def test_podman_runs_the_container_when_no_docker_engine_answers(
+    workspace: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The CDK's choice, then podman: a docker client without an engine gives way to podman, which runs it."""
+    monkeypatch.delenv("CDK_DOCKER", raising=False)
+    runner = ScriptedRunner()
+    runner.when(lambda args: args[:2] == ["docker", "version"], fail(1, "Cannot connect to the Docker daemon"))
+    runner.when(lambda args: args[:2] == ["podman", "version"], succeed("4.3.1\n"))
+    runner.when(lambda args: args[:2] == ["podman", "run"], succeed())
+    build(numeric_request(workspace), runner)
+    (run,) = runner.calls_to(lambda args: args[:2] == ["podman", "run"])
+    assert run[2:5] == [
+        "--rm",
+        "--platform",
+        "linux/amd64",
+    ] and "quay.io/pypa/manylinux2014_x86_64@sha256:" in " ".join(run)
+    assert runner.calls_to(program("docker")) == [["docker", "version", "--format", "{{.Server.Version}}"]]

@@ -11,7 +11,7 @@ from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match, Template
-from conftest import add_function, call_handler, synth_app
+from conftest import add_function, assert_complete_error, call_handler, synth_app
 
 from cdk_uv_aspect import UvBundlingAspect, mark_package, uv_image_code
 from cdk_uv_aspect._assembly import functions
@@ -126,7 +126,7 @@ def test_marker_data_sets_python_and_the_platform_follows_the_architecture(
     (fn,) = functions(out)
     assert (fn.package_type, fn.architecture, fn.package) == ("Image", "arm64", "api")
     assert fn.build["target"] == "python3.13-arm64"
-    assert fn.build["image"] == {"python": "3.13", "dockerfile": "default"}
+    assert fn.build["image"] == {"python": "3.13", "dockerfile": "default", "base": "public.ecr.aws/lambda/python:3.13"}
 
 
 def test_user_dockerfile_and_build_args_go_into_the_image(workspace: Path, cache_dir: Path, tmp_path: Path):
@@ -144,7 +144,7 @@ def test_user_dockerfile_and_build_args_go_into_the_image(workspace: Path, cache
     )
     ((_, source),) = images(out).items()
     assert (out / source["directory"] / "Dockerfile").read_text() == user
-    assert source["dockerBuildArgs"] == {"BASE": "example.org/python:3.12"}
+    assert source["dockerBuildArgs"] == {"BASE": "example.org/python:3.12", "PYTHON_VERSION": "3.12"}
 
 
 def test_retrofitted_image_asset_is_replaced_with_a_warning(workspace: Path, cache_dir: Path, tmp_path: Path):
@@ -246,16 +246,30 @@ def test_aspect_added_to_the_app_reaches_image_functions(workspace: Path, cache_
     assert "Fn::Sub" in the_function(stack, "Img")["Code"]["ImageUri"]
 
 
-def test_cdk_uv_invoke_says_an_image_function_needs_docker(
-    workspace: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_cdk_uv_invoke_without_a_container_engine_says_how_to_get_one(
+    workspace: Path,
+    cache_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ):
-    """`cdk-uv invoke` can't run an image without Docker: exit code 3 and a sentence saying so."""
+    """No docker, no podman: `cdk-uv invoke` of an image function exits 3, naming what it tried and the ways out."""
     from cdk_uv_aspect._cli import main
 
     out = tmp_path / "out"
     synth_app(workspace, lambda s: image_function(s, "Img"), outdir=out)
+    monkeypatch.delenv("CDK_DOCKER", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-engines-here"))
     assert main(["invoke", str(out), "Img"]) == 3
-    assert "Stack/Img is an image function: running it needs Docker" in capsys.readouterr().err
+    message = capsys.readouterr().err
+    for part in (
+        "Stack/Img is an image function, and running it needs a container engine",
+        "`docker` is not installed",
+        "`podman` is not installed",
+        "start Docker, or install podman (Debian/Ubuntu: apt-get install podman buildah",
+        "set $CDK_DOCKER",
+    ):
+        assert part in message, message
 
 
 def test_zip_function_marker_with_image_keys_is_refused(workspace: Path, cache_dir: Path):
@@ -281,6 +295,7 @@ def test_image_options_have_documented_defaults_and_refuse_bad_versions():
         (),
         True,
     )
+    assert options.base_image_digests == ()
     assert UvOptions(docker_build_args={"B": "2", "A": "1"}).docker_build_args == (("A", "1"), ("B", "2"))
     with pytest.raises(ValidationError, match="should match pattern"):
         UvOptions(image_python="3")
@@ -293,3 +308,135 @@ def test_build_args_that_are_not_a_mapping_of_strings_are_refused(workspace: Pat
 
     message = synth_error(workspace, populate)
     assert "build_args must map names to strings" in message and "Stack/Img" in message, message
+
+
+# --- the Dockerfile's base image agrees with the build's Python ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "build_args", "base"),
+    [
+        ("FROM public.ecr.aws/lambda/python:3.11\nCOPY . /var/task/\n", {}, "public.ecr.aws/lambda/python:3.11"),
+        (
+            "ARG BASE=public.ecr.aws/lambda/python:3.12\nFROM ${BASE} AS runtime\nFROM runtime\nCOPY . /var/task/\n",
+            {"BASE": "public.ecr.aws/lambda/python:3.11-x86_64"},
+            "public.ecr.aws/lambda/python:3.11-x86_64",
+        ),
+        (
+            "ARG PYTHON_VERSION\nFROM public.ecr.aws/lambda/python:${PYTHON_VERSION}\nCOPY . /var/task/\n",
+            {"PYTHON_VERSION": "3.11"},
+            "public.ecr.aws/lambda/python:3.11",
+        ),
+    ],
+    ids=["literal", "build-arg-and-stage-alias", "python-version-overridden"],
+)
+def test_dockerfile_from_another_python_is_refused(
+    workspace: Path, cache_dir: Path, dockerfile: str, build_args: dict, base: str
+):
+    """Built for 3.12, FROM a Lambda 3.11 image: refused at synth (test_image_real.py shows the import failing)."""
+    (workspace / "docker").mkdir()
+    (workspace / "docker" / "api.Dockerfile").write_text(dockerfile + 'CMD ["api.handler.main"]\n')
+
+    def populate(stack: Stack) -> None:
+        image_function(stack, "Img", python="3.12", dockerfile="docker/api.Dockerfile", build_args=build_args)
+
+    assert_complete_error(
+        synth_error(workspace, populate),
+        construct="Stack/Img",
+        package="api",
+        target="python3.12 x86_64",
+        fix='make them agree: build for 3.11 (mark_package(fn, "api", python="3.11"))',
+        also=[
+            f"docker/api.Dockerfile builds FROM {base}, a Lambda Python 3.11 base image",
+            "built for Python 3.12 (from the marker's python)",
+            "FROM public.ecr.aws/lambda/python:${PYTHON_VERSION}",
+        ],
+    )
+    assert not (cache_dir / "builds").exists()  # refused before anything was built
+
+
+def test_the_targets_python_reaches_a_user_dockerfile_as_a_build_argument(
+    workspace: Path, cache_dir: Path, tmp_path: Path
+):
+    """FROM ...:${PYTHON_VERSION} with no build_args: the build argument is the marker's Python, and it agrees."""
+    (workspace / "docker").mkdir()
+    dockerfile = 'ARG PYTHON_VERSION\nFROM public.ecr.aws/lambda/python:${PYTHON_VERSION}\nCMD ["api.handler.main"]\n'
+    (workspace / "docker" / "api.Dockerfile").write_text(dockerfile)
+    out = tmp_path / "out"
+    synth_app(
+        workspace, lambda s: image_function(s, "Img", python="3.13", dockerfile="docker/api.Dockerfile"), outdir=out
+    )
+    ((_, source),) = images(out).items()
+    assert source["dockerBuildArgs"] == {"PYTHON_VERSION": "3.13"}
+    (fn,) = functions(out)
+    assert fn.build["image"]["base"] == "public.ecr.aws/lambda/python:3.13"
+
+
+# --- the base image pinned by digest -----------------------------------------------------------------
+
+DIGEST = "sha256:" + "5" * 64
+OTHER = "sha256:" + "6" * 64
+
+
+def test_base_image_pinned_by_digest_is_in_the_dockerfile_the_metadata_and_the_report(
+    workspace: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """UvOptions pins 3.12 by digest: FROM <tag>@<digest>, recorded in uv:build; 3.13 stays on its tag."""
+    from cdk_uv_aspect._cli import main
+
+    out = tmp_path / "out"
+
+    def populate(stack: Stack) -> None:
+        image_function(stack, "Pinned", python="3.12")
+        image_function(stack, "Tagged", python="3.13")
+
+    synth_app(workspace, populate, outdir=out, base_image_digests={"3.12": DIGEST})
+    dockerfiles = {(out / s["directory"] / "Dockerfile").read_text() for s in images(out).values()}
+    assert any(f"FROM public.ecr.aws/lambda/python:3.12@{DIGEST}\n" in d for d in dockerfiles)
+    assert any("FROM public.ecr.aws/lambda/python:3.13\n" in d for d in dockerfiles)
+    bases = {fn.path: fn.build["image"]["base"] for fn in functions(out)}
+    assert bases == {
+        "Stack/Pinned": f"public.ecr.aws/lambda/python:3.12@{DIGEST}",
+        "Stack/Tagged": "public.ecr.aws/lambda/python:3.13",
+    }
+    assert main(["report", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "base image" in table.splitlines()[0]
+    assert f"lambda/python:3.12@{DIGEST[:19]}" in table and "lambda/python:3.13" in table
+
+
+def test_a_new_pin_changes_the_image_and_the_same_pin_does_not(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """The marker's base_digest: another digest is another image (a redeploy); the same digest, the same image."""
+    hashes = []
+    for n, digest in enumerate([DIGEST, DIGEST, OTHER]):
+        out = tmp_path / f"out{n}"
+        synth_app(workspace, lambda s, d=digest: image_function(s, "Img", base_digest=d), outdir=out)
+        hashes.append(set(images(out)))
+    assert hashes[0] == hashes[1] != hashes[2]
+
+
+def test_base_digest_with_a_dockerfile_of_your_own_is_refused(workspace: Path, cache_dir: Path):
+    """A pin in the marker can't reach a Dockerfile the user wrote: it names its base image itself."""
+    (workspace / "docker").mkdir()
+    (workspace / "docker" / "api.Dockerfile").write_text("FROM public.ecr.aws/lambda/python:3.12\n")
+
+    def populate(stack: Stack) -> None:
+        image_function(stack, "Img", dockerfile="docker/api.Dockerfile", base_digest=DIGEST)
+
+    assert_complete_error(
+        synth_error(workspace, populate),
+        construct="Stack/Img",
+        package="api",
+        target="python3.12 x86_64",
+        fix="pin the base image in the FROM line of docker/api.Dockerfile",
+        also=["the marker's base_digest pins the default Dockerfile's base image"],
+    )
+
+
+def test_a_base_digest_that_is_not_a_digest_is_refused_with_the_function(workspace: Path, cache_dir: Path):
+    def populate(stack: Stack) -> None:
+        fn = lambda_.DockerImageFunction(stack, "Img", code=uv_image_code(stack, "api.handler.main"))
+        fn.node.add_metadata("uv", {"package": "api", "base_digest": "latest"})
+
+    message = synth_error(workspace, populate)
+    assert "Stack/Img" in message and "base_digest must be an image digest, sha256:<64 hex digits>" in message

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from cdk_uv_aspect import UvOptions
 from cdk_uv_aspect._errors import MarkerError, TargetError
-from cdk_uv_aspect._marker import package_of
+from cdk_uv_aspect._image import final_base, lambda_python
+from cdk_uv_aspect._marker import Marker, package_of
 from cdk_uv_aspect._target import Target, target_of
 from cdk_uv_aspect._uv import (
     build_wheel,
@@ -140,11 +141,88 @@ def test_every_option_is_documented_with_its_default(monkeypatch: pytest.MonkeyP
         ({"exclude": "*.pyi"}, "list of glob patterns"),
         ({"bytecode": "maybe"}, "valid boolean"),
         ({"cache": "/tmp"}, "Extra inputs are not permitted"),
+        ({"base_image_digests": {"3.12": "sha256:abc"}}, r"digest for 3\.12 must be sha256:<64 hex digits>"),
+        ({"base_image_digests": {"3.12": "3.12@sha256:" + "a" * 64}}, "must be sha256:<64 hex digits>"),
+        ({"base_image_digests": {"python3.12": "sha256:" + "a" * 64}}, "maps Python versions such as '3.12'"),
     ],
 )
 def test_bad_options_fail_when_constructed(fields, message):
     with pytest.raises(ValidationError, match=message):
         UvOptions(**fields)
+
+
+def test_base_image_digests_are_kept_by_python_version():
+    digest = "sha256:" + "0123456789abcdef" * 4
+    assert UvOptions(base_image_digests={"3.13": digest, "3.12": digest}).base_image_digests == (
+        ("3.12", digest),
+        ("3.13", digest),
+    )
+
+
+@pytest.mark.parametrize(
+    "digest", ["sha256:" + "A" * 64, "sha256:" + "a" * 63, "sha512:" + "a" * 64, "a" * 64, 42, ["sha256:" + "a" * 64]]
+)
+def test_marker_base_digest_that_is_not_a_sha256_digest_is_refused(digest):
+    with pytest.raises(MarkerError, match=r"(?s)base_digest must be an image digest, sha256:<64 hex digits>.*fix:"):
+        Marker.parse({"package": "api", "base_digest": digest})
+
+
+# --- an image function's Dockerfile: the image its final stage builds FROM ------------------------
+
+L = "public.ecr.aws/lambda/python"
+# A name -> (Dockerfile, build arguments, the image its final stage builds FROM).
+DOCKERFILES = {
+    "plain": (f"FROM {L}:3.12\nCOPY . /var/task/\n", {}, f"{L}:3.12"),
+    "build-arg": ("ARG BASE\nFROM ${BASE}\n", {"BASE": f"{L}:3.12"}, f"{L}:3.12"),
+    "arg-default": (f"ARG PYTHON_VERSION=3.11\nFROM {L}:$PYTHON_VERSION\n", {}, f"{L}:3.11"),
+    "build-arg-over-default": (
+        f"ARG PYTHON_VERSION=3.11\nFROM {L}:${{PYTHON_VERSION}}\n",
+        {"PYTHON_VERSION": "3.12"},
+        f"{L}:3.12",
+    ),
+    "default-in-use": (f"ARG V\nFROM {L}:${{V:-3.12}}\n", {}, f"{L}:3.12"),
+    "stage-alias": (f"FROM {L}:3.12 AS base\nRUN x\nFROM base\nCOPY . /var/task/\n", {}, f"{L}:3.12"),
+    "builder-stage": (
+        f"FROM python:3.11 AS build\nRUN pip wheel .\nFROM {L}:3.12\nCOPY --from=build / /\n",
+        {},
+        f"{L}:3.12",
+    ),
+    "platform-flag": (f"FROM --platform=$TARGETPLATFORM {L}:3.12-${{TARGETARCH}}\n", {}, f"{L}:3.12-amd64"),
+    "comments-and-continuation": (
+        f"# syntax=docker/dockerfile:1\n# FROM {L}:3.9\nFROM \\\n  {L}:3.12\n",
+        {},
+        f"{L}:3.12",
+    ),
+    "args-after-from-dont-count": (f"ARG V=3.11\nFROM scratch\nARG V=3.9\nFROM {L}:${{V}}\n", {}, f"{L}:3.11"),
+    "unset-arg": ("ARG BASE\nFROM $BASE\n", {}, None),
+    "no-from": ("COPY . /var/task/\n", {}, None),
+}
+
+
+@pytest.mark.parametrize(("dockerfile", "build_args", "base"), DOCKERFILES.values(), ids=DOCKERFILES)
+def test_final_stage_base_image_is_read_as_docker_build_reads_it(dockerfile, build_args, base):
+    assert final_base(dockerfile, build_args, "linux/amd64") == base
+
+
+@pytest.mark.parametrize(
+    ("reference", "python"),
+    [
+        ("public.ecr.aws/lambda/python:3.12", "3.12"),
+        ("public.ecr.aws/lambda/python:3.11@sha256:" + "a" * 64, "3.11"),
+        ("public.ecr.aws/lambda/python:3.13-arm64", "3.13"),
+        ("public.ecr.aws/lambda/python:3.12.2025.01.08.12-x86_64", "3.12"),
+        ("amazon/aws-lambda-python:3.10", "3.10"),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/ecr-public/lambda/python:3.9", "3.9"),
+        ("public.ecr.aws/lambda/python:latest", None),
+        ("public.ecr.aws/lambda/python@sha256:" + "a" * 64, None),
+        ("python:3.12", None),
+        ("example.org/lambda/python2:3.12", None),
+        (None, None),
+    ],
+)
+def test_lambda_python_base_images_are_known_by_repository_and_tag(reference, python):
+    """AWS's images (and their copies) say their Python in the tag; anything else is not judged."""
+    assert lambda_python(reference) == python
 
 
 def test_export_reads_the_lock_without_dev_groups_or_editables():

@@ -12,7 +12,7 @@ exit codes:
   2  bad usage: unknown option, unknown or ambiguous function or package, no cloud assembly,
      an event that is not JSON, an output folder that is not empty
   3  the function can't run on this machine (another architecture's native code, no interpreter
-     of the runtime's Python version)
+     of the runtime's Python version, no container engine for an image function)
   130 interrupted
 
 Errors are printed without a Python traceback; --debug shows it.

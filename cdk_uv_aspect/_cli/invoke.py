@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._assembly import AssemblyFunction
+from .._invoke import Invocation
 from .common import EXIT_FAILED, EXIT_OK, CannotRun, UsageError, load
 
 
@@ -16,12 +17,15 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "invoke",
         parents=[debug],
-        help="run a synthesized function's handler locally, from its asset alone",
+        help="run a synthesized function's handler locally, from its asset alone (or inside its image)",
         description="Run a function's handler the way the Lambda Python runtime would: with the "
         "runtime's Python version, only the asset folder and the standard library importable, the "
         "function's literal environment variables, a context object with the usual attributes, and "
         "the event as JSON. Prints the result as JSON on stdout and the duration on stderr; when the "
-        "handler raises, prints its traceback and exits 1.",
+        "handler raises, prints its traceback and exits 1. An image function's image is built as `cdk "
+        "deploy` builds it, with the engine the CDK would use ($CDK_DOCKER, else docker, else podman; the "
+        "image is kept under cdkasset-<hash>, as cdk deploy keeps it), and its handler is called with the "
+        "image's Python (/var/lang/bin/python3) from /var/task; without an engine it exits 3.",
         epilog="FUNCTION is a construct path (UvSample/Orders), its last part(s) (Orders), or any unique "
         "part of it; an unknown or ambiguous name lists the candidates.",
     )
@@ -49,11 +53,7 @@ def run(options: argparse.Namespace) -> int:
     )
     fn = find_function(load(cdk_out), name)
     if fn.package_type == "Image":
-        raise CannotRun(
-            f"{fn.path} is an image function: running it needs Docker (build the image from "
-            f"{fn.asset_dir or 'its image asset'} and run it with the Lambda Runtime Interface "
-            "Emulator); cdk-uv invoke runs zip functions only"
-        )
+        return _report(fn, *_invoke_image(fn, _event(options.event)))
     if fn.asset_dir is None or fn.handler is None or fn.python is None:
         raise UsageError(
             f"{fn.path} has no Python zip asset in {cdk_out} to run "
@@ -81,6 +81,11 @@ def run(options: argparse.Namespace) -> int:
         )
     except CannotRunHere as exc:
         raise CannotRun(f"{fn.path} can't run here: {exc}") from None
+    return _report(fn, result, f"({fn.runtime}, {fn.architecture})")
+
+
+def _report(fn: AssemblyFunction, result: Invocation, how: str) -> int:
+    """Print the answer on stdout (or the error on stderr), and how long it took."""
     if result.logs.strip():
         print(result.logs.rstrip(), file=sys.stderr)
     took = f"{result.seconds * 1000:.0f} ms"
@@ -92,8 +97,53 @@ def run(options: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     print(json.dumps(result.result))
-    print(f"{fn.path}: answered in {took} ({fn.runtime}, {fn.architecture})", file=sys.stderr)
+    print(f"{fn.path}: answered in {took} {how}", file=sys.stderr)
     return EXIT_OK
+
+
+def _invoke_image(fn: AssemblyFunction, event: object) -> tuple[Invocation, str]:
+    """Build an image function's image as `cdk deploy` does, then call its handler inside it."""
+    from .._engine import NoEngine, cannot_run, find_engine, invoke_image
+    from .._runner import Runner
+
+    if fn.image is None:
+        raise UsageError(f"{fn.path} is an image function whose image is not built from this assembly (from ECR?)")
+    engine = find_engine(Runner())
+    if isinstance(engine, NoEngine):
+        raise CannotRun(
+            f"{fn.path} is an image function, and running it needs a container engine: {engine.reason}. "
+            f"To get one: {engine.fix}"
+        )
+    cannot = cannot_run(fn.architecture)
+    if cannot:
+        raise CannotRun(f"{fn.path} can't run here: {cannot}")
+    _say(f"{fn.path}: building its image as `cdk deploy` does ({engine} build, in {fn.image.directory})")
+    tag, reused = engine.build(fn.image)
+    handler = fn.command[0] if fn.command else _image_cmd(engine.inspect(tag, "{{json .Config.Cmd}}"))
+    if handler is None:
+        raise UsageError(f"{fn.path} has no handler: neither its ImageConfig nor its image sets a command")
+    _say(f"{fn.path}: {'reused' if reused else 'built'} {tag}; calling {handler} with the image's Python")
+    result = invoke_image(
+        engine,
+        tag,
+        handler,
+        event,
+        architecture=fn.architecture,
+        name=fn.path.rsplit("/", 1)[-1],
+        memory=fn.memory,
+        timeout=fn.timeout,
+        environment=fn.environment,
+    )
+    return result, f"inside its image, starting a container included ({engine}, {fn.architecture})"
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _image_cmd(text: str) -> str | None:
+    cmd = json.loads(text or "null")
+    return str(cmd[0]) if isinstance(cmd, list) and cmd else None
 
 
 def find_function(candidates: list[AssemblyFunction], name: str) -> AssemblyFunction:

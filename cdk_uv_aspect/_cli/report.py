@@ -19,7 +19,8 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         help="every Lambda function of a synthesized assembly and what was built for it",
         description="A table of every Lambda function in the cloud assembly (nested stages included): "
         "construct path, uv package (or 'not uv-built'), target, asset hash, size unzipped and zipped, "
-        "file count, build time and whether the build came from the build cache.",
+        "file count, build time and whether the build came from the build cache; for image functions, "
+        "the base image (its registry left out, a pinned digest shortened).",
     )
     report.add_argument(
         "cdk_out",
@@ -49,9 +50,12 @@ def run(options: argparse.Namespace) -> int:
             "files": "-" if r["files"] is None else r["files"],
             "build": "-" if r["buildSeconds"] is None else f"{r['buildSeconds']:.1f}s",
             "cache hit": {True: "yes", False: "no"}.get(r["cached"], "-"),
+            "base image": _short_image(r["baseImage"]),
         }
         for r in records
     ]
+    if not any(r["baseImage"] for r in records):  # no image function: no column for it
+        rows = [{k: v for k, v in row.items() if k != "base image"} for row in rows]
     print(_table(rows))
     return EXIT_OK
 
@@ -82,7 +86,18 @@ def _report_row(fn: AssemblyFunction) -> dict[str, Any]:
         "files": build.get("files", files),
         "buildSeconds": build.get("buildSeconds"),
         "cached": build.get("cached"),
+        "baseImage": (build.get("image") or {}).get("base"),
     }
+
+
+def _short_image(reference: str | None) -> str:
+    """``lambda/python:3.12@sha256:0278bf81511e`` for ``public.ecr.aws/lambda/python:3.12@sha256:<64 hex>``."""
+    if not reference:
+        return "-"
+    first, _, rest = reference.partition("/")
+    name = rest if rest and ("." in first or ":" in first or first == "localhost") else reference
+    image, at, digest = name.partition("@")
+    return f"{image}@{digest[:19]}" if at else image
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
