@@ -60,7 +60,10 @@ class BuildRequest:
             "target": self.target.key,
             "options": self.output_options,
             "lock": hashlib.sha256(self.workspace.lock_bytes).hexdigest(),
-            "sources": {p.name: self.workspace.fingerprint(p.name) for p in self.workspace.closure(self.package)},
+            "sources": {
+                p.name: self.workspace.fingerprint(p.name, self.options.cache_dir)
+                for p in self.workspace.closure(self.package)
+            },
         }
         return _cache.entry_key(f"{self.package}-{self.target.key}", parts)
 
@@ -162,10 +165,13 @@ def _install(
     if not result.ok:
         raise failure.export(result)
     registry, local = _uv.split_requirements(exported.read_text())
+    # The workspace's uv settings (indexes...) without those the lock already applied (constraints).
+    config = _uv.pip_config(root, work / "uv-config")
     if registry.strip():
         requirements = work / "locked.txt"
         requirements.write_text(registry)
-        result = runner.run(_uv.install_locked(uv.path, request.target, site, requirements), cwd=root, env=_uv.UV_ENV)
+        command = _uv.install_locked(uv.path, request.target, site, requirements, config=config)
+        result = runner.run(command, cwd=root, env=_uv.UV_ENV)
         if not result.ok:
             error = failure.install(result)
             # Only a dependency with no wheel for the target goes to a container; any other failure
@@ -184,11 +190,12 @@ def _install(
             rebuild=request.options.rebuild,
             failure=failure,
         )
-        result = runner.run(_uv.install_wheels(uv.path, request.target, site, wheels), cwd=root, env=_uv.UV_ENV)
+        command = _uv.install_wheels(uv.path, request.target, site, wheels, config=config)
+        result = runner.run(command, cwd=root, env=_uv.UV_ENV)
         if not result.ok:
             raise failure.install(result)
     if not package.packaged:
-        _asset.copy_modules(package, site)
+        _asset.copy_modules(package, request.workspace.sources(package.name, request.options.cache_dir), site)
 
 
 def progress_line(built: Built, shown: list[str] | None = None, count: int = 0) -> str:
