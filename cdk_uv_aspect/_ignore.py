@@ -34,9 +34,7 @@ def parse(text: str) -> list[Pattern]:
         if not line or line.startswith("#"):
             continue
         negated = line.startswith("!")
-        if negated:
-            line = line[1:]
-        elif line.startswith(("\\!", "\\#")):
+        if negated or line.startswith(("\\!", "\\#")):
             line = line[1:]
         dir_only = line.endswith("/") and not line.endswith("\\/")
         line = line.rstrip("/") if dir_only else line

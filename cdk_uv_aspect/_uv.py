@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from packaging.version import InvalidVersion, Version
 
@@ -216,17 +218,30 @@ COMPILE_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "", "PYTHONPATH
 
 
 def split_requirements(text: str) -> tuple[str, list[str]]:
-    """Split ``uv export`` output into registry requirements (kept as text) and local package paths."""
+    """Split ``uv export`` output into requirements to install (kept as text) and local package paths.
+
+    A locked wheel file (``./wheels/x-1.0-py3-none-any.whl --hash=...``) is installed as it is, its hash
+    checked, with the registry's; a local folder (``./packages/api``, ``file:///abs/lib``) is a package to
+    build, named by its path alone.
+    """
     registry, local = [], []
     for block in re.split(r"(?<!\\)\n", text):
         line = block.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith((".", "/", "file:", "-e ")):
-            local.append(line.removeprefix("-e ").strip())
+        first = line.removeprefix("-e ").strip().split()[0].rstrip("\\")
+        if first.startswith((".", "/", "file:")) and not first.endswith(".whl"):
+            local.append(first)
         else:
             registry.append(block)
     return "\n".join(registry) + "\n", local
+
+
+def local_path(line: str, root: Path) -> Path:
+    """The folder a local requirement of ``split_requirements`` names: relative to ``root``, or a file URL."""
+    if line.startswith("file:"):
+        return Path(url2pathname(urlparse(line).path)).resolve()
+    return (root / line).resolve()
 
 
 @dataclass(frozen=True)

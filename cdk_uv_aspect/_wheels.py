@@ -41,7 +41,7 @@ def local_wheels(
     by_path = {p.path: p for p in workspace.packages.values()}
     packages = []
     for line in exported:
-        package = by_path.get((workspace.root / line).resolve())
+        package = by_path.get(_uv.local_path(line, workspace.root))
         if package is None:  # pragma: no cover - uv exports only packages the lock knows
             raise WorkspaceError(
                 f"uv exported {line}, which is not a package of uv.lock",

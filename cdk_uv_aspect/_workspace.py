@@ -59,6 +59,7 @@ class Package:
     path: Path
     packaged: bool  # False for a virtual project (no build system): its modules are copied as they are
     dependencies: tuple[str, ...]
+    refused: WorkspaceError | None = field(default=None, compare=False, repr=False)  # why no build may use it
 
     @cached_property
     def requires_python(self) -> SpecifierSet | None:
@@ -136,11 +137,18 @@ class Workspace:
             kind = next((k for k in ("editable", "virtual", "directory") if k in source), None)
             if kind is None or not isinstance(entry.get("name"), str):
                 continue
-            path = (root / source[kind]).resolve()
-            if not path.is_relative_to(root.resolve()) and not source[kind].startswith(".."):
+            written = str(source[kind])
+            path = (root / written).resolve()  # an absolute path stays what it is
+            refused = None
+            if (
+                not path.is_relative_to(root.resolve())
+                and not written.startswith("..")
+                and not Path(written).is_absolute()
+            ):
                 # A member folder that is a symlink out of the workspace: its code is not the user's repo.
-                raise WorkspaceError(
-                    f"workspace member {source[kind]} of {root} is a link to {path}, outside the workspace",
+                # Refused when a build needs it, not here: it may be a package no function uses.
+                refused = WorkspaceError(
+                    f"workspace member {written} of {root} is a link to {path}, outside the workspace",
                     package=entry["name"],
                     fix="replace the link with the package's folder, or declare the dependency by its real "
                     "path (`uv add ../path/to/package`)",
@@ -150,6 +158,7 @@ class Workspace:
                 path=path,
                 packaged=kind != "virtual",
                 dependencies=tuple(d["name"] for d in entry.get("dependencies", []) if "name" in d),
+                refused=refused,
             )
         return cls(root=root.resolve(), lock_bytes=lock_bytes, packages=packages)
 
@@ -191,6 +200,8 @@ class Workspace:
             current = self.packages.get(todo.pop())
             if current is None or current.name in seen:
                 continue
+            if current.refused is not None:
+                raise current.refused.with_constructs(())  # a copy: builds run in threads
             seen[current.name] = current
             todo.extend(current.dependencies)
         return [seen[n] for n in sorted(seen)]
@@ -235,12 +246,12 @@ def source_files(folder: Path, top: Path, skip: Path | None = None) -> tuple[str
             if is_dir:
                 if not (skipped(entry.name) or _not_source_folder(child, skip)):
                     folders.append((child, child_rel, ignored))
-            elif entry.is_file():
+            elif entry.is_file() or entry.is_symlink():  # a dangling link too: reading it says so
                 if entry.name in SKIP_DIRS:  # a .git file (a worktree's or a submodule's)
                     continue
                 if not ignored or (hatch.artifacts and hatch.artifacts.ignored(child_rel, is_dir=False)):
                     found.append(child_rel)
-            elif not entry.is_symlink():
+            else:
                 raise WorkspaceError(
                     f"{child} is not a file or a folder (a named pipe, socket or device)",
                     fix="remove it from the package, or ignore it in .gitignore: a package's sources are files",
@@ -338,4 +349,4 @@ def copy_sources(folder: Path, files: tuple[str, ...], dest: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(folder / rel, target)
     if _ignore.IGNORE_FILE not in files:
-        (dest / _ignore.IGNORE_FILE).write_text("# cdk-uv-aspect: the sources were already chosen by the repository's rules\n")
+        (dest / _ignore.IGNORE_FILE).write_text("# cdk-uv-aspect: the repository's rules chose these files\n")
