@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 
 US_EAST_1 = Environment(account="123456789012", region="us-east-1")
 EU_WEST_1 = Environment(account="123456789012", region="eu-west-1")
+CDK_UV = str(Path(sys.executable).with_name("cdk-uv"))
 
 
 def synth(workspace: Path, populate, *, outdir: Path, aspect_on_app: bool = True, checks: bool = False) -> App:
@@ -225,7 +226,7 @@ def test_report_and_invoke_see_functions_in_nested_stacks(workspace: Path, cache
     out = tmp_path / "out"
     synth(workspace, populate, outdir=out)
     report = subprocess.run(
-        [sys.executable, "-m", "cdk_uv_aspect._cli", "report", str(out), "--json"],
+        [CDK_UV, "report", str(out), "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -234,7 +235,7 @@ def test_report_and_invoke_see_functions_in_nested_stacks(workspace: Path, cache
     assert set(rows) == {"Parent/Inner/Api", "Parent/Inner/Deeper/App"}
     assert rows["Parent/Inner/Api"]["package"] == "api" and rows["Parent/Inner/Api"]["assetDir"]
     invoked = subprocess.run(
-        [sys.executable, "-m", "cdk_uv_aspect._cli", "invoke", str(out), "Deeper/App"],
+        [CDK_UV, "invoke", str(out), "Deeper/App"],
         capture_output=True,
         text=True,
     )
