@@ -127,9 +127,9 @@ class UvBundlingAspect:
                     missed.append(node)
                 continue
             if ref not in stack_of:  # a wrapper's function outside this scope (cross-region EdgeFunction)
-                stack = Stack.of(function)
-                stack_of[ref] = jsii_ref(stack)
-                bundled.setdefault(stack_of[ref], stack.bundling_required)
+                holder = Stack.of(function)
+                stack_of[ref] = jsii_ref(holder)
+                bundled.setdefault(stack_of[ref], holder.bundling_required)
             if not bundled[stack_of[ref]]:
                 continue  # `cdk ls`, or a stack left out by `cdk deploy --exclusively`
             data = _one_marker(node, marked.markers)
