@@ -309,6 +309,8 @@ def _wrapped_function(construct: IConstruct) -> lambda_.Function | None:
 def _one_marker(node: Node, markers: list[tuple[str, Any]] | list[Any]) -> Any:
     """The marker data of a function with one or more markers that agree; a MarkerError when they don't."""
     entries = [m if isinstance(m, tuple) else (node.path, m) for m in markers]
+    if len(entries) == 1:
+        return entries[0][1]  # parsed when planned, where the target is known for the error
     parsed: dict[Marker, list[str]] = {}
     for path, data in entries:
         try:
