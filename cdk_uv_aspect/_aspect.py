@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
+import typing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsii
 from aws_cdk import IAspect, Stack, Stage
+from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct, Node
 
 from . import _cache
 from ._build import BuildRequest, Built, build, progress_line
-from ._errors import BuildErrors, MarkerError, UnexpectedError, UvError
+from ._errors import BuildErrors, MarkerError, TargetError, UnexpectedError, UvError
 from ._image import ImageSpec, image_context, image_spec, is_image_function
-from ._marker import Marker, marker_of
+from ._lambda import EDGE_ARCHITECTURE, EDGE_RUNTIMES
+from ._marker import MARKER, Marker, markers_of
 from ._options import UvOptions
 from ._placeholder import is_swapped
 from ._runner import Runner
@@ -81,11 +84,11 @@ class UvBundlingAspect:
             planned = self._planned.pop(jsii_ref(node), None)
             if planned is None and not is_swapped(node):
                 # Not under a scope this aspect prepared: it was added to the function itself.
-                data = marker_of(node.node)
+                markers = markers_of(node.node)
                 stack = Stack.of(node)
-                if data is None or not stack.bundling_required:
+                if not markers or not stack.bundling_required:
                     return
-                planned = self._plan(node, node.node, data, jsii_ref(stack))
+                planned = self._plan(node, node.node, _one_marker(node.node, markers), jsii_ref(stack))
                 self._build_all({planned.request: [planned.node]})
             if planned is not None:
                 self._swap(planned)
@@ -111,25 +114,32 @@ class UvBundlingAspect:
                 stack_of.update((jsii_ref(c), stack) for c in construct.node.find_all())
             elif isinstance(construct, Stage) and jsii_ref(construct) != scope_ref:
                 nested.update(jsii_ref(c) for c in construct.node.find_all())
+        found = _find_marked(constructs)
         wanted: dict[BuildRequest, list[Node]] = {}
         missed: list[Node] = []
-        for construct in constructs:
-            if not isinstance(construct, lambda_.Function):
-                continue
-            node = construct.node
-            data = marker_of(node)
-            if data is None:
-                continue
-            ref = jsii_ref(construct)
+        outside: list[_Planned] = []  # functions the walk won't reach (an EdgeFunction's, in its own stack)
+        for ref, marked in found.items():
+            function, node = marked.function, marked.function.node
             if ref in nested:
                 # Nested stages are synthesized before their parent's aspects run: a marked function
                 # there that is still unbuilt was reached by no aspect, and would deploy unbuilt code.
-                if not is_swapped(construct):
+                if not is_swapped(function):
                     missed.append(node)
                 continue
+            if ref not in stack_of:  # a wrapper's function outside this scope (cross-region EdgeFunction)
+                holder = Stack.of(function)
+                stack_of[ref] = jsii_ref(holder)
+                bundled.setdefault(stack_of[ref], holder.bundling_required)
             if not bundled[stack_of[ref]]:
                 continue  # `cdk ls`, or a stack left out by `cdk deploy --exclusively`
-            planned = self._planned[ref] = self._plan(construct, node, data, stack_of[ref])
+            data = _one_marker(node, marked.markers)
+            planned = self._planned[ref] = self._plan(function, node, data, stack_of[ref], edge=marked.edge)
+            if marked.wrapped and not marked.own:
+                # Marked through its wrapper: the function carries the marker too, as SingletonFunction's
+                # own add_metadata would have put it, for the policy checks and `cdk-uv report`.
+                node.add_metadata(MARKER, data)
+            if marked.wrapped and not _below(node.path, scope.node.path):
+                outside.append(self._planned.pop(ref))
             if planned.request not in self._built:
                 wanted.setdefault(planned.request, []).append(node)
         if missed:
@@ -140,14 +150,18 @@ class UvBundlingAspect:
                 "Aspects.of(self).add(UvBundlingAspect())",
             )
         self._build_all(wanted)
+        for planned in outside:
+            self._swap(planned)
 
-    def _plan(self, function: lambda_.Function, node: Node, data: Any, stack: str) -> _Planned:
+    def _plan(self, function: lambda_.Function, node: Node, data: Any, stack: str, *, edge: bool = False) -> _Planned:
         """What to build for a marked function: its package, for its runtime and architecture."""
         target: Target | None = None
         try:
             runtime = self._read_once(function.runtime, lambda runtime: runtime.name)
             arch = self._read_once(function.architecture, lambda architecture: architecture.name)
             image = None
+            if edge:
+                _check_edge(runtime, arch)
             if not is_image_function(runtime):
                 target = target_of(runtime, arch)
             marker = Marker.parse(data)
@@ -223,6 +237,109 @@ class UvBundlingAspect:
         if errors:
             raise BuildErrors(errors)
         return self._built
+
+
+@dataclass
+class _Marked:
+    """A function to build, and every marker that names it: its own and its wrappers'."""
+
+    function: lambda_.Function
+    markers: list[tuple[str, Any]] = field(default_factory=list)  # (path of the marked construct, data)
+    wrapped: bool = False  # found through a wrapper (SingletonFunction, EdgeFunction)
+    own: bool = False  # the function carries a marker itself
+    edge: bool = False  # behind a cloudfront.experimental.EdgeFunction: Lambda@Edge's limits apply
+
+
+# Constructs that can carry a marker but can't be built: a marker there would be ignored, so it is
+# refused. Only these types are read (a metadata read is a round trip to node, and costly).
+_NOT_BUILDABLE = (lambda_.FunctionBase, Stack)
+
+
+def _find_marked(constructs: list[IConstruct]) -> dict[str, _Marked]:
+    """Every function to build under a scope, by jsii ref, with its markers; refuse markers that would be
+    ignored. Wrappers the CDK ships (SingletonFunction, EdgeFunction) are built through their function."""
+    found: dict[str, _Marked] = {}
+    refused: list[str] = []
+    for construct in constructs:
+        if isinstance(construct, lambda_.Function):
+            markers = markers_of(construct.node)
+            if markers:
+                entry = found.setdefault(jsii_ref(construct), _Marked(construct))
+                entry.markers += [(construct.node.path, data) for data in markers]
+                entry.own = True
+        elif isinstance(construct, (lambda_.SingletonFunction, cloudfront.experimental.EdgeFunction)):
+            edge = isinstance(construct, cloudfront.experimental.EdgeFunction)
+            markers = markers_of(construct.node)
+            if not markers and not edge:
+                continue
+            inner = _wrapped_function(construct)
+            if inner is None:
+                refused += [construct.node.path] if markers else []
+                continue
+            entry = found.setdefault(jsii_ref(inner), _Marked(inner))
+            entry.markers += [(construct.node.path, data) for data in markers]
+            entry.wrapped = entry.wrapped or bool(markers)
+            entry.edge = entry.edge or edge
+        elif isinstance(construct, _NOT_BUILDABLE) and markers_of(construct.node):
+            refused.append(construct.node.path)
+    if refused:
+        raise MarkerError(
+            "the uv marker is on constructs that are not Lambda functions the aspect can build (an Alias, a "
+            "Version, a Stack...), so it would be ignored",
+            constructs=refused,
+            fix="put the marker on the lambda_.Function itself (for an Alias or a Version: on the function "
+            "it points to, alias.version.lambda_); SingletonFunction and cloudfront.experimental.EdgeFunction "
+            "may carry it themselves",
+        )
+    # An EdgeFunction's function with no marker anywhere is not ours to build.
+    return {ref: entry for ref, entry in found.items() if entry.markers}
+
+
+def _wrapped_function(construct: IConstruct) -> lambda_.Function | None:
+    """The Function inside a SingletonFunction or an EdgeFunction."""
+    if isinstance(construct, cloudfront.experimental.EdgeFunction):
+        inner: Any = construct.lambda_
+    else:
+        # SingletonFunction keeps its function private; its permissions node is that function's node.
+        node = typing.cast(lambda_.SingletonFunction, construct).permissions_node
+        inner = node.scope.node.try_find_child(node.id) if node.scope is not None else None
+    return inner if isinstance(inner, lambda_.Function) else None
+
+
+def _one_marker(node: Node, markers: list[tuple[str, Any]] | list[Any]) -> Any:
+    """The marker data of a function with one or more markers that agree; a MarkerError when they don't."""
+    entries = [m if isinstance(m, tuple) else (node.path, m) for m in markers]
+    if len(entries) == 1:
+        return entries[0][1]  # parsed when planned, where the target is known for the error
+    parsed: dict[Marker, list[str]] = {}
+    for path, data in entries:
+        try:
+            parsed.setdefault(Marker.parse(data), []).append(path)
+        except MarkerError as exc:
+            raise exc.with_constructs([path]) from None
+    if len(parsed) > 1:
+        said = "; ".join(f"{', '.join(paths)}: {marker.as_data()!r}" for marker, paths in parsed.items())
+        raise MarkerError(
+            f"the function has {len(entries)} uv markers that disagree ({said}), and a function is built from "
+            "one package",
+            constructs=[node.path],
+            package=None,
+            fix="keep one marker (mark_package replaces nothing: remove the extra add_metadata call)",
+        )
+    return entries[0][1]
+
+
+def _check_edge(runtime: str, arch: str) -> None:
+    if arch != EDGE_ARCHITECTURE or runtime not in EDGE_RUNTIMES:
+        supported = ", ".join(sorted(EDGE_RUNTIMES, key=lambda r: tuple(map(int, r[6:].split(".")))))
+        raise TargetError(
+            f"Lambda@Edge runs {EDGE_ARCHITECTURE} functions on {supported}; this EdgeFunction is {runtime} on {arch}",
+            fix="give the EdgeFunction architecture=Architecture.X86_64 and one of those runtimes",
+        )
+
+
+def _below(path: str, scope: str) -> bool:
+    return not scope or path.startswith(scope + "/")
 
 
 def _package_named(data: Any) -> str | None:

@@ -78,26 +78,52 @@ def _stack_functions(
     metadata = artifact.get("metadata") or {}
     if "additionalMetadataFile" in artifact:
         metadata = {**metadata, **json.loads((outdir / artifact["additionalMetadataFile"]).read_text())}
-    images = _image_assets(outdir)
-    by_logical_id: dict[str, str] = {}
-    entries_by_path: dict[str, list[dict[str, Any]]] = {}
+    # The stack's metadata covers its nested stacks too; logical ids are unique within one template only,
+    # so each is read within the (nested) stack that holds it.
+    scopes = {_nested_scope(path) for path in metadata if path.endswith(".NestedStackResource")}
+
+    def scope_of(path: str) -> str:
+        return max((s for s in scopes if path.startswith(s + "/")), key=len, default="")
+
+    ids: dict[tuple[str, str], str] = {}
     for path, entries in metadata.items():
-        entries_by_path[path] = entries
         for entry in entries:
             if entry.get("type") == "aws:cdk:logicalId":
-                by_logical_id[entry["data"]] = path
+                ids[(scope_of(path), entry["data"])] = path
+    stack = artifact.get("displayName") or props.get("stackName", "")
+    yield from _template_functions(outdir, root, template, "", ids, metadata, stack)
+
+
+def _template_functions(
+    outdir: Path,
+    root: Path,
+    template: dict[str, Any],
+    scope: str,
+    ids: dict[tuple[str, str], str],
+    metadata: dict[str, list[dict[str, Any]]],
+    stack: str,
+) -> Iterator[AssemblyFunction]:
+    """The functions of one template: a stack's, or a nested stack's (``scope``: its construct path)."""
+    images = _image_assets(outdir)
     for logical_id, resource in template.get("Resources", {}).items():
-        if resource.get("Type") != "AWS::Lambda::Function":
+        kind = resource.get("Type")
+        if kind == "AWS::CloudFormation::Stack":
+            path = ids.get((scope, logical_id))
+            nested = _nested_template(outdir, resource)
+            if path and nested is not None:
+                yield from _template_functions(outdir, root, nested, _nested_scope(path), ids, metadata, stack)
             continue
-        res_path = by_logical_id.get(logical_id) or resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
+        if kind != "AWS::Lambda::Function":
+            continue
+        res_path = ids.get((scope, logical_id)) or resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
         fn_path = res_path.removesuffix("/Resource")
-        entries = entries_by_path.get(fn_path, [])
+        entries = metadata.get(fn_path, [])
         package = next((e["data"] for e in entries if e.get("type") == MARKER), None)
         build = next((e["data"] for e in entries if e.get("type") == BUILT), None)
         p = resource.get("Properties", {})
         yield AssemblyFunction(
             path=fn_path.lstrip("/"),
-            stack=artifact.get("displayName") or props.get("stackName", ""),
+            stack=stack,
             handler=p.get("Handler"),
             runtime=p.get("Runtime"),
             architecture=(p.get("Architectures") or ["x86_64"])[0],
@@ -127,6 +153,26 @@ def _image_tag(uri: Any) -> str:
     """The tag of an ImageUri, the asset hash for an image asset: ``{"Fn::Sub": "...:<hash>"}`` or a string."""
     text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri or "")
     return text.rpartition(":")[2] if isinstance(text, str) else ""
+
+
+def _nested_scope(resource_path: str) -> str:
+    """``/Parent/Inner`` for a nested stack's resource ``/Parent/Inner.NestedStack/Inner.NestedStackResource``."""
+    holder = resource_path.rsplit("/", 1)[0]
+    return holder.removesuffix(".NestedStack")
+
+
+def _nested_template(outdir: Path, resource: dict[str, Any]) -> dict[str, Any] | None:
+    """A nested stack's template: named by the CLI's asset metadata, else by its hash in an asset manifest."""
+    staged = resource.get("Metadata", {}).get("aws:asset:path")
+    candidates = [outdir / staged] if isinstance(staged, str) else []
+    url = json.dumps(resource.get("Properties", {}).get("TemplateURL", ""))
+    for manifest in sorted(outdir.glob("*.assets.json")):
+        for digest, asset in json.loads(manifest.read_text()).get("files", {}).items():
+            source = asset.get("source", {}).get("path")
+            if f"/{digest}.json" in url and isinstance(source, str):
+                candidates.append(outdir / source)
+    found = next((c for c in candidates if c.is_file()), None)
+    return json.loads(found.read_text()) if found is not None else None
 
 
 def _asset_dir(outdir: Path, root: Path, resource: dict[str, Any], build: dict[str, Any] | None) -> Path | None:

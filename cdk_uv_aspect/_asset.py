@@ -16,20 +16,26 @@ from ._errors import ToolError
 from ._files import atomic_write
 from ._runner import Runner
 from ._uv import Failure
-from ._workspace import Package, is_assembly, skipped
+from ._workspace import Package
 
 
-def copy_modules(package: Package, site: Path) -> None:
-    """An application package (no build system): its top-level modules and packages go to the root."""
-    for entry in sorted(package.path.iterdir()):
-        if entry.name.startswith(".") or skipped(entry.name) or entry.name in ("tests", "test") or is_assembly(entry):
+def copy_modules(package: Package, sources: tuple[str, ...], site: Path) -> None:
+    """An application package (no build system): its top-level modules and packages go to the root.
+
+    ``sources`` are the package's files (``Workspace.sources``): nothing ignored by the repository's
+    .gitignore files, no cache or virtualenv. Of those: top-level ``.py`` files, and the folders holding
+    any ``.py`` file, except hidden ones and tests.
+    """
+    packages = {rel.split("/", 1)[0] for rel in sources if "/" in rel and rel.endswith(".py")}
+    for rel in sources:
+        top, _, inside = rel.partition("/")
+        if top.startswith(".") or top in ("tests", "test"):
             continue
-        if entry.is_file() and entry.suffix == ".py":
-            shutil.copy2(entry, site / entry.name)
-        elif entry.is_dir() and any(entry.rglob("*.py")):
-            shutil.copytree(
-                entry, site / entry.name, ignore=lambda _d, names: [n for n in names if skipped(n)], dirs_exist_ok=True
-            )
+        if not (top in packages if inside else rel.endswith(".py")):
+            continue  # a folder without modules, or a top-level file other than a module (pyproject.toml)
+        target = site / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(package.path / rel, target)
 
 
 def tidy(site: Path, exclude: tuple[str, ...]) -> None:

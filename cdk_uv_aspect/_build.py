@@ -60,7 +60,10 @@ class BuildRequest:
             "target": self.target.key,
             "options": self.output_options,
             "lock": hashlib.sha256(self.workspace.lock_bytes).hexdigest(),
-            "sources": {p.name: self.workspace.fingerprint(p.name) for p in self.workspace.closure(self.package)},
+            "sources": {
+                p.name: self.workspace.fingerprint(p.name, self.options.cache_dir)
+                for p in self.workspace.closure(self.package)
+            },
         }
         return _cache.entry_key(f"{self.package}-{self.target.key}", parts)
 
@@ -162,6 +165,8 @@ def _install(
     if not result.ok:
         raise failure.export(result)
     registry, local = _uv.split_requirements(exported.read_text())
+    # The workspace's uv settings (indexes...) without those the lock already applied (constraints).
+    config = _uv.pip_config(root, work / "uv-config")
     if registry.strip():
         # One install per explicit index the lock pins packages to, one for the rest (see _index.split).
         groups = [
@@ -169,7 +174,9 @@ def _install(
             for n, group in enumerate(_index.split(registry, request.workspace))
         ]
         for group in groups:
-            command = _uv.install_locked(uv.path, request.target, site, group.requirements, index=group.index)
+            command = _uv.install_locked(
+                uv.path, request.target, site, group.requirements, index=group.index, config=config
+            )
             result = runner.run(command, cwd=root, env=_uv.UV_ENV)
             if result.ok:
                 continue
@@ -191,11 +198,12 @@ def _install(
             rebuild=request.options.rebuild,
             failure=failure,
         )
-        result = runner.run(_uv.install_wheels(uv.path, request.target, site, wheels), cwd=root, env=_uv.UV_ENV)
+        command = _uv.install_wheels(uv.path, request.target, site, wheels, config=config)
+        result = runner.run(command, cwd=root, env=_uv.UV_ENV)
         if not result.ok:
             raise failure.install(result)
     if not package.packaged:
-        _asset.copy_modules(package, site)
+        _asset.copy_modules(package, request.workspace.sources(package.name, request.options.cache_dir), site)
 
 
 def _write(path: Path, text: str) -> Path:

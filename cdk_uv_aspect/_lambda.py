@@ -103,3 +103,13 @@ def python_of(runtime: str | None) -> str | None:
 
 # What platform.machine() says on hosts of each Lambda architecture (macOS says arm64, Linux aarch64).
 HOST_MACHINES: dict[str, Arch] = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+# Lambda@Edge (CloudFront's "Restrictions on Lambda@Edge" and "Quotas on Lambda@Edge", checked December
+# 2026): x86_64 only, these Python runtimes, no environment variables and no layers. The zipped function
+# may be at most 1 MB for viewer triggers and 50 MB for origin triggers; CloudFront checks which when the
+# function is associated with a distribution.
+EDGE_RUNTIMES = frozenset({"python3.8", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13"})
+EDGE_ARCHITECTURE: Arch = "x86_64"
+EDGE_ZIPPED_LIMIT = 50 * 1024 * 1024
+EDGE_VIEWER_ZIPPED_LIMIT = 1024 * 1024

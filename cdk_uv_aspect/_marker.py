@@ -117,6 +117,11 @@ def package_of(data: Any) -> str:
     return Marker.parse(data).package
 
 
+def markers_of(node: Node) -> list[Any]:
+    """The data of every ``uv`` marker on a construct (``node`` is its ``.node``), in the order added."""
+    return [entry.data for entry in node.metadata if entry.type == MARKER]
+
+
 def marker_of(node: Node) -> Any | None:
     """The data of a construct's ``uv`` marker (``node`` is its ``.node``), or None when it has none."""
     for entry in node.metadata:

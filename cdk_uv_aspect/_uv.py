@@ -20,13 +20,18 @@ and the failures it can cause are read in one place.)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from packaging.version import InvalidVersion, Version
 
@@ -65,7 +70,9 @@ def export(uv: str, package: str, lock: str, out: Path) -> list[str]:
     ]
 
 
-def _pip_install(uv: str, target: Target, site: Path, python: str | None = None) -> list[str]:
+def _pip_install(
+    uv: str, target: Target, site: Path, python: str | None = None, config: Path | None = None
+) -> list[str]:
     # python=None: this machine, installing for the target's platform. A path: an interpreter of the
     # target's own platform (in a container), so the platform flags would only restate it.
     platform = ["--python-platform", target.python_platform, "--python-version", target.python]
@@ -80,19 +87,35 @@ def _pip_install(uv: str, target: Target, site: Path, python: str | None = None)
         *([] if python else platform),
         "--no-deps",
         "--quiet",
+        *(["--project", str(config)] if config else []),
     ]
 
 
 def install_locked(
-    uv: str, target: Target, site: Path, requirements: Path, *, python: str | None = None, index: str | None = None
+    uv: str,
+    target: Target,
+    site: Path,
+    requirements: Path,
+    *,
+    python: str | None = None,
+    index: str | None = None,
+    config: Path | None = None,
 ) -> list[str]:
     """Install the locked third-party requirements; ``python``: the target's interpreter (in a container);
-    ``index``: the explicit index (``name=url``) they are pinned to (see ``_index.split``)."""
+    ``index``: the explicit index (``name=url``) they are pinned to (see ``_index.split``); ``config``: the
+    folder ``pip_config`` wrote, whose uv settings the install reads."""
     # --no-build here: a wheel built on this machine would be for this machine, not for the target. In a
     # container of the target's platform, building a source distribution is what the container is for.
     no_build = [] if python else ["--no-build"]
     pinned = ["--index", index] if index else []
-    return [*_pip_install(uv, target, site, python), "--require-hashes", *no_build, *pinned, "-r", str(requirements)]
+    return [
+        *_pip_install(uv, target, site, python, config),
+        "--require-hashes",
+        *no_build,
+        *pinned,
+        "-r",
+        str(requirements),
+    ]
 
 
 def build_wheel(uv: str, source: Path, out: Path) -> list[str]:
@@ -101,8 +124,98 @@ def build_wheel(uv: str, source: Path, out: Path) -> list[str]:
     return [uv, "build", "--wheel", "--no-sources", "--quiet", "--out-dir", str(out), str(source)]
 
 
-def install_wheels(uv: str, target: Target, site: Path, wheels: Sequence[Path]) -> list[str]:
-    return [*_pip_install(uv, target, site), *map(str, wheels)]
+def install_wheels(
+    uv: str, target: Target, site: Path, wheels: Sequence[Path], *, config: Path | None = None
+) -> list[str]:
+    return [*_pip_install(uv, target, site, config=config), *map(str, wheels)]
+
+
+# [tool.uv] settings that describe the project, or that the lock has already applied. `uv pip install`
+# reads the settings of the project it runs in, constraint and override dependencies included, and
+# under --require-hashes refuses any of them not pinned with `==`: a locked install must not see them.
+_NOT_FOR_PIP = frozenset(
+    {
+        "build-backend",
+        "build-constraint-dependencies",
+        "cache-keys",
+        "conflicts",
+        "constraint-dependencies",
+        "default-groups",
+        "dev-dependencies",
+        "environments",
+        "managed",
+        "override-dependencies",
+        "package",
+        "required-environments",
+        "sources",
+        "workspace",
+    }
+)
+# Settings holding paths, which uv reads relative to the file they are in: made absolute in the copy.
+_PATH_SETTINGS = ("cache-dir", "find-links", "index-url", "extra-index-url", "index")
+
+
+def pip_config(root: Path, folder: Path) -> Path:
+    """A folder whose ``pyproject.toml`` holds the workspace's uv settings for ``uv pip install``.
+
+    The settings uv would read for the workspace (the nearest ``uv.toml``, or ``pyproject.toml`` with a
+    ``[tool.uv]`` table, from ``root`` upward), without those in ``_NOT_FOR_PIP``: indexes, find-links,
+    credentials' index names and every other setting stay effective. uv runs with ``--project folder``,
+    where it finds this file first, wherever ``folder`` is (a build cache inside the project too);
+    user-level and system-level uv.toml still apply, as they do to any uv command.
+    """
+    settings, base = _uv_settings(root)
+    kept = {k: _absolute(k, v, base) for k, v in settings.items() if k not in _NOT_FOR_PIP}
+    if isinstance(kept.get("pip"), dict):
+        kept["pip"] = {k: _absolute(k, v, base) for k, v in kept["pip"].items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by cdk-uv-aspect for `uv pip install`: the workspace's uv settings, see _uv.pip_config", ""]
+    lines += ["[tool.uv]", *(f"{json.dumps(k)} = {_toml(v)}" for k, v in sorted(kept.items()) if k != "pip")]
+    if isinstance(kept.get("pip"), dict):
+        lines += ["", "[tool.uv.pip]", *(f"{json.dumps(k)} = {_toml(v)}" for k, v in sorted(kept["pip"].items()))]
+    (folder / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def _uv_settings(root: Path) -> tuple[dict[str, Any], Path]:
+    """The uv settings table that applies to the workspace at ``root``, and the folder it was read in."""
+    for folder in (root, *root.parents):
+        try:
+            if (folder / "uv.toml").is_file():
+                return tomllib.loads((folder / "uv.toml").read_text()), folder
+            if (folder / "pyproject.toml").is_file():
+                table = tomllib.loads((folder / "pyproject.toml").read_text()).get("tool", {}).get("uv")
+                if isinstance(table, dict):
+                    return table, folder
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise WorkspaceError(
+                f"the uv settings in {folder} can't be read: {exc}",
+                fix="fix the file (`uv lock --check` shows what uv makes of it)",
+            ) from exc
+    return {}, root
+
+
+def _absolute(key: str, value: Any, base: Path) -> Any:
+    if key not in _PATH_SETTINGS:
+        return value
+    if isinstance(value, list):
+        return [_absolute(key, v, base) for v in value]
+    if isinstance(value, dict):  # an [[index]] entry
+        return {k: _absolute(key, v, base) if k == "url" else v for k, v in value.items()}
+    if isinstance(value, str) and "://" not in value and not value.startswith("file:"):
+        return str(base / value) if not Path(value).is_absolute() else value
+    return value
+
+
+def _toml(value: Any) -> str:
+    """A TOML inline value (the settings are strings, numbers, booleans, arrays and tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else str(value)
 
 
 COMPILE = (
@@ -123,17 +236,30 @@ COMPILE_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "", "PYTHONPATH
 
 
 def split_requirements(text: str) -> tuple[str, list[str]]:
-    """Split ``uv export`` output into registry requirements (kept as text) and local package paths."""
+    """Split ``uv export`` output into requirements to install (kept as text) and local package paths.
+
+    A locked wheel file (``./wheels/x-1.0-py3-none-any.whl --hash=...``) is installed as it is, its hash
+    checked, with the registry's; a local folder (``./packages/api``, ``file:///abs/lib``) is a package to
+    build, named by its path alone.
+    """
     registry, local = [], []
     for block in re.split(r"(?<!\\)\n", text):
         line = block.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith((".", "/", "file:", "-e ")):
-            local.append(line.removeprefix("-e ").strip())
+        first = line.removeprefix("-e ").strip().split()[0].rstrip("\\")
+        if first.startswith((".", "/", "file:")) and not first.endswith(".whl"):
+            local.append(first)
         else:
             registry.append(block)
     return "\n".join(registry) + "\n", local
+
+
+def local_path(line: str, root: Path) -> Path:
+    """The folder a local requirement of ``split_requirements`` names: relative to ``root``, or a file URL."""
+    if line.startswith("file:"):
+        return Path(url2pathname(urlparse(line).path)).resolve()
+    return (root / line).resolve()
 
 
 @dataclass(frozen=True)

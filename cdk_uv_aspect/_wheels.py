@@ -24,7 +24,7 @@ from ._files import work_dir
 from ._runner import Runner
 from ._uv import Failure, Uv
 from ._version import LIBRARY_VERSION
-from ._workspace import Package, Workspace, is_assembly, skipped
+from ._workspace import Package, Workspace, copy_sources
 
 
 def local_wheels(
@@ -42,7 +42,7 @@ def local_wheels(
     by_path = {p.path: p for p in workspace.packages.values()}
     packages = []
     for line in exported:
-        package = by_path.get((workspace.root / line).resolve())
+        package = by_path.get(_uv.local_path(line, workspace.root))
         if package is None:  # pragma: no cover - uv exports only packages the lock knows
             raise WorkspaceError(
                 f"uv exported {line}, which is not a package of uv.lock",
@@ -56,12 +56,13 @@ def local_wheels(
     env = {**_uv.UV_ENV, **_index.environment(workspace.root, os.environ)}
 
     def wheels_of(package: Package) -> list[Path]:
-        entry = cache / wheel_key(workspace, package, uv.version)
+        entry = cache / wheel_key(workspace, package, uv.version, cache_dir)
         with _state.wheel_lock(entry):  # builds running side by side wait for one build of a shared package
             if (not rebuild or entry in _state.WHEELS_BUILT) and _cache.use(entry) is not None:
                 return sorted((entry / _cache.ASSET).glob("*.whl"))
             source, out = work / "src" / package.name, work / "wheels" / package.name
-            shutil.copytree(package.path, source, ignore=_not_source, symlinks=False)
+            # Exactly the files its key was computed from: no ignored file, cache or virtualenv.
+            copy_sources(package.path, workspace.sources(package.name, cache_dir), source)
             result = runner.run(_uv.build_wheel(uv.path, source, out), cwd=work, env=env)
             if not result.ok:
                 raise failure.network(result, f"fetch the build backend of {package.name}") or failure.error(
@@ -82,9 +83,10 @@ def local_wheels(
     return sorted(wheels)
 
 
-def wheel_key(workspace: Workspace, package: Package, uv_version: str) -> str:
+def wheel_key(workspace: Workspace, package: Package, uv_version: str, cache_dir: Path | None = None) -> str:
     """What decides a local package's wheel: its sources, and the tools that build it."""
-    parts = {"library": LIBRARY_VERSION, "uv": uv_version, "sources": workspace.fingerprint(package.name)}
+    sources = workspace.fingerprint(package.name, cache_dir)
+    parts = {"library": LIBRARY_VERSION, "uv": uv_version, "sources": sources}
     return _cache.entry_key(package.name, parts)
 
 
@@ -96,8 +98,3 @@ def _keep(wheels: list[Path], cache: Path, entry: Path, package: str, *, rebuild
             shutil.copy2(wheel, work / _cache.ASSET / wheel.name)
         _cache.write_info(work, {"package": package, "manifest": _cache.manifest(work / _cache.ASSET)})
         _cache.publish(work, entry, rebuild=rebuild)
-
-
-def _not_source(folder: str, names: list[str]) -> list[str]:
-    """What a copy of a package's sources leaves out: tool folders, and a cloud assembly at its root."""
-    return [n for n in names if skipped(n) or is_assembly(Path(folder, n))]

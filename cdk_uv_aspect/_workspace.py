@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from . import _ignore
 from ._errors import WorkspaceError
 
 # Folders that never hold a package's source: skipped when fingerprinting and when copying modules.
@@ -58,6 +59,7 @@ class Package:
     path: Path
     packaged: bool  # False for a virtual project (no build system): its modules are copied as they are
     dependencies: tuple[str, ...]
+    refused: WorkspaceError | None = field(default=None, compare=False, repr=False)  # why no build may use it
 
     @cached_property
     def requires_python(self) -> SpecifierSet | None:
@@ -90,9 +92,11 @@ class Workspace:
     root: Path
     lock_bytes: bytes = field(repr=False)
     packages: dict[str, Package] = field(repr=False)
-    # Source fingerprints by package, computed once per Workspace (one per aspect, so once per synth):
-    # a library like `common` in every closure is read once, not once per build request.
-    _fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
+    # Sources and their fingerprints by package (and build cache), computed once per Workspace (one per
+    # aspect, so once per synth): a library like `common` in every closure is read once, not once per
+    # build request; and the files copied for a build are the files its key was computed from.
+    _sources: dict[tuple[str, Path | None], tuple[str, ...]] = field(default_factory=dict, repr=False)
+    _fingerprints: dict[tuple[str, Path | None], str] = field(default_factory=dict, repr=False)
 
     @property
     def lock(self) -> Path:
@@ -133,11 +137,18 @@ class Workspace:
             kind = next((k for k in ("editable", "virtual", "directory") if k in source), None)
             if kind is None or not isinstance(entry.get("name"), str):
                 continue
-            path = (root / source[kind]).resolve()
-            if not path.is_relative_to(root.resolve()) and not source[kind].startswith(".."):
+            written = str(source[kind])
+            path = (root / written).resolve()  # an absolute path stays what it is
+            refused = None
+            if (
+                not path.is_relative_to(root.resolve())
+                and not written.startswith("..")
+                and not Path(written).is_absolute()
+            ):
                 # A member folder that is a symlink out of the workspace: its code is not the user's repo.
-                raise WorkspaceError(
-                    f"workspace member {source[kind]} of {root} is a link to {path}, outside the workspace",
+                # Refused when a build needs it, not here: it may be a package no function uses.
+                refused = WorkspaceError(
+                    f"workspace member {written} of {root} is a link to {path}, outside the workspace",
                     package=entry["name"],
                     fix="replace the link with the package's folder, or declare the dependency by its real "
                     "path (`uv add ../path/to/package`)",
@@ -147,6 +158,7 @@ class Workspace:
                 path=path,
                 packaged=kind != "virtual",
                 dependencies=tuple(d["name"] for d in entry.get("dependencies", []) if "name" in d),
+                refused=refused,
             )
         return cls(root=root.resolve(), lock_bytes=lock_bytes, packages=packages)
 
@@ -162,11 +174,23 @@ class Workspace:
                 fix="fix the name in the marker, or add the package to [tool.uv.workspace] members and run `uv lock`",
             ) from None
 
-    def fingerprint(self, name: str) -> str:
-        """The fingerprint of local package ``name``'s source tree, read once per Workspace."""
-        if name not in self._fingerprints:  # a race between build threads only computes it twice
-            self._fingerprints[name] = fingerprint(self.packages[name].path)
-        return self._fingerprints[name]
+    def sources(self, name: str, cache_dir: Path | None = None) -> tuple[str, ...]:
+        """Local package ``name``'s sources (see ``source_files``), listed once per Workspace.
+
+        ``cache_dir``: the build cache, left out when it is inside the package (a single project).
+        """
+        key = (name, cache_dir)
+        if key not in self._sources:  # a race between build threads only lists it twice
+            path = self.packages[name].path
+            self._sources[key] = source_files(path, _ignore.repository_root(path, self.root), cache_dir)
+        return self._sources[key]
+
+    def fingerprint(self, name: str, cache_dir: Path | None = None) -> str:
+        """The fingerprint of local package ``name``'s sources: exactly the files a build copies."""
+        key = (name, cache_dir)
+        if key not in self._fingerprints:
+            self._fingerprints[key] = fingerprint(self.packages[name].path, self.sources(name, cache_dir))
+        return self._fingerprints[key]
 
     def closure(self, name: str) -> list[Package]:
         """The package and every local package it depends on (not dev groups), sorted by name."""
@@ -176,6 +200,8 @@ class Workspace:
             current = self.packages.get(todo.pop())
             if current is None or current.name in seen:
                 continue
+            if current.refused is not None:
+                raise current.refused.with_constructs(())  # a copy: builds run in threads
             seen[current.name] = current
             todo.extend(current.dependencies)
         return [seen[n] for n in sorted(seen)]
@@ -188,18 +214,101 @@ def _is_workspace_root(folder: Path) -> bool:
         return False
 
 
-def source_files(folder: Path) -> Iterator[Path]:
-    """Every file of a package's source tree, in a stable order, without build and tool folders.
+def source_files(folder: Path, top: Path, skip: Path | None = None) -> tuple[str, ...]:
+    """A package's sources: the files below ``folder`` that a build sees, as paths relative to it (``/``).
+
+    Left out: tool folders (``SKIP_DIRS``), cloud assemblies, virtual environments under any name (a
+    folder with ``pyvenv.cfg``), caches (a folder with a ``CACHEDIR.TAG``, as uv's has), the folder
+    ``skip`` (the build cache, which may be inside the project), and what the repository's
+    ``.gitignore`` files ignore, from ``top`` (the repository root) down (see ``_ignore``); hatchling's
+    ``ignore-vcs`` and ``artifacts`` settings are honoured as hatchling honours them.
 
     A link that leads outside the package is refused: a build would copy what it points to (a key, a
-    home folder) into a deployed asset without anyone having asked for it.
+    home folder) into a deployed asset without anyone having asked for it. So is anything that is not
+    a file, a folder or a link (a named pipe would hang the read).
     """
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not skipped(d) and not is_assembly(Path(dirpath, d)))
-        for name in [*dirnames, *filenames]:
-            _refuse_escaping_link(Path(dirpath, name), folder)
-        for name in sorted(filenames):
-            yield Path(dirpath, name)
+    hatch = _hatch_settings(folder)
+    rules = _ignore.Rules() if hatch.ignore_vcs else _ignore.Rules.above(folder, top)
+    skip = skip.resolve() if skip is not None else None
+    found: list[str] = []
+
+    def walk(path: Path, rel: str, rules: _ignore.Rules, inside_ignored: bool, seen: frozenset[Path]) -> None:
+        rules = rules if hatch.ignore_vcs else rules.entering(path, rel)  # rel: "" or "src/"
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        folders = []
+        for entry in entries:
+            child, child_rel = Path(entry.path), f"{rel}{entry.name}"
+            if entry.is_symlink():
+                _refuse_escaping_link(child, folder)
+            is_dir = entry.is_dir()  # follows a link, which stays inside the package
+            ignored = inside_ignored or rules.ignored(child_rel, is_dir=is_dir)
+            if is_dir:
+                if not (skipped(entry.name) or _not_source_folder(child, skip)):
+                    folders.append((child, child_rel, ignored))
+            elif entry.is_file() or entry.is_symlink():  # a dangling link too: reading it says so
+                if entry.name in SKIP_DIRS:  # a .git file (a worktree's or a submodule's)
+                    continue
+                if not ignored or (hatch.artifacts and hatch.artifacts.ignored(child_rel, is_dir=False)):
+                    found.append(child_rel)
+            else:
+                raise WorkspaceError(
+                    f"{child} is not a file or a folder (a named pipe, socket or device)",
+                    fix="remove it from the package, or ignore it in .gitignore: a package's sources are files",
+                )
+        for child, child_rel, ignored in folders:
+            if ignored and not hatch.artifacts:
+                continue  # what is inside an ignored folder is ignored too
+            real = child.resolve()
+            if real in seen:
+                raise WorkspaceError(
+                    f"{child} is a link to {real}, a folder that holds it: the package's tree never ends",
+                    fix="remove the link, or replace it with the files it should hold",
+                )
+            walk(child, child_rel + "/", rules, ignored, seen | {real})
+
+    walk(folder, "", rules, False, frozenset({folder.resolve()}))
+    return tuple(found)
+
+
+def _not_source_folder(path: Path, skip: Path | None) -> bool:
+    """A cloud assembly, a virtual environment, a cache, or the build cache: never a package's source."""
+    return (
+        is_assembly(path)
+        or (path / "pyvenv.cfg").is_file()
+        or _is_cache(path)
+        or (skip is not None and path.resolve() == skip)
+    )
+
+
+def _is_cache(path: Path) -> bool:
+    # The Cache Directory Tagging Specification (https://bford.info/cachedir/), as uv, pytest and ruff write it.
+    try:
+        with open(path / "CACHEDIR.TAG", "rb") as f:
+            return f.read(43) == b"Signature: 8a477f597d28d172789f06886806bc55"
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class _HatchSettings:
+    ignore_vcs: bool = False
+    artifacts: _ignore.Rules | None = None  # files to keep although ignored, as gitignore patterns
+
+
+def _hatch_settings(folder: Path) -> _HatchSettings:
+    """hatchling's ``ignore-vcs`` and ``artifacts`` (for the whole build, or for wheels)."""
+    try:
+        hatch = tomllib.loads((folder / "pyproject.toml").read_text()).get("tool", {}).get("hatch", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return _HatchSettings()
+    build = hatch.get("build", {}) if isinstance(hatch, dict) else {}
+    wheel = build.get("targets", {}).get("wheel", {}) if isinstance(build, dict) else {}
+    tables = [t for t in (build, wheel) if isinstance(t, dict)]
+    ignore_vcs = any(t.get("ignore-vcs") is True for t in tables)
+    artifacts = [a for t in tables for a in t.get("artifacts", []) if isinstance(a, str)]
+    kept = _ignore.Rules((_ignore.File(tuple(_ignore.parse("\n".join(artifacts))), "", ""),)) if artifacts else None
+    return _HatchSettings(ignore_vcs, kept)
 
 
 def _refuse_escaping_link(path: Path, folder: Path) -> None:
@@ -211,11 +320,12 @@ def _refuse_escaping_link(path: Path, folder: Path) -> None:
         )
 
 
-def fingerprint(folder: Path) -> str:
-    """A digest of a package's source tree: relative paths and contents."""
+def fingerprint(folder: Path, files: tuple[str, ...]) -> str:
+    """A digest of a package's sources (``files``, from ``source_files``): relative paths and contents."""
     digest = hashlib.sha256()
-    for path in source_files(folder):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+    for rel in files:
+        path = folder / rel
+        digest.update(rel.encode() + b"\0")
         try:
             digest.update(hashlib.sha256(path.read_bytes()).digest())
         except OSError as exc:
@@ -224,3 +334,19 @@ def fingerprint(folder: Path) -> str:
                 fix="make the file readable, or remove it from the package",
             ) from exc
     return digest.hexdigest()
+
+
+def copy_sources(folder: Path, files: tuple[str, ...], dest: Path) -> None:
+    """Copy ``files`` (from ``source_files``) of ``folder`` into ``dest``: the private copy a build reads.
+
+    The copy gets a ``.gitignore`` of its own when the package has none, so that no ``.gitignore`` above
+    the copy (a home folder's, a project's around an in-project build cache) changes what a backend
+    such as hatchling builds from it: the files were already chosen here.
+    """
+    dest.mkdir(parents=True)
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(folder / rel, target)
+    if _ignore.IGNORE_FILE not in files:
+        (dest / _ignore.IGNORE_FILE).write_text("# cdk-uv-aspect: the repository's rules chose these files\n")

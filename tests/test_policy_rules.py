@@ -15,7 +15,7 @@ from cdk_uv_aspect._policy import engine
 from cdk_uv_aspect._policy.facts import FunctionFacts
 from cdk_uv_aspect._policy.options import LAMBDA_UNZIPPED_LIMIT, PolicyOptions
 from cdk_uv_aspect._policy.rule import Compliant, NonCompliant, NotApplicable, Rule
-from cdk_uv_aspect._policy.rules import handler, native, requires_python, runtime, size, uv_built
+from cdk_uv_aspect._policy.rules import edge, handler, native, requires_python, runtime, size, uv_built
 
 OPTIONS = PolicyOptions()
 X86_64, AARCH64 = 62, 183
@@ -382,3 +382,40 @@ def test_every_rule_is_registered_documented_and_tested():
         assert any(t.startswith(stem + "_compliance") for t in tests), f"{rule.id}: no compliance test"
         assert any(t.startswith(stem + "_noncompliance") for t in tests), f"{rule.id}: no noncompliance test"
         assert rule.explanation and rule.fix and rule.title
+
+
+# --- uv-edge-limits --------------------------------------------------------------------------------------
+
+
+def test_uv_edge_limits_compliance_small_x86_function_without_variables(tmp_path: Path):
+    """An Edge function of a few kB: passes, and the note says it fits viewer triggers too."""
+    result = edge.check(facts(edge=True, asset_dir=asset(tmp_path, {"app/handler.py": "x = 1\n"})), OPTIONS)
+    assert isinstance(result, Compliant) and "fits viewer and origin triggers" in result.note
+
+
+def test_uv_edge_limits_compliance_not_an_edge_function():
+    assert isinstance(edge.check(facts(environment=("TABLE",)), OPTIONS), NotApplicable)
+
+
+def test_uv_edge_limits_noncompliance_1_environment_variables():
+    result = edge.check(facts(edge=True, environment=("TABLE", "STAGE")), OPTIONS)
+    assert isinstance(result, NonCompliant) and "TABLE, STAGE" in result.message
+
+
+def test_uv_edge_limits_noncompliance_2_arm64_and_an_unsupported_runtime():
+    result = edge.check(facts(edge=True, architecture="arm64", runtime="python3.14"), OPTIONS)
+    assert isinstance(result, NonCompliant)
+    assert "x86_64 only" in result.message and "python3.14" in result.message
+
+
+def test_uv_edge_limits_noncompliance_3_over_50_mib_zipped(tmp_path: Path):
+    """Incompressible bytes over 50 MiB: CloudFront would refuse it for any trigger."""
+    big = asset(tmp_path, {"app/blob.bin": os.urandom(51 * 1024 * 1024)})
+    result = edge.check(facts(edge=True, asset_dir=big), OPTIONS)
+    assert isinstance(result, NonCompliant) and "over the 50 MiB" in result.message
+
+
+def test_uv_edge_limits_compliance_over_1_mib_says_origin_triggers_only(tmp_path: Path):
+    medium = asset(tmp_path, {"app/blob.bin": os.urandom(2 * 1024 * 1024)})
+    result = edge.check(facts(edge=True, asset_dir=medium), OPTIONS)
+    assert isinstance(result, Compliant) and "origin triggers only" in result.note

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import Stack, Stage, Token
+from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import IConstruct
@@ -38,6 +39,8 @@ class FunctionFacts:
     asset_dir: Path | None = None  # the built folder that the asset was made from
     internal: str | None = None  # the CDK metadata that marks it as the CDK's own function
     bundling_required: bool = True  # False for `cdk ls` or stacks left out by --exclusively
+    edge: bool = False  # the function of a cloudfront.experimental.EdgeFunction (Lambda@Edge)
+    environment: tuple[str, ...] = ()  # its environment variables' names (read for Lambda@Edge functions only)
     today: datetime.date = field(default_factory=datetime.date.today)
 
     @property
@@ -71,6 +74,7 @@ class Tree:
         self.stages: list[str] = []  # paths of the Stages nested below the scope
         self._bundling: dict[str, bool] = {}  # stack path -> Stack.bundling_required
         self.functions: list[tuple[IConstruct, lambda_.CfnFunction, str, str]] = []  # owner, cfn, their paths
+        self.edge: set[str] = set()  # paths of the functions of EdgeFunctions
         scope_path = scope.node.path
         for construct in scope.node.find_all():
             if isinstance(construct, Stage):
@@ -79,6 +83,8 @@ class Tree:
                     self.stages.append(path)
             elif isinstance(construct, Stack):
                 self._bundling[construct.node.path] = construct.bundling_required
+            elif isinstance(construct, cloudfront.experimental.EdgeFunction):
+                self.edge.add(construct.lambda_.node.path)
             elif isinstance(construct, lambda_.CfnFunction):
                 path = construct.node.path
                 parent = construct.node.scope
@@ -153,6 +159,7 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
         config = cfn.image_config
         command = _known(getattr(config, "command", None)) if config is not None else None
         handler = command[0] if command else None
+    edge = owner_path in tree.edge
     return FunctionFacts(
         path=owner_path,
         kind="Function" if owner_path != cfn_path else "CfnFunction",
@@ -166,7 +173,17 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
         asset_dir=asset_dir,
         internal=internal,
         bundling_required=tree.bundling_required(cfn_path),
+        edge=edge,
+        environment=_environment(cfn) if edge else (),
     )
+
+
+def _environment(cfn: lambda_.CfnFunction) -> tuple[str, ...]:
+    """The names of a function's environment variables. The L2 Function renders them lazily, which the
+    property read through jsii loses: resolve the properties the CfnFunction will render."""
+    rendered = Stack.of(cfn).resolve(cfn._cfn_properties.get("environment")) or {}
+    variables = rendered.get("variables") or rendered.get("Variables") or {}
+    return tuple(sorted(variables))
 
 
 def _known(value: Any) -> Any:
