@@ -8,11 +8,12 @@ so the asset hash is an output hash.
 
 The steps, in order (each in the module named):
 
-1. ``_uv.export``: the package's locked closure as requirements;
+1. ``_uv.export``: the package's locked closure, with the chosen extras and groups, as requirements;
 2. ``_uv.install_locked``: third-party wheels for the target (``_docker`` when one has no wheel);
 3. ``_wheels.local_wheels``: the workspace's own packages, then ``_uv.install_wheels``;
 4. ``_asset``: application modules copied, the folder tidied, bytecode compiled, modes set;
-5. ``_cache.publish``: the finished folder renamed into the build cache.
+5. ``_sbom``: the asset's CycloneDX SBOM, written beside it;
+6. ``_cache.publish``: the finished folder renamed into the build cache.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
     final = builds / key
     if not request.options.rebuild:
         info = _cache.use(final)
-        if info is not None and _sbom_intact(final, info):
+        if info is not None:
             return Built(request, final, time.monotonic() - started, cached=True, info=info)
         if final.exists() and log:
             log(
@@ -190,7 +191,7 @@ def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
             "extras": list(request.extras),
             "groups": list(request.groups),
             "omitted": omitted,
-            "sbom": hashlib.sha256(sbom).hexdigest(),
+            "beside": {_sbom.FILE: hashlib.sha256(sbom).hexdigest()},
             "files": len(files),
             "bytes": sum(max(size, 0) for size, _, _ in files.values()),
             "seconds": round(seconds, 3),
@@ -217,14 +218,6 @@ def _check_requires_python(request: BuildRequest, package: Package) -> None:
             fix="give the function a runtime that the package's requires-python admits, or widen "
             "requires-python in its pyproject.toml and run `uv lock`",
         )
-
-
-def _sbom_intact(entry: Path, info: dict[str, Any]) -> bool:
-    """Whether a cached entry's SBOM is the one its build.json records (an entry without one is rebuilt)."""
-    try:
-        return hashlib.sha256((entry / _sbom.FILE).read_bytes()).hexdigest() == info.get("sbom")
-    except OSError:
-        return False
 
 
 def _unknown(
