@@ -348,10 +348,14 @@ def test_uv_runtime_sdk_noncompliance_2_no_known_version_for_the_runtime():
     assert isinstance(result, NonCompliant) and "no version of the SDK that python3.12 ships is known" in result.message
 
 
-def test_uv_runtime_sdk_not_applicable_when_the_sdk_is_in_the_asset():
-    """Nothing left out (the default), or only packages other than boto3/botocore: not this rule's business."""
-    assert isinstance(runtime_sdk.check(facts(), OPTIONS), NotApplicable)
-    assert isinstance(runtime_sdk.check(omitting("python3.12"), OPTIONS), NotApplicable)
+def test_uv_runtime_sdk_compliance_when_the_sdk_is_in_the_asset():
+    """Nothing left out (the default), or only packages other than boto3/botocore: nothing to check."""
+    assert isinstance(runtime_sdk.check(facts(), OPTIONS), Compliant)
+    assert isinstance(runtime_sdk.check(omitting("python3.12"), OPTIONS), Compliant)
+
+
+def test_uv_runtime_sdk_not_applicable_to_other_runtimes():
+    """A function that is not Python is not this rule's business."""
     assert isinstance(
         runtime_sdk.check(replace(omitting("python3.12", boto3="1"), runtime="nodejs22.x"), OPTIONS), NotApplicable
     )

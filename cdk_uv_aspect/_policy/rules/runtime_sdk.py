@@ -18,7 +18,7 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
     omitted = facts.build.get("omitted") if facts.build else None
     sdk = {name: str(version) for name, version in (omitted or {}).items() if name in ("boto3", "botocore")}
     if not isinstance(omitted, Mapping) or not sdk:
-        return NotApplicable("boto3 and botocore are in the asset, or not used")
+        return Compliant("nothing of the SDK left to the runtime: boto3 and botocore are in the asset, or not used")
     locked = ", ".join(f"{name} {version}" for name, version in sorted(sdk.items()))
     runtime = f"python{facts.python}"
     shipped = SHIPPED_SDK.get(runtime)
