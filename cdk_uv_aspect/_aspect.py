@@ -179,10 +179,13 @@ class UvBundlingAspect:
                 image = image_spec(function, arch, package, marker, self.options, workspace)
                 target = image.target
             assert target is not None  # a zip function's, or an image's
+            request = BuildRequest.create(
+                workspace, package.name, target, self.options, extras=marker.extras, groups=marker.groups
+            )
         except UvError as exc:
             # The path is read only when needed; the package and target, where they were known.
             raise exc.with_constructs([node.path], package=_package_named(data), target=target) from None
-        return _Planned(function, node, stack, BuildRequest(workspace, package.name, target, self.options), image)
+        return _Planned(function, node, stack, request, image)
 
     def _read_once(self, value: Any, read: Callable[[Any], Any]) -> Any:
         # Functions share a few Runtime and Architecture objects: each is read through jsii once.

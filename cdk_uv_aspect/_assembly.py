@@ -44,6 +44,7 @@ class AssemblyFunction:
     package: str | None  # from the uv marker
     build: dict[str, Any] | None  # the bundling aspect's record, None when not uv-built
     asset_dir: Path | None  # the staged asset folder of its code, when there is one
+    sbom: Path | None = None  # the CycloneDX document of what was built, when there is one
     memory: int = 128  # MemorySize, Lambda's default when the template leaves it out
     timeout: int = 3  # Timeout in seconds, likewise
     environment: dict[str, str] = field(default_factory=dict)  # literal values only, not tokens
@@ -131,6 +132,7 @@ def _template_functions(
             package=package if isinstance(package, str) else (package or {}).get("package"),
             build=build,
             asset_dir=_asset_dir(outdir, root, resource, build),
+            sbom=_sbom(outdir, root, build),
             memory=p["MemorySize"] if isinstance(p.get("MemorySize"), int) else 128,
             timeout=p["Timeout"] if isinstance(p.get("Timeout"), int) else 3,
             environment={
@@ -185,3 +187,11 @@ def _asset_dir(outdir: Path, root: Path, resource: dict[str, Any], build: dict[s
     if isinstance(key, str) and key.endswith(".zip"):
         candidates += [outdir / f"asset.{key.removesuffix('.zip')}"]
     return next((c.resolve() for c in candidates if c.is_dir()), None)
+
+
+def _sbom(outdir: Path, root: Path, build: dict[str, Any] | None) -> Path | None:
+    """The SBOM the bundling aspect wrote: recorded relative to the assembly that holds the assets (the root)."""
+    recorded = build.get("sbom") if isinstance(build, dict) else None
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    return next((c.resolve() for c in (root / recorded, outdir / recorded) if c.is_file()), None)

@@ -8,11 +8,12 @@ so the asset hash is an output hash.
 
 The steps, in order (each in the module named):
 
-1. ``_uv.export``: the package's locked closure as requirements;
+1. ``_uv.export``: the package's locked closure, with the chosen extras and groups, as requirements;
 2. ``_uv.install_locked``: third-party wheels for the target (``_docker`` when one has no wheel);
 3. ``_wheels.local_wheels``: the workspace's own packages, then ``_uv.install_wheels``;
 4. ``_asset``: application modules copied, the folder tidied, bytecode compiled, modes set;
-5. ``_cache.publish``: the finished folder renamed into the build cache.
+5. ``_sbom``: the asset's CycloneDX SBOM, written beside it;
+6. ``_cache.publish``: the finished folder renamed into the build cache.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _asset, _cache, _docker, _index, _uv
-from ._errors import TargetError, UvError, WheelError
-from ._files import work_dir
+from . import _asset, _cache, _docker, _index, _sbom, _uv
+from ._errors import TargetError, UvError, WheelError, WorkspaceError
+from ._files import atomic_write, work_dir
+from ._lambda import RUNTIME_PROVIDED
+from ._marker import normalize
 from ._options import UvOptions
 from ._runner import Runner
 from ._target import Target
@@ -41,16 +44,54 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """What to build: a package of a workspace, for a target, with the options that shape the output."""
+    """What to build: a package of a workspace, for a target, with the options that shape the output.
+
+    ``extras`` and ``groups``: what is deployed besides the package's runtime dependencies, the options'
+    and the function's own together (``BuildRequest.create`` checks them against the package).
+    """
 
     workspace: Workspace
     package: str
     target: Target
     options: UvOptions
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def create(
+        cls,
+        workspace: Workspace,
+        package: str,
+        target: Target,
+        options: UvOptions,
+        *,
+        extras: Sequence[str] = (),
+        groups: Sequence[str] = (),
+    ) -> BuildRequest:
+        """The request for ``package``, with ``options``' extras and groups and a function's own (``extras``,
+        ``groups``), each checked against the package's pyproject.toml."""
+        found = workspace.package(package)
+        chosen = {}
+        for kind, given, by_function, defined in (
+            ("extras", options.extras, extras, found.extras),
+            ("groups", options.groups, groups, found.groups),
+        ):
+            chosen[kind] = tuple(sorted({*given, *(normalize(name) for name in by_function)}))
+            unknown = [name for name in chosen[kind] if name not in defined]
+            if unknown:
+                raise _unknown(found, target, kind, unknown, defined, from_options=set(unknown) & set(given))
+        return cls(workspace, found.name, target, options, chosen["extras"], chosen["groups"])
 
     @property
     def output_options(self) -> dict[str, object]:
-        return {"bytecode": self.options.bytecode, "exclude": list(self.options.exclude), "lock": self.options.lock}
+        return {
+            "bytecode": self.options.bytecode,
+            "exclude": list(self.options.exclude),
+            "lock": self.options.lock,
+            "extras": list(self.extras),
+            "groups": list(self.groups),
+            "omit_runtime_provided": self.options.omit_runtime_provided,
+        }
 
     def key(self, uv_version: str) -> str:
         parts = {
@@ -62,7 +103,7 @@ class BuildRequest:
             "lock": hashlib.sha256(self.workspace.lock_bytes).hexdigest(),
             "sources": {
                 p.name: self.workspace.fingerprint(p.name, self.options.cache_dir)
-                for p in self.workspace.closure(self.package)
+                for p in self.workspace.closure(self.package, self.groups)
             },
         }
         return _cache.entry_key(f"{self.package}-{self.target.key}", parts)
@@ -86,6 +127,11 @@ class Built:
     def asset_dir(self) -> Path:
         """The folder Lambda runs: what the asset is made of."""
         return self.entry / _cache.ASSET
+
+    @property
+    def sbom(self) -> Path:
+        """The CycloneDX document of the asset, beside it in the entry (outside the asset, its hash unchanged)."""
+        return self.entry / _sbom.FILE
 
 
 def build(request: BuildRequest, runner: Runner | None = None, log: Log | None = None) -> Built:
@@ -118,16 +164,35 @@ def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
         site = work / _cache.ASSET
         site.mkdir()
         began = time.time()
-        _install(request, package, uv, runner, work, site, log)
+        omitted = _install(request, package, uv, runner, work, site, log)
         _asset.tidy(site, request.options.exclude)
         if request.options.bytecode:
             _asset.compile_bytecode(site, uv.path, runner, request.failure)
         _asset.normalize_modes(site)
+        sbom = _sbom.document(
+            site=site,
+            lock=request.workspace.lock_bytes,
+            root=request.package,
+            target=request.target.key,
+            extras=request.extras,
+            groups=request.groups,
+            omitted=omitted,
+            workspace_paths={
+                p.name: p.path.relative_to(request.workspace.root).as_posix()
+                for p in request.workspace.packages.values()
+                if p.path.is_relative_to(request.workspace.root)
+            },
+            uv_version=uv.version,
+        )
         seconds = time.monotonic() - started
         files = _cache.manifest(site)
         info = {
             "package": request.package,
             "target": request.target.key,
+            "extras": list(request.extras),
+            "groups": list(request.groups),
+            "omitted": omitted,
+            "beside": {_sbom.FILE: hashlib.sha256(sbom).hexdigest()},
             "files": len(files),
             "bytes": sum(max(size, 0) for size, _, _ in files.values()),
             "seconds": round(seconds, 3),
@@ -138,6 +203,7 @@ def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
         for leftover in work.iterdir():
             if leftover.name != _cache.ASSET:
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        atomic_write(work / _sbom.FILE, sbom)
         _cache.write_info(work, info)  # last: a folder without build.json is never used
         final = _cache.publish(work, final, rebuild=request.options.rebuild)
     return Built(request, final, seconds, cached=False, info=_cache.read_info(final) or info)
@@ -155,16 +221,51 @@ def _check_requires_python(request: BuildRequest, package: Package) -> None:
         )
 
 
+def _unknown(
+    package: Package, target: Target, kind: str, unknown: list[str], defined: tuple[str, ...], *, from_options: set[str]
+) -> WorkspaceError:
+    what = "extra" if kind == "extras" else "dependency group"
+    table = "[project.optional-dependencies]" if kind == "extras" else "[dependency-groups]"
+    where = f" (from UvOptions({kind}=...), which applies to every marked function)" if from_options else ""
+    pyproject = package.path / "pyproject.toml"
+    fix = f"choose among the package's {kind}, or define it in {table} of {pyproject} and run `uv lock`"
+    if from_options:
+        fix += f"; to choose it for some functions only, put it in their marker: {{'{kind}': [...]}}"
+    return WorkspaceError(
+        f"package {package.name} has no {what} {', '.join(map(repr, unknown))}{where}; its {kind}: "
+        f"{', '.join(defined) or 'none'}",
+        package=package.name,
+        target=target,
+        fix=fix,
+    )
+
+
 def _install(
     request: BuildRequest, package: Package, uv: Uv, runner: Runner, work: Path, site: Path, log: Log | None
-) -> None:
-    """Steps 1-3 and the application modules: everything the function imports, into ``site``."""
+) -> dict[str, str]:
+    """Steps 1-3 and the application modules: everything the function imports, into ``site``.
+
+    Returns what was left out for the runtime to provide (``omit_runtime_provided``): name -> locked version.
+    """
     root, failure = request.workspace.root, request.failure
-    exported = work / "requirements.txt"
-    result = runner.run(_uv.export(uv.path, request.package, request.options.lock, exported), cwd=root, env=_uv.UV_ENV)
-    if not result.ok:
-        raise failure.export(result)
-    registry, local = _uv.split_requirements(exported.read_text())
+
+    def export(out: Path, prune: tuple[str, ...] = ()) -> str:
+        chosen = {"extras": request.extras, "groups": request.groups, "prune": prune}
+        command = _uv.export(uv.path, request.package, request.options.lock, out, **chosen)
+        result = runner.run(command, cwd=root, env=_uv.UV_ENV)
+        if not result.ok:
+            raise failure.export(result)
+        return out.read_text()
+
+    omitted: dict[str, str] = {}
+    if request.options.omit_runtime_provided:
+        exported = export(work / "requirements.txt", RUNTIME_PROVIDED)
+        # What pruning took out (boto3, botocore and what only they need), with their locked versions.
+        kept = _uv.pins(exported)
+        omitted = {n: v for n, v in _uv.pins(export(work / "everything.txt")).items() if n not in kept}
+    else:
+        exported = export(work / "requirements.txt")
+    registry, local = _uv.split_requirements(exported)
     # The workspace's uv settings (indexes...) without those the lock already applied (constraints).
     config = _uv.pip_config(root, work / "uv-config")
     if registry.strip():
@@ -204,6 +305,7 @@ def _install(
             raise failure.install(result)
     if not package.packaged:
         _asset.copy_modules(package, request.workspace.sources(package.name, request.options.cache_dir), site)
+    return omitted
 
 
 def _write(path: Path, text: str) -> Path:

@@ -1,11 +1,12 @@
-"""The build cache: ``<cache_dir>/builds/<key>/`` holds ``asset/`` (the Lambda code) and ``build.json``.
+"""The build cache: ``<cache_dir>/builds/<key>/`` holds ``asset/`` (the Lambda code), ``build.json`` and
+``sbom.cdx.json`` (the asset's SBOM: beside the asset, so that it never changes the asset's hash).
 
 ``<cache_dir>/wheels/<key>/`` is laid out the same way, with the pure wheel of a local package (a shared
 library, say) in ``asset/``, keyed by its sources: it is built once for every package that uses it.
 
 An entry is trusted only if its ``asset/`` still matches the manifest written when it was built: the
-same files, each with the recorded size and content. A damaged entry (a file edited, truncated, deleted
-or added) is rebuilt, never used.
+same files, each with the recorded size and content, and the files beside it their recorded content. A
+damaged entry (a file edited, truncated, deleted or added) is rebuilt, never used.
 
 Why stat first and content only where stat differs: the CDK fingerprints every byte of the asset folder
 on each synth anyway (source-hashed assets), so hashing the contents again here would double the warm
@@ -63,10 +64,17 @@ def manifest(asset_dir: Path) -> dict[str, list[Any]]:
 
 
 def verify(entry: Path, info: dict[str, Any]) -> bool:
-    """True if ``entry``'s asset folder still holds exactly the files its manifest records."""
+    """True if ``entry``'s asset folder still holds exactly the files its manifest records, and the files
+    beside it (an SBOM) have the SHA-256 recorded in ``beside``."""
     recorded = info.get("manifest")
     if not isinstance(recorded, dict):
         return False  # written by an older version, or damaged: rebuild
+    beside = info.get("beside") or {}
+    try:
+        if any(_sha256(entry / name) != digest for name, digest in beside.items()):
+            return False
+    except (OSError, AttributeError):
+        return False
     asset_dir = entry / ASSET
     seen = 0
     refreshed = False

@@ -80,6 +80,38 @@ RUNTIMES: dict[str, PythonRuntime] = {
 }
 
 
+# --- the AWS SDK every Python runtime provides --------------------------------------------------------
+
+RUNTIME_PROVIDED = ("boto3", "botocore")
+"""What ``UvOptions(omit_runtime_provided=True)`` leaves out of an asset, with the packages only they need
+(``uv export --prune``: s3transfer, jmespath, python-dateutil, six, urllib3 unless something else in the
+closure needs them). Every Lambda Python runtime has them on its path, below the function's own code."""
+
+
+@dataclass(frozen=True)
+class ShippedSdk:
+    """The boto3 and botocore a runtime was seen to ship, and where that was read."""
+
+    boto3: str
+    botocore: str
+    source: str
+    checked: datetime.date
+
+
+# The newest version each runtime is known to ship: a floor (AWS updates the SDK in its runtimes, and never
+# back). AWS stopped publishing it: its Python page now says the version "depends on the runtime version
+# and your AWS Region" and shows how to print it from a function. The last table AWS published, in its
+# developer guide's repository (awsdocs/aws-lambda-developer-guide, doc_source/lambda-python.md at commit
+# a83f69b, 2022-11-14), is the only one with a source; runtimes without an entry have no known version, and
+# the uv-runtime-sdk check says so instead of guessing. Add a line when a version is read from a deployed
+# function (print(boto3.__version__, botocore.__version__)), with that as its source and date.
+_AWS_TABLE = "the AWS Lambda developer guide's table of Python runtimes (awsdocs/aws-lambda-developer-guide a83f69b)"
+SHIPPED_SDK: dict[str, ShippedSdk] = {
+    name: ShippedSdk("1.20.32", "1.23.32", _AWS_TABLE, _D(2022, 11, 14))
+    for name in ("python3.7", "python3.8", "python3.9")
+}
+
+
 @dataclass(frozen=True)
 class Architecture:
     """A Lambda architecture, as the ELF files, Docker and uv name it."""

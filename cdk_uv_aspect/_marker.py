@@ -7,7 +7,7 @@ the contract between the user's app, the bundling aspect and whatever reads a cl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +24,19 @@ BUILT = "uv:build"
 
 IMAGE_KEYS = ("python", "dockerfile", "build_args", "base_digest")
 """Marker keys that only image functions take (a zip function's Python version is its runtime)."""
-KEYS = ("package", *IMAGE_KEYS)
+SELECTION_KEYS = ("extras", "groups")
+"""Marker keys that choose what of the package is deployed, for zip and image functions alike."""
+KEYS = ("package", *SELECTION_KEYS, *IMAGE_KEYS)
 
 # PEP 508 names, ASCII only: anything else (path separators, '..', shell metacharacters, look-alike
 # letters) is refused before it reaches a path or a command line.
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
-_EXAMPLE = '{"package": "api", "python": "3.12", "dockerfile": "docker/api.Dockerfile"}'
+_EXAMPLE = '{"package": "api", "extras": ["fast"], "groups": ["otel"]}'
+
+
+def is_name(value: object) -> bool:
+    """Whether ``value`` is a PEP 508 name (a package, an extra, a group), in ASCII."""
+    return isinstance(value, str) and bool(_NAME.match(value))
 
 
 def is_digest(value: object) -> bool:
@@ -44,9 +51,12 @@ def normalize(name: str) -> str:
 
 @dataclass(frozen=True)
 class Marker:
-    """A marker's data, checked: the package (normalized) and the image-only settings."""
+    """A marker's data, checked: the package (normalized), the extras and dependency groups it chooses
+    (normalized, sorted), and the image-only settings."""
 
     package: str
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
     python: str | None = None
     dockerfile: str | None = None
     build_args: tuple[tuple[str, str], ...] = ()
@@ -69,11 +79,12 @@ class Marker:
                 fix='write the marker as fn.node.add_metadata("uv", "<package>") or '
                 'mark_package(fn, "<package>"), with the name from the package\'s pyproject.toml',
             )
+        extras, groups = (_names(fields.get(key), key) for key in SELECTION_KEYS)
         python, dockerfile = fields.get("python"), fields.get("dockerfile")
         if python is not None and not (isinstance(python, str) and re.fullmatch(r"3\.\d+", python)):
             raise MarkerError(
                 f"the uv marker's python must be a version such as '3.12', got {python!r}",
-                fix=f"write it as a string, e.g. {_EXAMPLE}",
+                fix='write it as a string, e.g. {"package": "api", "python": "3.12"}',
             )
         if dockerfile is not None and not isinstance(dockerfile, str):
             raise MarkerError(
@@ -93,7 +104,7 @@ class Marker:
                 fix="copy it from `docker buildx imagetools inspect public.ecr.aws/lambda/python:<version>` "
                 '(the "Digest:" line), e.g. {"package": "api", "base_digest": "sha256:..."}',
             )
-        return cls(normalize(package), python, dockerfile, tuple(sorted(args.items())), digest)
+        return cls(normalize(package), extras, groups, python, dockerfile, tuple(sorted(args.items())), digest)
 
     @property
     def image_settings(self) -> dict[str, Any]:
@@ -108,8 +119,27 @@ class Marker:
 
     def as_data(self) -> str | dict[str, Any]:
         """The metadata entry's data: the bare name when nothing else is set."""
-        extra = self.image_settings
+        chosen = {key: list(value) for key, value in (("extras", self.extras), ("groups", self.groups)) if value}
+        extra = {**chosen, **self.image_settings}
         return {"package": self.package, **extra} if extra else self.package
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    """A marker's list of extra or group names, normalized (as uv compares them) and sorted."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise MarkerError(
+            f"the uv marker's {key} must be a list of names, got {value!r}",
+            fix=f"write them as a list, e.g. {_EXAMPLE}",
+        )
+    bad = [name for name in value if not is_name(name)]
+    if bad:
+        raise MarkerError(
+            f"the uv marker's {key} must be names as pyproject.toml writes them, got {bad[0]!r}",
+            fix=f"use the names from the package's pyproject.toml, e.g. {_EXAMPLE}",
+        )
+    return tuple(sorted({normalize(name) for name in value}))
 
 
 def package_of(data: Any) -> str:
@@ -134,6 +164,8 @@ def mark_package(
     function: IConstruct,
     package: str,
     *,
+    extras: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
     python: str | None = None,
     dockerfile: str | None = None,
     build_args: Mapping[str, str] | None = None,
@@ -145,6 +177,11 @@ def mark_package(
 
         mark_package(fn, "api")
 
+    A function may add the package's extras (``[project.optional-dependencies]``) and dependency groups
+    (``[dependency-groups]``) to what it deploys; they are checked against the package when it is built::
+
+        mark_package(fn, "api", extras=["fast"], groups=["otel"])
+
     Image functions (``DockerImageFunction``) may say their Python version, a Dockerfile (relative to
     the workspace root) and build arguments; the marker's data is then a dict::
 
@@ -154,6 +191,8 @@ def mark_package(
     """
     data = {
         "package": package,
+        "extras": list(extras) if extras is not None and not isinstance(extras, str) else extras,
+        "groups": list(groups) if groups is not None and not isinstance(groups, str) else groups,
         "python": python,
         "dockerfile": dockerfile,
         "build_args": build_args,

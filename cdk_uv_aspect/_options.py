@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from ._marker import is_digest
+from ._marker import is_digest, is_name, normalize
 
 
 def default_cache_dir() -> Path:
@@ -46,6 +46,25 @@ class UvOptions(BaseModel):
         default=(),
         description="Glob patterns (fnmatch, on paths relative to the asset root, '/'-separated) of "
         "files left out of the asset, e.g. '*/tests/*' or '*.pyi'.",
+    )
+    extras: tuple[str, ...] = Field(
+        default=(),
+        description="Extras ([project.optional-dependencies]) deployed with every marked function's package, "
+        "on top of its runtime dependencies; a marker's {'extras': [...]} adds to them per function. Each "
+        "package must define each one.",
+    )
+    groups: tuple[str, ...] = Field(
+        default=(),
+        description="Dependency groups ([dependency-groups]) deployed with every marked function's package. "
+        "No group is deployed otherwise, not even those in [tool.uv] default-groups; a marker's "
+        "{'groups': [...]} adds to them per function. Each package must define each one.",
+    )
+    omit_runtime_provided: bool = Field(
+        default=False,
+        description="Leave boto3 and botocore out of every asset, with the packages only they need "
+        "(s3transfer, jmespath, python-dateutil, six, urllib3): every Lambda Python runtime provides them, "
+        "so the function runs with the runtime's versions. The uv-runtime-sdk policy check warns when the "
+        "locked version is newer than what the runtime is known to ship.",
     )
     bytecode: bool = Field(
         default=True,
@@ -111,6 +130,19 @@ class UvOptions(BaseModel):
     def _exclude_is_list_of_patterns(cls, value: object) -> object:
         if isinstance(value, str):
             raise ValueError("exclude takes a list of glob patterns, e.g. ['*/tests/*'], not one string")
+        return value
+
+    @field_validator("extras", "groups", mode="before")
+    @classmethod
+    def _names(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str):
+            raise ValueError(f"{info.field_name} takes a list of names, e.g. ['otel'], not one string")
+        if isinstance(value, (list, tuple, set, frozenset)):
+            bad = [name for name in value if not is_name(name)]
+            if bad:
+                raise ValueError(f"{info.field_name}: {bad[0]!r} is not a name as pyproject.toml writes them")
+            # Normalized and sorted, as uv compares them: options that mean the same compare equal.
+            return tuple(sorted({normalize(name) for name in value}))
         return value
 
     @field_validator("docker_build_args", mode="before")

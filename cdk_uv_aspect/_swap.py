@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Annotations
+from aws_cdk import Annotations, Stage
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Node
 
-from . import _state
+from . import _sbom, _state
 from ._build import Built
+from ._files import atomic_write
 from ._image import ImageSpec
 from ._marker import BUILT
 from ._placeholder import has_placeholder
@@ -31,6 +32,7 @@ class ZipAsset:
     bucket: str
     key: str
     hash: str
+    sbom: str  # the SBOM's path in the cloud assembly, relative to it
 
 
 def swap_zip(function: lambda_.Function, node: Node, built: Built, shared: ZipAsset | None = None) -> ZipAsset:
@@ -45,12 +47,13 @@ def swap_zip(function: lambda_.Function, node: Node, built: Built, shared: ZipAs
         # A plain source-hashed asset of the built folder: its hash is the hash of the output, it is
         # staged once per hash, and no BundlingOptions means no in-process bundling cache to collide in.
         asset = s3_assets.Asset(function, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
-        shared = ZipAsset(asset, asset.node.path, asset.s3_bucket_name, asset.s3_object_key, asset.asset_hash)
+        sbom = write_sbom(function, built)
+        shared = ZipAsset(asset, asset.node.path, asset.s3_bucket_name, asset.s3_object_key, asset.asset_hash, sbom)
     cfn = node.default_child
     assert isinstance(cfn, lambda_.CfnFunction)
     cfn.code = lambda_.CfnFunction.CodeProperty(s3_bucket=shared.bucket, s3_key=shared.key)
     shared.asset.add_resource_metadata(cfn, "Code")
-    _record_build(function, node, built, shared.hash, asset=shared.path)
+    _record_build(function, node, built, shared.hash, shared.sbom, asset=shared.path)
     return shared
 
 
@@ -71,11 +74,30 @@ def swap_image(function: lambda_.Function, built: Built, spec: ImageSpec, contex
     cfn.code = lambda_.CfnFunction.CodeProperty(image_uri=asset.image_uri)
     asset.add_resource_metadata(cfn, "Code.ImageUri")
     image = {"python": spec.target.python, "dockerfile": spec.source, "base": spec.base}
-    _record_build(function, function.node, built, asset.asset_hash, image=image)
+    _record_build(function, function.node, built, asset.asset_hash, write_sbom(function, built), image=image)
     return asset
 
 
-def _record_build(function: lambda_.Function, node: Node, built: Built, asset_hash: str, **extra: object) -> None:
+def write_sbom(function: lambda_.Function, built: Built) -> str:
+    """Put the build's SBOM into the cloud assembly, beside the assets the CDK stages there; its path there.
+
+    Named by its content, as the CDK names assets: written once, never changed, the same name on every synth
+    of the same build.
+    """
+    content = built.sbom.read_bytes()
+    relative = f"{_sbom.FOLDER}/{_sbom.file_name(built.request.package, built.request.target.key, content)}"
+    stage = Stage.of(function)
+    assert stage is not None  # every construct that synthesizes is in an App
+    path = Path(stage.asset_outdir) / relative
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, content)
+    return relative
+
+
+def _record_build(
+    function: lambda_.Function, node: Node, built: Built, asset_hash: str, sbom: str, **extra: object
+) -> None:
     """Remember the swap in this process, and write what was built on the function (``uv:build``)."""
     _state.SWAPPED.add(_state.jsii_ref(function))
     _state.BUILT_FOLDERS[asset_hash] = built.asset_dir
@@ -86,6 +108,10 @@ def _record_build(function: lambda_.Function, node: Node, built: Built, asset_ha
         {
             "package": built.request.package,
             "target": built.request.target.key,
+            "extras": list(built.request.extras),
+            "groups": list(built.request.groups),
+            "omitted": dict(info.get("omitted") or {}),
+            "sbom": sbom,
             "assetHash": asset_hash,
             "files": info["files"],
             "bytes": info["bytes"],

@@ -2,8 +2,8 @@
 
 A build runs, in order:
 
-1. ``uv export``: the package's locked runtime closure (no dev groups) as pinned, hashed requirements;
-   local packages come out as paths.
+1. ``uv export``: the package's locked runtime closure (no dependency groups but those chosen, the
+   chosen extras) as pinned, hashed requirements; local packages come out as paths.
 2. ``uv pip install --target``: the third-party requirements, wheels only, for the target platform.
 3. ``uv build --wheel``: each local package, from a private copy of its sources, then ``uv pip install
    --target`` of those wheels.
@@ -52,14 +52,31 @@ UV_ENV = {"UV_NO_INSTALLER_METADATA": "1", "UV_LINK_MODE": "copy", "UV_NO_PROGRE
 TASK_ROOT = "/var/task"
 
 
-def export(uv: str, package: str, lock: str, out: Path) -> list[str]:
+def export(
+    uv: str,
+    package: str,
+    lock: str,
+    out: Path,
+    *,
+    extras: Sequence[str] = (),
+    groups: Sequence[str] = (),
+    prune: Sequence[str] = (),
+) -> list[str]:
+    """The package's locked runtime closure, plus the chosen extras and groups, less what is pruned.
+
+    ``--no-default-groups``, not ``--no-dev``: ``--no-dev`` drops only the ``dev`` group, and every other
+    group listed in ``[tool.uv] default-groups`` (a ``lint`` or ``test`` group) would be deployed. Both it
+    and ``--prune`` (a package and what only it needs) are in uv since 0.5, older than ``MIN_UV``.
+    """
+    chosen = [*(f"--extra={e}" for e in extras), *(f"--group={g}" for g in groups), *(f"--prune={p}" for p in prune)]
     return [
         uv,
         "export",
         "--package",
         package,
         f"--{lock}",
-        "--no-dev",
+        "--no-default-groups",
+        *chosen,
         "--no-editable",
         "--format",
         "requirements.txt",
@@ -262,6 +279,16 @@ def local_path(line: str, root: Path) -> Path:
     return (root / line).resolve()
 
 
+def pins(text: str) -> dict[str, str]:
+    """Registry requirements of ``uv export`` output: normalized name -> pinned version."""
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
+        if match:
+            found[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return found
+
+
 @dataclass(frozen=True)
 class Uv:
     """The uv binary, checked once per process: present and new enough."""
@@ -370,7 +397,7 @@ class Failure:
             "uv could not export the package's locked requirements",
             result,
             kind=WorkspaceError,
-            fix=f"run `uv export --package {self.package} --no-dev` in {self.root} and fix what it reports; "
+            fix=f"run `uv export --package {self.package} --no-default-groups` in {self.root} and fix what it reports; "
             "`uv lock` rewrites a damaged lock",
         )
 

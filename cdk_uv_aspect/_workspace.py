@@ -9,11 +9,13 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from . import _ignore
 from ._errors import WorkspaceError
+from ._marker import normalize
 
 # Folders that never hold a package's source: skipped when fingerprinting and when copying modules.
 SKIP_DIRS = frozenset(
@@ -60,19 +62,50 @@ class Package:
     packaged: bool  # False for a virtual project (no build system): its modules are copied as they are
     dependencies: tuple[str, ...]
     refused: WorkspaceError | None = field(default=None, compare=False, repr=False)  # why no build may use it
+    optional_dependencies: tuple[str, ...] = ()  # of every extra
+    group_dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()  # group -> its dependencies
+
+    @cached_property
+    def _pyproject(self) -> dict[str, Any]:
+        try:
+            data = tomllib.loads((self.path / "pyproject.toml").read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     @cached_property
     def requires_python(self) -> SpecifierSet | None:
         try:
-            data = tomllib.loads((self.path / "pyproject.toml").read_text())
-            spec = data.get("project", {}).get("requires-python")
+            spec = self._pyproject.get("project", {}).get("requires-python")
             return SpecifierSet(spec) if spec else None
-        except (OSError, tomllib.TOMLDecodeError, InvalidSpecifier):
+        except (AttributeError, InvalidSpecifier):
             return None
+
+    @cached_property
+    def extras(self) -> tuple[str, ...]:
+        """The extras its pyproject.toml defines (``[project.optional-dependencies]``), normalized."""
+        table = _table(self._pyproject, "project", "optional-dependencies")
+        return tuple(sorted({normalize(str(name)) for name in table}))
+
+    @cached_property
+    def groups(self) -> tuple[str, ...]:
+        """The dependency groups its pyproject.toml defines (``[dependency-groups]``, and ``dev`` for uv's
+        legacy ``[tool.uv] dev-dependencies``), normalized."""
+        names = set(_table(self._pyproject, "dependency-groups"))
+        if _table(self._pyproject, "tool", "uv").get("dev-dependencies") is not None:
+            names.add("dev")
+        return tuple(sorted({normalize(str(name)) for name in names}))
 
     def admits(self, python: str) -> bool:
         """Whether requires-python admits Python ``python`` ("3.12"); True when it says nothing."""
         return admits(self.requires_python, python)
+
+
+def _table(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        value = data.get(key)
+        data = value if isinstance(value, dict) else {}
+    return data
 
 
 def admits(requires_python: SpecifierSet | str | None, python: str) -> bool:
@@ -157,7 +190,13 @@ class Workspace:
                 name=entry["name"],
                 path=path,
                 packaged=kind != "virtual",
-                dependencies=tuple(d["name"] for d in entry.get("dependencies", []) if "name" in d),
+                dependencies=_names(entry.get("dependencies")),
+                optional_dependencies=tuple(
+                    sorted({n for deps in (entry.get("optional-dependencies") or {}).values() for n in _names(deps)})
+                ),
+                group_dependencies=tuple(
+                    sorted((group, _names(deps)) for group, deps in (entry.get("dev-dependencies") or {}).items())
+                ),
                 refused=refused,
             )
         return cls(root=root.resolve(), lock_bytes=lock_bytes, packages=packages)
@@ -192,8 +231,9 @@ class Workspace:
             self._fingerprints[key] = fingerprint(self.packages[name].path, self.sources(name, cache_dir))
         return self._fingerprints[key]
 
-    def closure(self, name: str) -> list[Package]:
-        """The package and every local package it depends on (not dev groups), sorted by name."""
+    def closure(self, name: str, groups: tuple[str, ...] = ()) -> list[Package]:
+        """The package and every local package it may depend on, sorted by name: through dependencies and
+        extras (all of them: more than is installed is harmless here), and through its own ``groups``."""
         seen: dict[str, Package] = {}
         todo = [name]
         while todo:
@@ -204,7 +244,17 @@ class Workspace:
                 raise current.refused.with_constructs(())  # a copy: builds run in threads
             seen[current.name] = current
             todo.extend(current.dependencies)
+            todo.extend(current.optional_dependencies)
+            if current.name == name:
+                todo.extend(n for group, deps in current.group_dependencies if group in groups for n in deps)
         return [seen[n] for n in sorted(seen)]
+
+
+def _names(dependencies: object) -> tuple[str, ...]:
+    """The names in a list of uv.lock dependencies (``[{ name = "common" }, ...]``)."""
+    if not isinstance(dependencies, list):
+        return ()
+    return tuple(d["name"] for d in dependencies if isinstance(d, dict) and isinstance(d.get("name"), str))
 
 
 def _is_workspace_root(folder: Path) -> bool:

@@ -189,6 +189,7 @@ def test_a_runtime_changed_after_the_build_fails_requires_python_and_the_abi(wor
         "uv-requires-python": "failed",
         "uv-runtime-deprecated": "failed",
         "uv-edge-limits": "not applicable",
+        "uv-runtime-sdk": "passed",
     }
     annotations = Annotations.from_stack(stack)
     annotations.has_error(
@@ -216,6 +217,7 @@ def test_image_functions_are_judged_by_the_built_folder_and_the_image_command(wo
         "uv-requires-python": "passed",
         "uv-runtime-deprecated": "not applicable",
         "uv-edge-limits": "not applicable",
+        "uv-runtime-sdk": "passed",
     }
     assert results(report, "Stack/Typo")["uv-handler"] == "failed"
     Annotations.from_stack(stack).has_error("/Stack/Typo", Match.string_like_regexp(r"\[uv-handler\]"))

@@ -15,7 +15,7 @@ from cdk_uv_aspect._policy import engine
 from cdk_uv_aspect._policy.facts import FunctionFacts
 from cdk_uv_aspect._policy.options import LAMBDA_UNZIPPED_LIMIT, PolicyOptions
 from cdk_uv_aspect._policy.rule import Compliant, NonCompliant, NotApplicable, Rule
-from cdk_uv_aspect._policy.rules import edge, handler, native, requires_python, runtime, size, uv_built
+from cdk_uv_aspect._policy.rules import edge, handler, native, requires_python, runtime, runtime_sdk, size, uv_built
 
 OPTIONS = PolicyOptions()
 X86_64, AARCH64 = 62, 183
@@ -316,6 +316,49 @@ def test_uv_runtime_deprecated_noncompliance_2_about_to_be_deprecated():
 def test_uv_runtime_deprecated_noncompliance_3_retired_runtime():
     """python3.7 is past every date."""
     assert isinstance(runtime.check(facts(runtime="python3.7"), OPTIONS), NonCompliant)
+
+
+# --- uv-runtime-sdk -----------------------------------------------------------------------------------
+
+
+def omitting(runtime_name: str, **versions: str) -> FunctionFacts:
+    """A function built with omit_runtime_provided=True, whose build left these packages out."""
+    build = {"package": "app", "target": f"{runtime_name}-x86_64", "omitted": {"jmespath": "1.1.0", **versions}}
+    return facts(runtime=runtime_name, build=build)
+
+
+def test_uv_runtime_sdk_compliance_locked_no_newer_than_the_runtime_ships():
+    """Left out, and the runtime is known to ship at least the locked versions: nothing to say."""
+    result = runtime_sdk.check(omitting("python3.9", boto3="1.20.32", botocore="1.23.1"), OPTIONS)
+    assert isinstance(result, Compliant) and "ships at least boto3 1.20.32" in result.note
+
+
+def test_uv_runtime_sdk_noncompliance_1_locked_newer_than_the_runtime_ships():
+    """A locked boto3 newer than what the runtime is known to ship: a warning naming both, with the source."""
+    result = runtime_sdk.check(omitting("python3.9", boto3="1.44.8", botocore="1.44.8"), OPTIONS)
+    assert isinstance(result, NonCompliant) and result.level is None and runtime_sdk.RULE.severity == "warning"
+    assert "boto3 1.44.8 is locked, python3.9 is known to ship 1.20.32" in result.message
+    assert "botocore 1.44.8 is locked, python3.9 is known to ship 1.23.32" in result.message
+    assert "as of 2022-11-14" in result.message
+
+
+def test_uv_runtime_sdk_noncompliance_2_no_known_version_for_the_runtime():
+    """AWS publishes no version for python3.12: the check says it can't vouch for the locked one."""
+    result = runtime_sdk.check(omitting("python3.12", boto3="1.44.8", botocore="1.44.8"), OPTIONS)
+    assert isinstance(result, NonCompliant) and "no version of the SDK that python3.12 ships is known" in result.message
+
+
+def test_uv_runtime_sdk_compliance_when_the_sdk_is_in_the_asset():
+    """Nothing left out (the default), or only packages other than boto3/botocore: nothing to check."""
+    assert isinstance(runtime_sdk.check(facts(), OPTIONS), Compliant)
+    assert isinstance(runtime_sdk.check(omitting("python3.12"), OPTIONS), Compliant)
+
+
+def test_uv_runtime_sdk_not_applicable_to_other_runtimes():
+    """A function that is not Python is not this rule's business."""
+    assert isinstance(
+        runtime_sdk.check(replace(omitting("python3.12", boto3="1"), runtime="nodejs22.x"), OPTIONS), NotApplicable
+    )
 
 
 # --- the engine ---------------------------------------------------------------------------------------

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import ast
 import datetime
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import FIXTURES, REPO, assert_complete_error
 from pydantic import ValidationError
 
 from cdk_uv_aspect import UvOptions
-from cdk_uv_aspect._errors import MarkerError, TargetError
+from cdk_uv_aspect._build import BuildRequest
+from cdk_uv_aspect._errors import MarkerError, TargetError, WorkspaceError
 from cdk_uv_aspect._image import final_base, lambda_python
 from cdk_uv_aspect._marker import Marker, package_of
 from cdk_uv_aspect._target import Target, target_of
 from cdk_uv_aspect._uv import (
+    UV_ENV,
+    Uv,
     build_wheel,
     compile_bytecode,
     export,
@@ -24,6 +30,7 @@ from cdk_uv_aspect._uv import (
     install_wheels,
     split_requirements,
 )
+from cdk_uv_aspect._workspace import Workspace
 
 
 @pytest.mark.parametrize(
@@ -225,10 +232,87 @@ def test_lambda_python_base_images_are_known_by_repository_and_tag(reference, py
     assert lambda_python(reference) == python
 
 
-def test_export_reads_the_lock_without_dev_groups_or_editables():
+def test_export_reads_the_lock_without_any_dependency_group_or_editables():
+    """--no-default-groups, not --no-dev: a `lint` group in [tool.uv] default-groups is not deployed either."""
     args = export("uv", "api", "locked", Path("/w/req.txt"))
     assert args[:2] == ["uv", "export"]
-    assert {"--package", "api", "--locked", "--no-dev", "--no-editable"} <= set(args)
+    assert {"--package", "api", "--locked", "--no-default-groups", "--no-editable"} <= set(args)
+    assert "--no-dev" not in args and not [a for a in args if a.startswith(("--group", "--extra", "--prune"))]
+
+
+def test_export_adds_the_chosen_extras_and_groups_and_prunes_what_the_runtime_provides():
+    args = export("uv", "api", "frozen", Path("/w/req.txt"), extras=["fast"], groups=["otel"], prune=["boto3"])
+    assert {"--frozen", "--no-default-groups", "--extra=fast", "--group=otel", "--prune=boto3"} <= set(args)
+
+
+def test_marker_data_chooses_extras_and_groups_normalized():
+    """Extras and groups are names, compared as uv compares them; the typed helper writes the same data."""
+    marker = Marker.parse({"package": "Api", "extras": ["Fast", "fast"], "groups": ["OTel_Export"]})
+    assert (marker.package, marker.extras, marker.groups) == ("api", ("fast",), ("otel-export",))
+    assert marker.as_data() == {"package": "api", "extras": ["fast"], "groups": ["otel-export"]}
+    assert not marker.image_settings  # they apply to zip functions too
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"package": "api", "extras": "fast"}, "extras must be a list of names"),
+        ({"package": "api", "groups": ["ok", "no way"]}, "groups must be names as pyproject.toml writes them"),
+        ({"package": "api", "groups": [3]}, "groups must be names"),
+    ],
+)
+def test_marker_with_bad_extras_or_groups_is_refused(data, says):
+    with pytest.raises(MarkerError, match=rf"(?s){says}.*fix:"):
+        Marker.parse(data)
+
+
+def test_options_take_extras_and_groups_as_lists_of_names():
+    assert UvOptions(groups=["OTel", "otel"], extras=("fast",)) == UvOptions(groups=["otel"], extras=["fast"])
+    with pytest.raises(ValidationError, match="groups takes a list of names"):
+        UvOptions(groups="otel")
+    with pytest.raises(ValidationError, match="is not a name"):
+        UvOptions(extras=["../x"])
+
+
+def test_a_build_request_merges_options_and_marker_and_checks_them_against_the_package(tmp_path: Path):
+    """Options apply to every function, a marker adds to them; each must exist in the package (uv.lock and
+    pyproject.toml of tests/fixtures/groups), and the choices are part of the build key."""
+    shutil.copytree(FIXTURES / "groups", tmp_path / "ws")
+    workspace = Workspace.load(tmp_path / "ws")
+    assert (workspace.package("shop").extras, workspace.package("shop").groups) == (("fast",), ("dev", "lint", "otel"))
+    target = Target("3.12", "x86_64")
+    plain = BuildRequest.create(workspace, "shop", target, UvOptions())
+    chosen = BuildRequest.create(workspace, "shop", target, UvOptions(groups=["otel"]), extras=["Fast"])
+    assert (chosen.extras, chosen.groups) == (("fast",), ("otel",))
+    keys = {r.key("0.13.9") for r in (plain, chosen)}
+    keys.add(BuildRequest.create(workspace, "shop", target, UvOptions(omit_runtime_provided=True)).key("0.13.9"))
+    assert len(keys) == 3
+    with pytest.raises(WorkspaceError) as error:
+        BuildRequest.create(workspace, "basket", target, UvOptions(groups=["otel"]))
+    assert_complete_error(
+        str(error.value),
+        construct=None,
+        package="basket",
+        target="python3.12 x86_64",
+        fix="choose among the package's groups",
+        also=["no dependency group 'otel' (from UvOptions(groups=...)", "its groups: none", "in their marker"],
+    )
+
+
+def test_the_closure_follows_the_chosen_groups_to_workspace_packages(tmp_path: Path):
+    """A group that pulls in a workspace package puts that package's sources into the build key."""
+    shutil.copytree(FIXTURES / "groups", tmp_path / "ws")
+    root = tmp_path / "ws"
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text()
+        .replace('otel = ["idna"]', 'otel = ["idna", "cloud"]')
+        .replace("basket = { workspace = true }", "basket = { workspace = true }\ncloud = { workspace = true }")
+    )
+    subprocess.run([Uv.locate(None).path, "lock", "--quiet"], cwd=root, check=True, env={**os.environ, **UV_ENV})
+    workspace = Workspace.load(root)
+    assert [p.name for p in workspace.closure("shop")] == ["basket", "shop"]
+    assert [p.name for p in workspace.closure("shop", ("otel",))] == ["basket", "cloud", "shop"]
 
 
 def test_locked_install_is_wheels_only_for_the_target_platform_and_hash_checked():

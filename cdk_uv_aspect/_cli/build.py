@@ -71,10 +71,27 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         metavar="GLOB",
         help="leave files matching GLOB (asset-relative, e.g. '*/tests/*') out; repeatable",
     )
+    build.add_argument(
+        "--extra", action="append", default=[], metavar="NAME", help="deploy the package's extra NAME too; repeatable"
+    )
+    build.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="deploy the package's dependency group NAME too (no group is deployed otherwise); repeatable",
+    )
+    build.add_argument(
+        "--omit-runtime-provided",
+        action="store_true",
+        help="leave boto3 and botocore (and what only they need) out: the Lambda runtime provides them",
+    )
     build.set_defaults(run=run)
 
 
 def run(options: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from .._archive import copy_folder, write_zip
     from .._build import BuildRequest, build, progress_line
     from .._errors import UvError
@@ -89,12 +106,18 @@ def run(options: argparse.Namespace) -> int:
         target = target_of(f"python{python}", options.arch)
     except UvError as exc:
         raise UsageError(exc.problem) from None
-    uv_options = UvOptions(
-        workspace=options.workspace,
-        lock="frozen" if options.frozen else "locked",
-        bytecode=not options.no_bytecode,
-        exclude=tuple(options.exclude),
-    )
+    try:
+        uv_options = UvOptions(
+            workspace=options.workspace,
+            lock="frozen" if options.frozen else "locked",
+            bytecode=not options.no_bytecode,
+            exclude=tuple(options.exclude),
+            extras=tuple(options.extra),
+            groups=tuple(options.group),
+            omit_runtime_provided=options.omit_runtime_provided,
+        )
+    except ValidationError as exc:  # an --extra or --group that is not a name
+        raise UsageError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
     workspace = Workspace.find(uv_options.workspace)
     if package not in workspace.packages:
         known = ", ".join(sorted(workspace.packages)) or "none"
@@ -106,10 +129,12 @@ def run(options: argparse.Namespace) -> int:
     if options.out is not None:
         _check_out(options.out, force=options.force, keep=[workspace.root, uv_options.cache_dir])
 
-    built = build(BuildRequest(workspace, package, target, uv_options), log=lambda line: print(line, file=sys.stderr))
+    request = BuildRequest.create(workspace, package, target, uv_options)
+    built = build(request, log=lambda line: print(line, file=sys.stderr))
     print(progress_line(built), file=sys.stderr, flush=True)
     info = built.info
     summary = f"{package} for {target}: {info['files']} files, {size(info['bytes'])}"
+    print(f"SBOM (CycloneDX 1.5): {built.sbom}", file=sys.stderr)
     if options.zip is not None:
         zipped = write_zip(built.asset_dir, options.zip)
         print(f"{summary} ({size(zipped)} zipped)", file=sys.stderr)

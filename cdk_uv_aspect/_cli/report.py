@@ -18,9 +18,10 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         parents=[debug],
         help="every Lambda function of a synthesized assembly and what was built for it",
         description="A table of every Lambda function in the cloud assembly (nested stages included): "
-        "construct path, uv package (or 'not uv-built'), target, asset hash, size unzipped and zipped, "
-        "file count, build time and whether the build came from the build cache; for image functions, "
-        "the base image (its registry left out, a pinned digest shortened).",
+        "construct path, uv package (or 'not uv-built'), target, extras and dependency groups deployed, asset "
+        "hash, size unzipped and zipped, file count, build time and whether the build came from the build "
+        "cache; for image functions, the base image (its registry left out, a pinned digest shortened). "
+        "With --sbom: the CycloneDX SBOM of each function's asset instead.",
     )
     report.add_argument(
         "cdk_out",
@@ -31,11 +32,22 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         help="the cloud assembly folder (default: cdk.out)",
     )
     report.add_argument("--json", action="store_true", help="print a JSON list with full values instead")
+    report.add_argument(
+        "--sbom",
+        action="store_true",
+        help="list each function's SBOM (a CycloneDX 1.5 JSON file in the assembly) and how many components it names",
+    )
     report.set_defaults(run=run)
 
 
 def run(options: argparse.Namespace) -> int:
-    records = [_report_row(fn) for fn in load(options.cdk_out)]
+    functions = load(options.cdk_out)
+    if options.sbom:
+        sboms = [_sbom_row(fn) for fn in functions]
+        shown = [{k: "-" if v is None else v for k, v in r.items()} for r in sboms]
+        print(json.dumps(sboms, indent=2) if options.json else _table(shown))
+        return EXIT_OK
+    records = [_report_row(fn) for fn in functions]
     if options.json:
         print(json.dumps(records, indent=2))
         return EXIT_OK
@@ -44,6 +56,8 @@ def run(options: argparse.Namespace) -> int:
             "function": r["function"],
             "package": r["package"] or "not uv-built",
             "target": r["target"],
+            "extras": ",".join(r["extras"]) or "-",
+            "groups": ",".join(r["groups"]) or "-",
             "asset": (r["assetHash"] or "-")[:12],
             "unzipped": size(r["bytes"]),
             "zipped": size(r["zippedBytes"]),
@@ -78,6 +92,10 @@ def _report_row(fn: AssemblyFunction) -> dict[str, Any]:
         "stack": fn.stack,
         "package": build.get("package") or None,
         "target": build.get("target") or runtime_key,
+        "extras": list(build.get("extras") or []),
+        "groups": list(build.get("groups") or []),
+        "omitted": dict(build.get("omitted") or {}),
+        "sbom": str(fn.sbom) if fn.sbom else None,
         "handler": fn.handler,
         "assetHash": build.get("assetHash") or (fn.asset_dir.name.removeprefix("asset.") if fn.asset_dir else None),
         "assetDir": str(fn.asset_dir) if fn.asset_dir else None,
@@ -98,6 +116,21 @@ def _short_image(reference: str | None) -> str:
     name = rest if rest and ("." in first or ":" in first or first == "localhost") else reference
     image, at, digest = name.partition("@")
     return f"{image}@{digest[:19]}" if at else image
+
+
+def _sbom_row(fn: AssemblyFunction) -> dict[str, Any]:
+    """A function's SBOM: where it is, and how many components (besides the function's package) it names."""
+    build = fn.build or {}
+    components = None
+    if fn.sbom is not None:
+        components = len(json.loads(fn.sbom.read_text()).get("components", []))
+    return {
+        "function": fn.path,
+        "package": build.get("package") or "not uv-built",
+        "target": build.get("target"),
+        "components": components,
+        "sbom": str(fn.sbom) if fn.sbom else None,
+    }
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
