@@ -156,11 +156,11 @@ def test_synth_writes_each_sbom_into_the_assembly_and_report_lists_them(
     capsys.readouterr()
     assert cdk_uv(["report", str(out), "--sbom", "--json"]) == 0
     rows = {r["function"]: r for r in json.loads(capsys.readouterr().out)}
-    assert {name: Path(r["sbom"]).relative_to(out.resolve()).as_posix() for name, r in rows.items()} == {
+    assert {name: r["sbom"] for name, r in rows.items()} == {  # relative to the assembly: the same on every runner
         f"Stack/{name}": relative for name, relative in recorded.items()
     }
     assert rows["Stack/Api"]["components"] == 2 and rows["Stack/App"]["components"] == 1
     assert cdk_uv(["report", str(out), "--sbom"]) == 0
     table = capsys.readouterr().out
     assert table.splitlines()[0].split() == ["function", "package", "target", "components", "sbom"]
-    assert str(out.resolve() / recorded["App"]) in table
+    assert recorded["App"] in table

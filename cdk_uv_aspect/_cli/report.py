@@ -35,19 +35,21 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
     report.add_argument(
         "--sbom",
         action="store_true",
-        help="list each function's SBOM (a CycloneDX 1.5 JSON file in the assembly) and how many components it names",
+        help="list each function's SBOM (a CycloneDX 1.5 JSON file in the assembly, its path relative to CDK_OUT) "
+        "and how many components it names",
     )
     report.set_defaults(run=run)
 
 
 def run(options: argparse.Namespace) -> int:
     functions = load(options.cdk_out)
+    assembly = Path(options.cdk_out).resolve()
     if options.sbom:
-        sboms = [_sbom_row(fn) for fn in functions]
+        sboms = [_sbom_row(fn, assembly) for fn in functions]
         shown = [{k: "-" if v is None else v for k, v in r.items()} for r in sboms]
         print(json.dumps(sboms, indent=2) if options.json else _table(shown))
         return EXIT_OK
-    records = [_report_row(fn) for fn in functions]
+    records = [_report_row(fn, assembly) for fn in functions]
     if options.json:
         print(json.dumps(records, indent=2))
         return EXIT_OK
@@ -74,7 +76,14 @@ def run(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _report_row(fn: AssemblyFunction) -> dict[str, Any]:
+def _in_assembly(path: Path | None, assembly: Path) -> str | None:
+    """A file of the assembly relative to it (the same on every machine), anything else in full."""
+    if path is None:
+        return None
+    return path.relative_to(assembly).as_posix() if path.is_relative_to(assembly) else str(path)
+
+
+def _report_row(fn: AssemblyFunction, assembly: Path) -> dict[str, Any]:
     """What the report says about one function, with full values (the JSON form)."""
     from .._archive import files_of, write_zip
 
@@ -95,7 +104,7 @@ def _report_row(fn: AssemblyFunction) -> dict[str, Any]:
         "extras": list(build.get("extras") or []),
         "groups": list(build.get("groups") or []),
         "omitted": dict(build.get("omitted") or {}),
-        "sbom": str(fn.sbom) if fn.sbom else None,
+        "sbom": _in_assembly(fn.sbom, assembly),
         "handler": fn.handler,
         "assetHash": build.get("assetHash") or (fn.asset_dir.name.removeprefix("asset.") if fn.asset_dir else None),
         "assetDir": str(fn.asset_dir) if fn.asset_dir else None,
@@ -118,7 +127,7 @@ def _short_image(reference: str | None) -> str:
     return f"{image}@{digest[:19]}" if at else image
 
 
-def _sbom_row(fn: AssemblyFunction) -> dict[str, Any]:
+def _sbom_row(fn: AssemblyFunction, assembly: Path) -> dict[str, Any]:
     """A function's SBOM: where it is, and how many components (besides the function's package) it names."""
     build = fn.build or {}
     components = None
@@ -129,7 +138,7 @@ def _sbom_row(fn: AssemblyFunction) -> dict[str, Any]:
         "package": build.get("package") or "not uv-built",
         "target": build.get("target"),
         "components": components,
-        "sbom": str(fn.sbom) if fn.sbom else None,
+        "sbom": _in_assembly(fn.sbom, assembly),
     }
 
 
