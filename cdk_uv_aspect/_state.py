@@ -14,6 +14,9 @@ WHEEL_LOCKS       _wheels (one lock per wheel entry)     _wheels: builds side by
 WHEELS_BUILT      _wheels (entries built here)           _wheels: fresh even with rebuild=True
 TOOLS             _uv (uv binaries, interpreters found)  _uv: each looked up once per process
 _runner._RUNNING  _runner (children still running)       _runner.running(): to end them all
+_runner._STOP     a signal inside _runner.interruptible  _runner: no new command starts; cleared
+                                                         when the interruptible block ends
+_runner.SLOTS     (one per core, fixed)                  _runner: a command runs while it holds one
 ================  =====================================  =========================================
 
 ``reset()`` empties them all; the tests call it before each test.

@@ -13,6 +13,7 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from ._errors import WorkspaceError
+from ._files import check_source
 
 # Folders that never hold a package's source: skipped when fingerprinting and when copying modules.
 SKIP_DIRS = frozenset(
@@ -192,11 +193,13 @@ def source_files(folder: Path) -> Iterator[Path]:
     """Every file of a package's source tree, in a stable order, without build and tool folders.
 
     A link that leads outside the package is refused: a build would copy what it points to (a key, a
-    home folder) into a deployed asset without anyone having asked for it.
+    home folder) into a deployed asset without anyone having asked for it. So is a file that can't be
+    read safely (``_files.check_source``): a named pipe would make the fingerprint wait forever.
     """
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not skipped(d) and not is_assembly(Path(dirpath, d)))
         for name in [*dirnames, *filenames]:
+            check_source(Path(dirpath, name))  # a pipe, socket, device, link loop or non-UTF-8 name: refused
             _refuse_escaping_link(Path(dirpath, name), folder)
         for name in sorted(filenames):
             yield Path(dirpath, name)
