@@ -345,9 +345,11 @@ def interruptible() -> Iterator[None]:
 def _handler(before: Any) -> Callable[[int, FrameType | None], None]:
     def handle(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        started = time.monotonic()
         ended = stop_all()
         # os.write, not print: a print interrupted by this handler would refuse a second one.
-        os.write(2, f"cdk-uv-aspect: {name}: stopping ({ended} running command(s) ended)\n".encode())
+        took = time.monotonic() - started
+        os.write(2, f"cdk-uv-aspect: {name}: stopping; {ended} running command(s) ended in {took:.1f} s\n".encode())
         if callable(before) and before is not signal.default_int_handler:
             before(signum, frame)
         if signum == signal.SIGINT:

@@ -234,10 +234,11 @@ class Failure:
             return self.timed_out(result)
         return kind(problem, package=self.package, target=self.target, fix=fix, details=result.describe())
 
-    def timed_out(self, result: Result) -> UvError:
+    def timed_out(self, result: Result, of: str = "") -> UvError:
+        """The error for a command stopped after its timeout; ``of``: what it was working on, if not the package."""
         limit = f"{result.timeout:g} s" if result.timeout else "its time limit"
         return ToolError(
-            f"`{result.command}` did not finish within {limit} and was stopped",
+            f"`{result.command}`{f' of {of}' if of else ''} did not finish within {limit} and was stopped",
             package=self.package,
             target=self.target,
             fix="if it is only slow (a large download, a slow build backend, a container under emulation), "
@@ -362,6 +363,8 @@ class Failure:
 
     def build(self, result: Result, package: str, source: Path) -> UvError:
         """A local package's ``uv build`` failed: its build backend, or fetching the backend."""
+        if result.timed_out:
+            return self.timed_out(result, of=f"the workspace package {package}")
         if cause := self.uv_cache(result) or self.network(result, f"fetch the build backend of {package}"):
             return cause
         if _found(result.stderr, _BACKEND):
