@@ -143,7 +143,7 @@ def private_dir(path: Path) -> Path:
         path.mkdir(exist_ok=True, mode=0o700)
         folders = [(folder, folder.resolve(), folder.stat()) for folder in (root, path)]
     except OSError as exc:
-        error = file_error(exc, cache_dir=root)
+        error = file_error(exc, cache=True)
         raise ToolError(
             f"the build cache can't be created at {path}: {error.problem}",
             fix=error.fix,

@@ -118,10 +118,11 @@ def check_source(path: Path) -> None:
             )
 
 
-def file_error(exc: OSError | UnicodeError, *, cache_dir: Path | None = None) -> FileError:
+def file_error(exc: OSError | UnicodeError, *, cache_dir: Path | None = None, cache: bool = False) -> FileError:
     """The error a user reads for a failure of the file system: what, where, and what to do.
 
-    ``cache_dir``: the build cache, so that a failure inside it suggests moving the cache.
+    ``cache_dir``: the build cache, so that a failure inside it suggests moving the cache; ``cache``:
+    the failure is the cache's wherever its path is (making the cache's folders).
     """
     if isinstance(exc, UnicodeError):
         return FileError(
@@ -130,7 +131,7 @@ def file_error(exc: OSError | UnicodeError, *, cache_dir: Path | None = None) ->
         )
     path, code, reason = _first(exc)
     where = Path(path) if path else None
-    in_cache = where is not None and cache_dir is not None and where.is_relative_to(cache_dir)
+    in_cache = cache or (where is not None and cache_dir is not None and where.is_relative_to(cache_dir))
     elsewhere = (
         "or point the build cache at another folder: UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR (the "
         "default is ~/.cache/cdk-uv-aspect, under HOME)"

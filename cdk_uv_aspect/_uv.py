@@ -249,16 +249,25 @@ class Failure:
         )
 
     def uv_cache(self, result: Result) -> UvError | None:
-        """The error for a uv that could not use its own cache (an unwritable HOME, say); None otherwise."""
-        found = _UV_CACHE.search(result.stderr)
-        if found is None:
-            return None
-        return self.error(
-            f"uv could not use its cache at {found.group(1)}",
-            result,
-            fix="make that folder writable for this user, or give uv another one: UV_CACHE_DIR=<a writable "
-            "folder> (uv's default is under HOME, or XDG_CACHE_HOME)",
-        )
+        """The error for a uv that could not use its own cache (an unwritable HOME, say) or could not
+        write (a full or read-only disk); None otherwise."""
+        if found := _UV_CACHE.search(result.stderr):
+            return self.error(
+                f"uv could not use its cache at {found.group(1)}",
+                result,
+                fix="make that folder writable for this user, or give uv another one: UV_CACHE_DIR=<a writable "
+                "folder> (uv's default is under HOME, or XDG_CACHE_HOME)",
+            )
+        for sign, problem in _DISK:
+            if sign in result.stderr:
+                return self.error(
+                    f"uv could not write its files: {problem}",
+                    result,
+                    fix="free space on the disk named below (`cdk-uv cache prune --older-than 7`, `uv cache "
+                    "prune`), or move the build cache (UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR) or uv's "
+                    "cache (UV_CACHE_DIR) to a writable disk with room",
+                )
+        return None
 
     def export(self, result: Result) -> UvError:
         if cause := self.uv_cache(result) or self.network(
@@ -415,6 +424,11 @@ _UNREACHABLE = (
 )
 _NETWORK = ("error sending request", "request failed after")
 _UV_CACHE = re.compile(r"Failed to initialize cache at `([^`]+)`")
+_DISK = (
+    ("No space left on device", "the disk is full"),
+    ("Disk quota exceeded", "the disk quota is exceeded"),
+    ("Read-only file system", "the file system is read-only"),
+)
 _STALE_LOCK = ("needs to be updated", "--locked")
 _BACKEND = ("build backend returned an error", "build backend failed")
 _BACKEND_CALL = re.compile(r"Call to `([^`]+)` failed")
