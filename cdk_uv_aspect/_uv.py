@@ -345,7 +345,6 @@ class Failure:
             return self.error(
                 f"the file uv downloaded for {pinned} does not have a hash that uv.lock records for it",
                 result,
-                kind=WorkspaceError,
                 fix=f"uv.lock was edited, or the index (or a proxy, or a mirror) serves another file under that "
                 f"name: check `git diff uv.lock` in {self.root}. Only if you trust the index, "
                 f"`uv lock --refresh-package {name}` records its hashes again",
