@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
 import typing
 from collections.abc import Callable
@@ -24,7 +24,7 @@ from ._lambda import EDGE_ARCHITECTURE, EDGE_RUNTIMES
 from ._marker import MARKER, Marker, markers_of
 from ._options import UvOptions
 from ._placeholder import is_swapped
-from ._runner import Runner
+from ._runner import Runner, cores, interruptible
 from ._state import jsii_ref
 from ._swap import ZipAsset, swap_image, swap_zip
 from ._target import Target, target_of
@@ -214,8 +214,10 @@ class UvBundlingAspect:
         if not wanted:
             return self._built
         errors: list[UvError] = []
-        workers = max(1, min(len(wanted), os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        workers = max(1, min(len(wanted), cores()))
+        # SIGINT/SIGTERM while building: every child's process group ends, the builds unwind (removing
+        # their private folders) before the pool is left, then the process stops as the signal asks.
+        with interruptible(), ThreadPoolExecutor(max_workers=workers) as pool:
             # Paths are read here, not in the workers: jsii is not thread-safe. Three name a build.
             futures = {
                 request: pool.submit(_build_and_say, request, self._runner, [n.path for n in nodes[:3]], len(nodes))
@@ -234,7 +236,8 @@ class UvBundlingAspect:
         if not self._pruned and self.options.cache_days and any(not b.cached for b in self._built.values()):
             # Only after building something: the warm path stays free of it. Entries in use were touched.
             self._pruned = True
-            _cache.prune(self.options.cache_dir, self.options.cache_days)
+            with contextlib.suppress(OSError):  # best effort: a cache that can't be pruned now still works
+                _cache.prune(self.options.cache_dir, self.options.cache_days)
         if len(errors) == 1:
             raise errors[0]
         if errors:

@@ -28,11 +28,11 @@ from typing import Any
 
 from . import _asset, _cache, _docker, _index, _sbom, _uv
 from ._errors import TargetError, UvError, WheelError, WorkspaceError
-from ._files import atomic_write, work_dir
+from ._files import atomic_write, file_error, work_dir
 from ._lambda import RUNTIME_PROVIDED
 from ._marker import normalize
 from ._options import UvOptions
-from ._runner import Runner
+from ._runner import Bounded, Runner
 from ._target import Target
 from ._uv import Failure, Uv
 from ._version import LIBRARY_VERSION
@@ -136,10 +136,19 @@ class Built:
 
 def build(request: BuildRequest, runner: Runner | None = None, log: Log | None = None) -> Built:
     """Build ``request``, or take it from the build cache when an identical, intact build is there."""
+    # Every command of the build is stopped after command_timeout, and reported while it is slow.
+    bounded = Bounded(runner or Runner(), request.options.command_timeout, what=_what(request), say=log)
     try:
-        return _build(request, runner or Runner(), log)
+        return _build(request, bounded, log)
     except UvError as exc:  # each error names what was being built, wherever it was raised
         raise exc.with_constructs(exc.constructs, package=request.package, target=request.target) from None
+    except (OSError, UnicodeError) as exc:  # a full or read-only disk, a cache path that is a file...
+        error = file_error(exc, cache_dir=request.options.cache_dir)
+        raise error.with_constructs((), package=request.package, target=request.target) from exc
+
+
+def _what(request: BuildRequest) -> str:
+    return f"{request.package} ({request.target.key})"
 
 
 def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
@@ -149,6 +158,7 @@ def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
     _check_requires_python(request, package)
     key = request.key(uv.version)
     builds = _cache.private_dir(request.options.cache_dir / _cache.BUILDS)
+    _cache.sweep(builds)
     final = builds / key
     if not request.options.rebuild:
         info = _cache.use(final)

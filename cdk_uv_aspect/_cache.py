@@ -19,7 +19,8 @@ that keeps size and mtime is not caught here, but still can't deploy stale code:
 content it stages.
 
 Entries are touched (``build.json``'s mtime) each time they are used, so pruning by age removes only
-builds no synth has used for that long.
+builds no synth has used for that long. Pruning deletes only folders this library wrote and
+recognises (their names, and a ``build.json`` with its fields): a user's own folder in the cache stays.
 
 Its API, for the builds: ``private_dir`` (the cache's folders, this user's only), ``entry_key`` (an
 entry's name from what decides its content), ``use`` (an intact entry, or None), ``write_info`` and
@@ -31,16 +32,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import ToolError
-from ._files import atomic_write, publish_dir
+from . import _state
+from ._errors import SettingError, ToolError
+from ._files import atomic_write, file_error, publish_dir, remove_if_abandoned
 
 ASSET = "asset"
 INFO = "build.json"
@@ -133,17 +138,58 @@ def entry_key(name: str, parts: Mapping[str, object]) -> str:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` for this user only; refuse one that another user owns or could write to."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = path.stat()
-    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+    """Create ``path`` (a folder of the build cache) for this user only; refuse it, or the cache root
+    above it, when another user owns it or others could write to it.
+
+    Both are checked, not only ``path``: whoever can write to the cache root can replace ``builds/``
+    whole. A folder above the root that others can write to is not refused (a CI checkout often is,
+    GitLab's runs with umask 0000): a folder put in place of ours there belongs to them, and is refused.
+    """
+    root = path.parent
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)  # the folders above: as `mkdir -p` makes them
+        root.mkdir(exist_ok=True, mode=0o700)
+        path.mkdir(exist_ok=True, mode=0o700)
+        folders = [(folder, folder.resolve(), folder.stat()) for folder in (root, path)]
+    except OSError as exc:
+        error = file_error(exc, cache=True)
         raise ToolError(
-            f"the build cache {path} is not private: it belongs to another user or others can write to "
-            "it, so a build there could be swapped before it is deployed",
-            fix="point UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR at a folder of your own (the default is "
-            "~/.cache/cdk-uv-aspect), or `chmod go-w` this one",
-        )
+            f"the build cache can't be created at {path}: {error.problem}",
+            fix=error.fix,
+        ) from None
+    for folder, real, st in folders:
+        if not stat.S_ISDIR(st.st_mode):  # pragma: no cover - mkdir(exist_ok=True) refuses a file already
+            raise ToolError(f"the build cache folder {folder} is not a folder", fix="remove it")
+        if hasattr(os, "getuid") and (st.st_uid != os.getuid() or _others_can_write(st)):
+            shown = folder if real == folder.absolute() else f"{folder} (a link to {real})"
+            raise ToolError(
+                f"the build cache {shown} is not private: it belongs to another user or others can write to "
+                "it, so a build there could be swapped before it is deployed",
+                fix="point UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR at a folder of your own (the default is "
+                f"~/.cache/cdk-uv-aspect), or `chmod go-w {real}` if it is yours",
+            )
     return path
+
+
+def _others_can_write(st: os.stat_result) -> bool:
+    """Whether users other than this one may write to a folder with this stat.
+
+    A folder writable by its group counts, unless the group is this user's own private group (the
+    user-private-group convention of umask 002 systems: a group of the user's name, no other member).
+    """
+    if st.st_mode & stat.S_IWOTH:
+        return True
+    if not st.st_mode & stat.S_IWGRP:
+        return False
+    try:
+        import grp
+        import pwd
+
+        user = pwd.getpwuid(os.getuid())
+        group = grp.getgrgid(st.st_gid)
+    except (ImportError, KeyError):
+        return True
+    return not (group.gr_gid == user.pw_gid and group.gr_name == user.pw_name and set(group.gr_mem) <= {user.pw_name})
 
 
 def publish(work: Path, final: Path, *, rebuild: bool) -> Path:
@@ -183,34 +229,93 @@ class Entry:
         return self.path.parent.name
 
 
+# What this library names the folders it writes in builds/ and wheels/ (see entry_key, work_dir and
+# discard): "<name>-<32 hex digits>", ".<that>.<8 random characters>" while being built, and
+# ".trash-<that>-<pid>-<ns>" while being deleted. Only folders named so are ever deleted by pruning.
+_KEY = r"[A-Za-z0-9][A-Za-z0-9._-]*-[0-9a-f]{32}"
+_FINISHED = re.compile(rf"{_KEY}")
+_IN_PROGRESS = re.compile(rf"\.{_KEY}\.[a-z0-9_]{{8}}|\.trash-{_KEY}-\d+-\d+")
+
+
 def entries(cache_dir: Path, *, sizes: bool = True) -> list[Entry]:
-    """Every folder in ``<cache_dir>/builds`` and ``wheels``: finished entries, abandoned or running builds."""
-    folders = [cache_dir / BUILDS, cache_dir / WHEELS]
+    """The folders of ``<cache_dir>/builds`` and ``wheels`` that this library wrote: finished entries,
+    and abandoned or running builds. Anything else there (a user's own folder, a link) is not listed.
+
+    A finished entry is recognised by its name and its ``build.json`` (a JSON object naming the package
+    and the manifest of its files); a build in progress by its name and the ``asset/`` folder or
+    ``build.json`` it holds.
+    """
     found = []
-    for path in sorted(p for folder in folders if folder.is_dir() for p in folder.iterdir()):
-        if not path.is_dir():
-            continue
-        info = path / INFO
-        complete = not path.name.startswith(".") and info.is_file()
+    for folder in (cache_dir / BUILDS, cache_dir / WHEELS):
         try:
-            last_used = (info if complete else path).stat().st_mtime
+            names = sorted(os.listdir(folder))
         except OSError:
-            continue
-        size = sum(st.st_size for _, st, _ in _walk(path)) if sizes else 0
-        found.append(Entry(path, last_used, size, complete))
+            continue  # no such folder (or not one): nothing of ours there
+        for name in names:
+            path = folder / name
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                continue  # a file or a link is never ours: entries are real folders
+            complete = bool(_FINISHED.fullmatch(name)) and _is_ours(read_info(path))
+            if not complete and not (_IN_PROGRESS.fullmatch(name) or _FINISHED.fullmatch(name)):
+                continue
+            if not complete and not ((path / ASSET).is_dir() or (path / INFO).is_file()):
+                continue  # named like ours, but holding nothing we write: leave it alone
+            try:
+                last_used = (path / INFO if complete else path).stat().st_mtime
+            except OSError:
+                continue
+            size = sum(st.st_size for _, st, _ in _walk(path)) if sizes else 0
+            found.append(Entry(path, last_used, size, complete))
     return found
 
 
+def _is_ours(info: dict[str, Any] | None) -> bool:
+    """Whether a ``build.json`` is one this library wrote: it names the package and lists its files."""
+    return info is not None and isinstance(info.get("package"), str) and isinstance(info.get("manifest"), dict)
+
+
+def check_days(days: float) -> float:
+    """A number of days to prune by: finite and 0 or more (0: everything unused now)."""
+    if not (isinstance(days, (int, float)) and math.isfinite(days) and days >= 0):
+        raise SettingError(
+            f"an age of {days!r} days can't be used to prune the build cache",
+            fix="give a number of days, 0 or more (e.g. 30; 0 deletes every finished build)",
+        )
+    return float(days)
+
+
 def prune(cache_dir: Path, older_than_days: float, now: float | None = None) -> list[Entry]:
-    """Delete entries unused for ``older_than_days`` and abandoned build folders; return what went."""
+    """Delete this library's entries unused for ``older_than_days`` and its abandoned build folders
+    (a day old); return what went. Folders it did not write are never deleted."""
+    limit = check_days(older_than_days) * 86400
     now = time.time() if now is None else now
     removed = []
     for entry in entries(cache_dir, sizes=False):
         age = now - entry.last_used
-        if age > (older_than_days * 86400 if entry.complete else _ABANDONED_SECONDS):
+        if age > (limit if entry.complete else _ABANDONED_SECONDS):
             discard(entry.path)
             removed.append(entry)
     return removed
+
+
+def sweep(folder: Path) -> None:
+    """Once per process and folder: remove the private build folders there that a killed process left
+    (a work folder or trash that no live process holds; see ``_files.work_dir``)."""
+    with _state.LOCK:
+        if folder in _state.SWEPT:
+            return
+        _state.SWEPT.add(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if _IN_PROGRESS.fullmatch(name):
+            remove_if_abandoned(folder / name)
 
 
 def discard(entry: Path) -> None:

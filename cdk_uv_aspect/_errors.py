@@ -84,6 +84,15 @@ class ToolError(UvError):
     """uv or the target's Python is missing, too old, or failed."""
 
 
+class SettingError(UvError):
+    """An environment variable or a setting whose value can't be used (``CDK_UV_REBUILD=maybe``)."""
+
+
+class FileError(UvError):
+    """A file or folder that can't be read or written: a cache path that is a file, a read-only or full
+    disk, a link loop, a file name that is not text."""
+
+
 class PolicyError(UvError):
     """A policy-check setting that can't be used, such as an acknowledgement without a reason."""
 

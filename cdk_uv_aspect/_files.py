@@ -3,17 +3,25 @@
 Everything this library writes (build.json, RECORD, zips, reports, cache entries, image contexts) is
 made under a temporary name in the destination's folder, then renamed into place, which is atomic on
 one file system. On failure the temporary file or folder is removed.
+
+The second half says what is wrong with a file we can't use: a special file in a package's sources
+(refused by path before anything reads it), and any failure of the file system as a ``FileError``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from ._errors import FileError, WorkspaceError
 
 FILE_MODE = 0o644  # what every file we publish gets, whatever the umask: others may read it
 
@@ -42,12 +50,70 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = FILE_MODE) -> Non
 
 @contextlib.contextmanager
 def work_dir(parent: Path, name: str) -> Iterator[Path]:
-    """A private folder (mode 0700, unpredictable name) beside where ``name`` is published; removed after."""
+    """A private folder (mode 0700, unpredictable name) beside where ``name`` is published; removed after.
+
+    The folder is locked (``flock``) while its process works in it. A process killed outright (SIGKILL,
+    a lost machine) can't remove it: the next build of ``name`` does, once no process holds its lock.
+    """
+    remove_abandoned(parent, name)
     work = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
+    lock = _lock(work)
     try:
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
+
+
+_SETTLED = 2.0  # seconds: a work folder younger than this may not be locked yet by the process that made it
+
+
+def remove_abandoned(parent: Path, name: str) -> None:
+    """Remove the work folders of ``name`` (``.<name>.*``) and its trash (``.trash-<name>-*``) that no
+    live process holds: left by a process that was killed before it could clean up."""
+    try:
+        found = [p for p in parent.iterdir() if p.name.startswith((f".{name}.", f".trash-{name}-"))]
+    except OSError:
+        return
+    for path in found:
+        remove_if_abandoned(path)
+
+
+def remove_if_abandoned(path: Path) -> bool:
+    """Remove the private folder ``path`` if no process holds its lock (see ``work_dir``); True if removed."""
+    try:
+        if path.is_symlink() or not path.is_dir() or time.time() - path.lstat().st_mtime < _SETTLED:
+            return False
+    except OSError:
+        return False
+    lock = _lock(path)
+    if lock is None:
+        return False  # its process still works in it
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    finally:
+        os.close(lock)
+    return True
+
+
+def _lock(folder: Path) -> int | None:
+    """An exclusive lock on ``folder`` (held until the descriptor is closed), or None if another process
+    holds it. Only on POSIX: elsewhere nothing is locked, and abandoned folders wait for a prune."""
+    if os.name != "posix":
+        return None
+    import fcntl
+
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def publish_dir(work: Path, final: Path) -> bool:
@@ -62,3 +128,100 @@ def publish_dir(work: Path, final: Path) -> bool:
             raise
         return False
     return True
+
+
+# --- files we can't use, and failures of the file system --------------------------------------------
+
+_SPECIAL = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def check_source(path: Path) -> None:
+    """Refuse, by path, a source file that can't be fingerprinted or copied safely.
+
+    A named pipe, a socket or a device (also behind a link) would make reading it wait forever or never
+    end; a link loop can't be read; a name that is not UTF-8 can't go into a wheel or a zip. Each is
+    refused before anything reads it. A dangling link is left to the reader, which names it.
+    """
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WorkspaceError(
+            f"the file name {os.fsencode(path.name)!r} in {path.parent} is not valid UTF-8 text",
+            fix="rename the file with a UTF-8 name, or remove it from the package: wheels and zips record "
+            "file names as UTF-8",
+        ) from None
+    try:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            st = path.stat()
+    except FileNotFoundError:
+        return  # a dangling link: the reader says it can't be read
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise WorkspaceError(
+                f"{path} is a link loop (links that lead back to themselves)",
+                fix="remove the link or point it at a real file of the package",
+            ) from None
+        return  # unreadable: the reader names it
+    for is_kind, kind in _SPECIAL:
+        if is_kind(st.st_mode):
+            raise WorkspaceError(
+                f"{path} is {kind}, not a regular file: reading it could wait forever or never end",
+                fix="remove it from the package folder (or move it out of it): a package's sources are "
+                "regular files, folders and links to them",
+            )
+
+
+def file_error(exc: OSError | UnicodeError, *, cache_dir: Path | None = None, cache: bool = False) -> FileError:
+    """The error a user reads for a failure of the file system: what, where, and what to do.
+
+    ``cache_dir``: the build cache, so that a failure inside it suggests moving the cache; ``cache``:
+    the failure is the cache's wherever its path is (making the cache's folders).
+    """
+    if isinstance(exc, UnicodeError):
+        return FileError(
+            f"a file name or a text file is not valid UTF-8 ({exc})",
+            fix="rename the file with a UTF-8 name (or save the text file as UTF-8)",
+        )
+    path, code, reason = _first(exc)
+    where = Path(path) if path else None
+    in_cache = cache or (where is not None and cache_dir is not None and where.is_relative_to(cache_dir))
+    elsewhere = (
+        "or point the build cache at another folder: UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR (the "
+        "default is ~/.cache/cdk-uv-aspect, under HOME)"
+        if in_cache or where is None
+        else "or move it out of the way"
+    )
+    what = f"{where}: {reason}" if where else reason
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        problem, fix = f"the disk is full (or over quota) at {what}", "free space there"
+        if in_cache:
+            fix += " (`cdk-uv cache prune --older-than 7` deletes builds unused for a week)"
+    elif code == errno.EROFS:
+        problem, fix = f"{what}: the file system is read-only", "mount it writable"
+    elif code in (errno.EACCES, errno.EPERM):
+        problem, fix = f"permission denied: {what}", "make it readable and writable for this user"
+    elif code in (errno.ENOTDIR, errno.EEXIST):
+        problem, fix = f"{what}: a part of this path is a file where a folder is needed", "remove or rename that file"
+    elif code == errno.ELOOP:
+        problem, fix = f"{what}: a link loop", "remove the link or point it at a real folder"
+    elif code == errno.ENAMETOOLONG:
+        problem, fix = f"{what}: the path is too long", "use a shorter path"
+    else:
+        problem, fix = f"{what}", "check that path"
+    return FileError(problem, fix=f"{fix}, {elsewhere}")
+
+
+def _first(exc: OSError) -> tuple[str | None, int | None, str]:
+    """(path, errno, reason) of an OSError, or of the first failure a ``shutil.Error`` lists."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
+        src, _dst, why = exc.args[0][0]
+        code = getattr(why, "errno", None)
+        return str(src), code, getattr(why, "strerror", None) or str(why)
+    path = exc.filename if exc.filename is not None else None
+    return (os.fsdecode(path) if path is not None else None), exc.errno, exc.strerror or str(exc)

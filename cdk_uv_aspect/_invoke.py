@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,18 +13,19 @@ from typing import Any
 from ._lambda import HOST_MACHINES
 from ._runner import Runner
 
-# Runs inside the runtime's interpreter with -I -S: no site-packages, no user site, no environment, so
-# only the asset folder and the standard library can be imported.
+# Runs inside the runtime's interpreter with -I -S -B: no site-packages, no user site, no PYTHON*
+# variables, so only the asset folder and the standard library can be imported; and no bytecode written,
+# so the asset folder (in the cloud assembly) is left as it was: Lambda's /var/task is read-only too.
 _BOOTSTRAP = r"""
 import importlib, json, sys, time, traceback, uuid
-task_root, handler, name, memory, arch, timeout = sys.argv[1:7]
+task_root, handler, name, memory, arch, timeout, region = sys.argv[1:8]
 sys.path.insert(0, task_root)
 
 # The attributes of the Python runtime's LambdaContext; memory_limit_in_mb is a string there too.
 class Context:
     function_name = name
     function_version = "$LATEST"
-    invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+    invoked_function_arn = f"arn:aws:lambda:{region}:123456789012:function:{name}"
     memory_limit_in_mb = memory
     aws_request_id = str(uuid.uuid4())
     log_group_name = f"/aws/lambda/{name}"
@@ -48,6 +50,16 @@ sys.stdout.write("\0" + json.dumps(result, default=str))
 """
 
 
+# What Lambda sets in every Python function's environment, besides the function's own variables (the
+# Lambda developer guide, "Defined runtime environment variables"). Left out: the execution role's
+# credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: there is no role here),
+# AWS_LAMBDA_RUNTIME_API (no runtime API here) and the X-Ray daemon's address (no daemon).
+# Unreserved: a function's own variables may replace these.
+LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+_UNRESERVED = {"LANG": "en_US.UTF-8", "PATH": LAMBDA_PATH}
+INIT_SECONDS = 10  # Lambda gives a function's initialization (its imports) 10 s besides its timeout
+
+
 @dataclass(frozen=True)
 class Invocation:
     ok: bool
@@ -60,6 +72,41 @@ class CannotRunHere(Exception):
     """The asset can't run on this machine (another architecture's native code, or no interpreter)."""
 
 
+def lambda_environment(
+    asset_dir: Path,
+    handler: str,
+    *,
+    name: str,
+    memory: int,
+    runtime: str,
+    region: str,
+    environment: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The whole environment of a local run: Lambda's own variables and the function's, nothing else.
+
+    Nothing of this process's environment is passed on: no credentials (AWS_SECRET_ACCESS_KEY,
+    AWS_PROFILE), no tokens (GITHUB_TOKEN), no HOME. Paths Lambda gives under /var/task name the asset
+    folder instead.
+    """
+    reserved = {
+        "_HANDLER": handler,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}" if runtime else "AWS_Lambda_python",
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+        "LAMBDA_TASK_ROOT": str(asset_dir),
+        "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        "TZ": ":UTC",
+    }
+    unreserved = {**_UNRESERVED, "LD_LIBRARY_PATH": f"{asset_dir}:{asset_dir}/lib"}
+    return {**unreserved, **(environment or {}), **reserved}
+
+
 def invoke(
     asset_dir: Path,
     handler: str,
@@ -70,32 +117,38 @@ def invoke(
     name: str = "function",
     memory: int = 128,
     timeout: int = 900,
-    environment: dict[str, str] | None = None,
+    environment: Mapping[str, str] | None = None,
     runtime: str = "",
+    region: str = "us-east-1",
     runner: Runner | None = None,
 ) -> Invocation:
     """Call ``handler`` (``module.function``) from ``asset_dir`` with the interpreter ``python``.
 
-    The handler sees the function's ``environment`` and the variables Lambda sets itself; ``timeout``
-    only feeds ``context.get_remaining_time_in_millis()``, nothing is stopped.
+    The handler sees only the function's ``environment`` and the variables Lambda sets itself (see
+    ``lambda_environment``), and nothing is written into ``asset_dir``. It is stopped, as Lambda stops
+    it, after ``timeout`` seconds (plus Lambda's 10 s for initialization).
     """
     host = HOST_MACHINES.get(platform.machine().lower(), platform.machine())
     if architecture != host and any(asset_dir.rglob("*.so")):
         raise CannotRunHere(f"its native code is for {architecture} and this machine is {host}")
     started = time.monotonic()
-    env = {
-        **(environment or {}),
-        "AWS_LAMBDA_FUNCTION_NAME": name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
-        "LAMBDA_TASK_ROOT": str(asset_dir),
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}" if runtime else "AWS_Lambda_python",
-    }
-    args = [python, "-I", "-S", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture]
-    args.append(str(timeout))
-    done = (runner or Runner()).run(args, cwd=asset_dir, env=env, input=json.dumps(event))
+    env = lambda_environment(
+        asset_dir, handler, name=name, memory=memory, runtime=runtime, region=region, environment=environment
+    )
+    args = [python, "-I", "-S", "-B", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture]
+    args += [str(timeout), region]
+    done = (runner or Runner()).run(
+        args, cwd=asset_dir, env=env, inherit_env=False, input=json.dumps(event), timeout=timeout + INIT_SECONDS
+    )
     seconds = time.monotonic() - started
     logs, sep, payload = done.stdout.rpartition("\0")
+    if done.timed_out:
+        message = (
+            f"Task timed out after {timeout:.2f} seconds (and {INIT_SECONDS} s for initialization): the "
+            "handler was stopped, as Lambda stops it"
+        )
+        timed_out = {"errorType": "Sandbox.Timedout", "errorMessage": message}
+        return Invocation(False, timed_out, seconds, done.stdout.replace("\0", "") + done.stderr)
     if not sep:
         return Invocation(
             False, {"errorType": "Runtime.ExitError", "errorMessage": done.stderr.strip()}, seconds, done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -10,7 +11,44 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from ._errors import SettingError
 from ._marker import is_digest, is_name, normalize
+
+# How a boolean environment variable is read, everywhere (CDK_UV_REBUILD): case and spaces do not count.
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+DEFAULT_COMMAND_TIMEOUT = 1800.0  # seconds: a cold build of a large closure on a slow link fits
+
+
+def env_flag(name: str) -> bool:
+    """A boolean environment variable: 1/true/yes/on, or 0/false/no/off/empty/unset; anything else is refused."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingError(
+        f"${name} is {os.environ[name]!r}, which is neither true nor false",
+        fix=f"set {name} to 1, true, yes or on to turn it on, or to 0, false, no, off or nothing to turn it off",
+    )
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A positive, finite number of seconds from an environment variable; ``default`` when unset or empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SettingError(
+            f"${name} is {raw!r}, which is not a positive number of seconds",
+            fix=f"set {name} to a number of seconds greater than 0 (e.g. {default:g}), or unset it for the "
+            f"default ({default:g})",
+        )
+    return value
 
 
 def default_cache_dir() -> Path:
@@ -77,16 +115,27 @@ class UvOptions(BaseModel):
         "else $XDG_CACHE_HOME/cdk-uv-aspect, else ~/.cache/cdk-uv-aspect.",
     )
     rebuild: bool = Field(
-        default_factory=lambda: os.environ.get("CDK_UV_REBUILD", "") not in ("", "0", "false", "no"),
+        default_factory=lambda: env_flag("CDK_UV_REBUILD"),
         description="Bypass the build cache: build every package again even when an identical build is "
-        "cached, and replace that entry. Default: false, or true when $CDK_UV_REBUILD is set (e.g. "
-        "CDK_UV_REBUILD=1 cdk synth).",
+        "cached, and replace that entry. Default: false, or true when $CDK_UV_REBUILD is 1, true, yes or "
+        "on (e.g. CDK_UV_REBUILD=1 cdk synth); other values than those and 0, false, no, off are refused.",
     )
     cache_days: float | None = Field(
         default=30,
         gt=0,
+        allow_inf_nan=False,
         description="After a synth that built something, builds no synth has used for this many days are "
         "deleted from cache_dir. None keeps them; `cdk-uv cache prune` prunes on demand.",
+    )
+    command_timeout: float = Field(
+        default_factory=lambda: env_seconds("CDK_UV_COMMAND_TIMEOUT", DEFAULT_COMMAND_TIMEOUT),
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds each command of a build (uv export, uv pip install, uv build, compileall, "
+        "docker) may run before it is stopped and the synth fails, naming it. Default: "
+        "$CDK_UV_COMMAND_TIMEOUT, else 1800 (30 minutes: a cold build of a large closure on a slow link "
+        "fits; raise it for Docker fallback builds under emulation). A command still running after 30 s "
+        "is reported on stderr, then again at 60 s, 120 s...",
     )
     uv: str | None = Field(
         default=None,

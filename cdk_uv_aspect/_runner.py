@@ -3,6 +3,17 @@
 Commands are argument lists, never shell strings. Each child runs in a process group of its own, so that
 a timeout or an interrupt ends it together with everything it started (a build backend under
 ``uv build``), and the groups still running are known (``running``) to whoever must end them.
+
+Three limits hold for every command:
+
+- **Time.** Each command is stopped after its timeout (default ``$CDK_UV_COMMAND_TIMEOUT``, else
+  1800 s; a build passes ``UvOptions.command_timeout``), and a slow one is reported while
+  it runs (``on_slow``), so nothing waits forever or in silence.
+- **Cores.** At most as many commands run at once in this process as it has cores (``SLOTS``), however
+  many builds and local wheels run side by side.
+- **Signals.** Inside ``interruptible()``, SIGINT and SIGTERM end every child's process group, let the
+  builds unwind (their ``finally`` blocks remove private folders) and then stop the process as the
+  signal asks; no new command starts once a signal came.
 """
 
 from __future__ import annotations
@@ -10,17 +21,41 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ._options import DEFAULT_COMMAND_TIMEOUT, env_seconds
 
 log = logging.getLogger("cdk_uv_aspect")
 
-_SHOWN_LINES = 40
 NOT_FOUND = 127
+TIMEOUT_VARIABLE = "CDK_UV_COMMAND_TIMEOUT"
+
+_TAIL_LINES = 40  # the last lines of a failed command's output, always shown
+_CAUSE_LINES = 40  # at most this many earlier lines that name the cause, kept although above the tail
+_STDOUT_LINES = 20
+# Lines that name a failure's cause in uv's output (uv 0.13: "error:", "  cause:", "hint:"; older uv and
+# other tools: "Caused by:", and miette's "x" and arrow marks), and Python's last traceback line
+# ("RuntimeError: ...").
+_CAUSE = re.compile(
+    "|".join(
+        [
+            r"^\s*(?:error|cause|caused by|hint|help|fatal)\b:",
+            "^\\s*[\u00d7\u2570\u251c]",  # miette: "\u00d7 No solution found", "\u2570\u2500\u25b6 Because ..."
+            r"^[A-Za-z_.]*(?:Error|Exception): ",
+        ]
+    ),
+    re.IGNORECASE,
+)
+_FIRST_NOTICE = 30.0  # seconds before a still-running command is first reported, then at doubling intervals
 
 
 @dataclass(frozen=True)
@@ -32,6 +67,7 @@ class Result:
     stdout: str
     stderr: str
     timed_out: bool = False
+    timeout: float | None = None  # the limit it was given, in seconds
 
     @property
     def ok(self) -> bool:
@@ -42,12 +78,78 @@ class Result:
         """The program could not be started (as a shell says: exit status 127)."""
         return self.returncode == NOT_FOUND
 
+    @property
+    def command(self) -> str:
+        """The command in a few words: ``uv pip install``, ``python3.12 -s``, ``docker run``."""
+        words = [Path(self.args[0]).name] if self.args else []
+        for arg in self.args[1:3]:
+            if arg.startswith("-") or "/" in arg:
+                break
+            words.append(arg)
+        return " ".join(words)
+
     def describe(self) -> str:
-        """The command, its exit status and its output's last lines, for an error message."""
+        """The command, its exit status, and the lines of its output that say why it failed.
+
+        Every line that names a cause (``error:``, ``cause:``, ``hint:``...) is kept wherever it is, with
+        the last lines of the output: a long list (a hash mismatch's expected hashes) can't push the
+        cause out of the message.
+        """
         shown = " ".join(self.args)
-        status = "timed out" if self.timed_out else str(self.returncode)
-        output = (self.stderr.strip() or self.stdout.strip()).splitlines()[-_SHOWN_LINES:]
-        return f"  command:   {shown}\n  exit code: {status}\n" + "\n".join("  | " + line for line in output)
+        if self.timed_out:
+            status = f"none: stopped after {self.timeout:g} s (timed out)" if self.timeout else "timed out"
+        else:
+            status = str(self.returncode)
+        lines = [f"  command:   {shown}", f"  exit code: {status}"]
+        err, out = self.stderr.strip(), self.stdout.strip()
+        lines += ["  | " + line for line in kept_lines(err or out)]
+        if err and out:
+            lines.append("  stdout:")
+            lines += ["  | " + line for line in _tail(out.splitlines(), _STDOUT_LINES)]
+        return "\n".join(lines)
+
+
+def kept_lines(text: str) -> list[str]:
+    """``text``'s lines that name a cause, then its last lines; what is left out is said, not hidden."""
+    lines = text.splitlines()
+    if len(lines) <= _TAIL_LINES:
+        return lines
+    head = len(lines) - _TAIL_LINES
+    causes = [i for i in range(head) if _CAUSE.search(lines[i])][:_CAUSE_LINES]
+    shown: list[str] = []
+    last = -1
+    for i in [*causes, *range(head, len(lines))]:
+        if i > last + 1:
+            shown.append(f"[... {i - last - 1} lines left out ...]")
+        shown.append(lines[i])
+        last = i
+    return shown
+
+
+def _tail(lines: list[str], n: int) -> list[str]:
+    return lines if len(lines) <= n else [f"[... {len(lines) - n} lines left out ...]", *lines[-n:]]
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container or `taskset` limits it)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+SLOTS = threading.BoundedSemaphore(cores())
+"""One per core: a command runs only while it holds one (see the module's docstring)."""
+
+
+def default_timeout() -> float:
+    """``$CDK_UV_COMMAND_TIMEOUT`` (seconds), else 1800 (``UvOptions.command_timeout``'s default)."""
+    return env_seconds(TIMEOUT_VARIABLE, DEFAULT_COMMAND_TIMEOUT)
+
+
+class Interrupted(BaseException):
+    """A signal is stopping this process: no new command starts. A BaseException, like KeyboardInterrupt,
+    so that no ``except Exception`` turns it into a build error."""
 
 
 class Runner:
@@ -61,48 +163,106 @@ class Runner:
         env: Mapping[str, str] | None = None,
         input: str | None = None,
         timeout: float | None = None,
+        inherit_env: bool = True,
+        on_slow: Callable[[float], None] | None = None,
     ) -> Result:
-        """Run ``args``; ``env`` adds to this process's environment; ``timeout`` in seconds ends it."""
+        """Run ``args``, stopped after ``timeout`` seconds (default: ``default_timeout()``).
+
+        ``env`` adds to this process's environment; with ``inherit_env=False`` it is the child's whole
+        environment. ``on_slow(seconds)`` is called while the command still runs, after 30 s, 60 s, 120 s...
+        """
         argv = tuple(str(a) for a in args)
-        try:
-            child = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env={**os.environ, **(env or {})},
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                start_new_session=True,
-            )
-        except OSError as exc:
-            result = Result(argv, NOT_FOUND, "", f"{argv[0]}: {exc.strerror}")
-        else:
-            result = _wait(child, argv, input, timeout)
+        limit = default_timeout() if timeout is None else timeout
+        environment = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
+        with SLOTS:
+            if _STOP.is_set():
+                raise Interrupted
+            try:
+                child = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=environment,
+                    stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    encoding="utf-8",
+                    errors="replace",
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                result = Result(argv, NOT_FOUND, "", f"{argv[0]}: {exc.strerror}")
+            else:
+                result = _wait(child, argv, input, limit, on_slow)
         log.debug("%s -> %s\n%s%s", " ".join(argv), result.returncode, result.stdout, result.stderr)
         return result
 
 
+class Bounded(Runner):
+    """Another runner's commands, each stopped after ``timeout`` seconds, and reported by ``say`` while slow.
+
+    ``what`` names whom the commands are for in that report (a package and its target).
+    """
+
+    def __init__(self, inner: Runner, timeout: float, *, what: str = "", say: Callable[[str], None] | None = None):
+        self.inner, self.timeout, self.what, self.say = inner, timeout, what, say
+
+    def run(self, args: Sequence[str], *, timeout: float | None = None, **kwargs: Any) -> Result:
+        limit = self.timeout if timeout is None else min(timeout, self.timeout)
+        if self.say is not None and kwargs.get("on_slow") is None:
+            kwargs["on_slow"] = self._notice(args, limit)
+        return self.inner.run(args, timeout=limit, **kwargs)
+
+    def _notice(self, args: Sequence[str], limit: float) -> Callable[[float], None]:
+        command = Result(tuple(map(str, args)), 0, "", "").command
+        who = f" for {self.what}" if self.what else ""
+        say = self.say
+        assert say is not None
+        return lambda seconds: say(
+            f"cdk-uv-aspect: `{command}`{who} still running after {seconds:.0f} s; it is stopped after "
+            f"{limit:g} s (UvOptions.command_timeout, ${TIMEOUT_VARIABLE})"
+        )
+
+
 _RUNNING: set[subprocess.Popen[str]] = set()
 _RUNNING_LOCK = threading.Lock()
+_STOP = threading.Event()  # set by a signal inside interruptible(): no new command starts
 
 
-def _wait(child: subprocess.Popen[str], argv: tuple[str, ...], input: str | None, timeout: float | None) -> Result:
+def _wait(
+    child: subprocess.Popen[str],
+    argv: tuple[str, ...],
+    input: str | None,
+    timeout: float,
+    on_slow: Callable[[float], None] | None,
+) -> Result:
     with _RUNNING_LOCK:
         _RUNNING.add(child)
+    if _STOP.is_set():  # a signal came between the check before starting and now: it ends too
+        end_group(child, grace=0)
+    started = time.monotonic()
+    notice = _FIRST_NOTICE
     try:
-        try:
-            stdout, stderr = child.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            end_group(child)
-            stdout, stderr = child.communicate()
-            return Result(argv, child.returncode, stdout, stderr, timed_out=True)
-        except BaseException:
-            end_group(child)  # interrupted: the child and what it started go too
-            raise
-        return Result(argv, child.returncode, stdout, stderr)
+        while True:
+            elapsed = time.monotonic() - started
+            wait = min(timeout, notice) - elapsed if on_slow else timeout - elapsed
+            try:
+                # communicate() may be called again after a timeout without losing output; input only once.
+                stdout, stderr = child.communicate(input, timeout=max(wait, 0))
+                return Result(argv, child.returncode, stdout, stderr)
+            except subprocess.TimeoutExpired:
+                input = None
+            elapsed = time.monotonic() - started
+            if elapsed >= timeout:
+                end_group(child)
+                stdout, stderr = child.communicate()
+                return Result(argv, child.returncode, stdout, stderr, timed_out=True, timeout=timeout)
+            if on_slow is not None and elapsed >= notice:
+                on_slow(elapsed)
+                notice *= 2
+    except BaseException:
+        end_group(child)  # interrupted: the child and what it started go too
+        raise
     finally:
         with _RUNNING_LOCK:
             _RUNNING.discard(child)
@@ -116,11 +276,84 @@ def running() -> list[subprocess.Popen[str]]:
 
 def end_group(child: subprocess.Popen[str], grace: float = 2.0) -> None:
     """End ``child``'s process group: SIGTERM, then SIGKILL for whatever is left after ``grace`` seconds."""
-    try:
-        os.killpg(child.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
+    end_groups([child], grace)
+
+
+def end_groups(children: Sequence[subprocess.Popen[str]], grace: float) -> None:
+    """End several process groups at once: SIGTERM to all, at most ``grace`` seconds, SIGKILL to all."""
+    for child in children:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=max(deadline - time.monotonic(), 0))
+    for child in children:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)  # what the child started may outlive it
+
+
+def stop_all(grace: float = 1.0) -> int:
+    """No new command starts; every running child's group ends. Returns how many were running."""
+    _STOP.set()
+    children = running()
+    end_groups(children, grace)
+    return len(children)
+
+
+_HANDLING = threading.Lock()
+_depth = 0
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM end every child first, then stop this process.
+
+    The handler ends every running child's process group (no new one starts), then raises in the main
+    thread: ``KeyboardInterrupt`` for SIGINT, ``SystemExit(143)`` for SIGTERM (after calling a handler
+    the program had installed). The block unwinds, so the builds' ``finally`` blocks remove their private
+    folders, and the process exits as the signal asked (jsii's node process is stopped at exit). Signals
+    can only be handled in the main thread: elsewhere, and for a signal the process ignores, nothing
+    changes. Nested blocks share the outer one's handlers.
+    """
+    global _depth
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        child.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signal.SIGKILL)  # what the child started may outlive it
+    with _HANDLING:
+        _depth += 1
+        outer = _depth == 1
+    previous: dict[int, Any] = {}
+    if outer:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            before = signal.getsignal(signum)
+            if before in (signal.SIG_IGN, None):
+                continue
+            previous[signum] = before
+            signal.signal(signum, _handler(before))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        with _HANDLING:
+            _depth -= 1
+        if outer:
+            _STOP.clear()
+
+
+def _handler(before: Any) -> Callable[[int, FrameType | None], None]:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        started = time.monotonic()
+        ended = stop_all()
+        # os.write, not print: a print interrupted by this handler would refuse a second one.
+        took = time.monotonic() - started
+        os.write(2, f"cdk-uv-aspect: {name}: stopping; {ended} running command(s) ended in {took:.1f} s\n".encode())
+        if callable(before) and before is not signal.default_int_handler:
+            before(signum, frame)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    return handle

@@ -13,7 +13,11 @@ BUILT_FOLDERS     _swap (asset hash -> built folder)     _policy.facts (the fold
 WHEEL_LOCKS       _wheels (one lock per wheel entry)     _wheels: builds side by side wait on it
 WHEELS_BUILT      _wheels (entries built here)           _wheels: fresh even with rebuild=True
 TOOLS             _uv (uv binaries, interpreters found)  _uv: each looked up once per process
+SWEPT             _cache.sweep (cache folders swept)     _cache.sweep: once per process and folder
 _runner._RUNNING  _runner (children still running)       _runner.running(): to end them all
+_runner._STOP     a signal inside _runner.interruptible  _runner: no new command starts; cleared
+                                                         when the interruptible block ends
+_runner.SLOTS     (one per core, fixed)                  _runner: a command runs while it holds one
 ================  =====================================  =========================================
 
 ``reset()`` empties them all; the tests call it before each test.
@@ -31,9 +35,10 @@ BUILT_FOLDERS: dict[str, Path] = {}
 WHEEL_LOCKS: dict[Path, threading.Lock] = {}
 WHEELS_BUILT: set[Path] = set()
 TOOLS: dict[tuple[str, ...], Any] = {}
+SWEPT: set[Path] = set()
 
 LOCK = threading.Lock()
-"""Guards the registries that build threads write (WHEEL_LOCKS, WHEELS_BUILT, TOOLS)."""
+"""Guards the registries that build threads write (WHEEL_LOCKS, WHEELS_BUILT, TOOLS, SWEPT)."""
 
 
 def jsii_ref(value: object) -> str:
@@ -55,5 +60,5 @@ def wheel_lock(entry: Path) -> threading.Lock:
 def reset() -> None:
     """Forget everything: as in a new process."""
     with LOCK:
-        for registry in (SWAPPED, PLACEHOLDERS, BUILT_FOLDERS, WHEEL_LOCKS, WHEELS_BUILT, TOOLS):
+        for registry in (SWAPPED, PLACEHOLDERS, BUILT_FOLDERS, WHEEL_LOCKS, WHEELS_BUILT, TOOLS, SWEPT):
             registry.clear()

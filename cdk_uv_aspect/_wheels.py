@@ -21,7 +21,7 @@ from pathlib import Path
 from . import _cache, _index, _state, _uv
 from ._errors import WorkspaceError
 from ._files import work_dir
-from ._runner import Runner
+from ._runner import Runner, cores
 from ._uv import Failure, Uv
 from ._version import LIBRARY_VERSION
 from ._workspace import Package, Workspace, copy_sources
@@ -52,6 +52,7 @@ def local_wheels(
             )
         packages.append(package)
     cache = _cache.private_dir(cache_dir / _cache.WHEELS)
+    _cache.sweep(cache)
     # The copy is outside the workspace: its build backend comes from the workspace's indexes all the same.
     env = {**_uv.UV_ENV, **_index.environment(workspace.root, os.environ)}
 
@@ -65,11 +66,7 @@ def local_wheels(
             copy_sources(package.path, workspace.sources(package.name, cache_dir), source)
             result = runner.run(_uv.build_wheel(uv.path, source, out), cwd=work, env=env)
             if not result.ok:
-                raise failure.network(result, f"fetch the build backend of {package.name}") or failure.error(
-                    f"the workspace package {package.name} did not build",
-                    result,
-                    fix=f"fix the build error shown below (try `uv build --wheel` in {package.path})",
-                )
+                raise failure.build(result, package.name, package.path)
             wheels = sorted(out.glob("*.whl"))
             if all(wheel.name.endswith("-none-any.whl") for wheel in wheels):
                 _keep(wheels, cache, entry, package.name, rebuild=rebuild)
@@ -77,8 +74,9 @@ def local_wheels(
                     _state.WHEELS_BUILT.add(entry)
             return wheels
 
-    # Each `uv build` mostly waits on setting up its isolated build environment: run them side by side.
-    with ThreadPoolExecutor(max_workers=len(packages) or 1) as pool:
+    # Each `uv build` mostly waits on setting up its isolated build environment: run them side by side,
+    # as many at once as there are cores (the runner holds every command of the process to that too).
+    with ThreadPoolExecutor(max_workers=max(1, min(len(packages), cores()))) as pool:
         wheels = [wheel for built in pool.map(wheels_of, packages) for wheel in built]
     return sorted(wheels)
 

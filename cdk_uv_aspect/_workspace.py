@@ -15,6 +15,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from . import _ignore
 from ._errors import WorkspaceError
+from ._files import check_source
 from ._marker import normalize
 
 # Folders that never hold a package's source: skipped when fingerprinting and when copying modules.
@@ -274,8 +275,8 @@ def source_files(folder: Path, top: Path, skip: Path | None = None) -> tuple[str
     ``ignore-vcs`` and ``artifacts`` settings are honoured as hatchling honours them.
 
     A link that leads outside the package is refused: a build would copy what it points to (a key, a
-    home folder) into a deployed asset without anyone having asked for it. So is anything that is not
-    a file, a folder or a link (a named pipe would hang the read).
+    home folder) into a deployed asset without anyone having asked for it. So is a file that can't be
+    read safely (``_files.check_source``): a named pipe would make the fingerprint wait forever.
     """
     hatch = _hatch_settings(folder)
     rules = _ignore.Rules() if hatch.ignore_vcs else _ignore.Rules.above(folder, top)
@@ -289,6 +290,7 @@ def source_files(folder: Path, top: Path, skip: Path | None = None) -> tuple[str
         folders = []
         for entry in entries:
             child, child_rel = Path(entry.path), f"{rel}{entry.name}"
+            check_source(child)  # a pipe, socket, device, link loop or non-UTF-8 name: refused by path
             if entry.is_symlink():
                 _refuse_escaping_link(child, folder)
             is_dir = entry.is_dir()  # follows a link, which stays inside the package

@@ -10,7 +10,7 @@ For error paths a real tool can't reach (an index that fails, a Docker engine th
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +53,14 @@ class ScriptedRunner(Runner):
     def calls_to(self, matches: Matcher) -> list[list[str]]:
         return [call for call in self.calls if matches(call)]
 
-    def run(
-        self,
-        args: Sequence[str],
-        *,
-        cwd: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        input: str | None = None,
-        timeout: float | None = None,
-    ) -> Result:
+    def run(self, args: Sequence[str], **kwargs: Any) -> Result:
         call = [str(a) for a in args]
         self.calls.append(call)
-        self.envs.append(dict(env or {}))
+        self.envs.append(dict(kwargs.get("env") or {}))
         for matches, answer in self._rules:
             if matches(call):
                 return answer(call)
-        return super().run(call, cwd=cwd, env=env, input=input, timeout=timeout)
+        return super().run(call, **kwargs)
 
 
 def mount_source(args: list[str], target: str) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from cdk_uv_aspect._assembly import functions
 from cdk_uv_aspect._build import BuildRequest, Built, build
 from cdk_uv_aspect._cache import INFO, prune
 from cdk_uv_aspect._cli import main as cli
+from cdk_uv_aspect._errors import SettingError
 from cdk_uv_aspect._runner import Runner
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._workspace import Workspace
@@ -216,44 +219,135 @@ def test_two_synths_at_once_publish_one_intact_entry(workspace: Path, cache_dir:
     assert again["S3Key"] == results[0][1].strip()
 
 
-def _fake_entry(cache_dir: Path, name: str, age_days: float) -> Path:
-    entry = cache_dir / "builds" / name
+def _key(name: str) -> str:
+    """A folder name as the library makes one: readable name, then 32 hex digits."""
+    return f"{name}-{hashlib.sha256(name.encode()).hexdigest()[:32]}"
+
+
+def _fake_entry(cache_dir: Path, name: str, age_days: float, *, kind: str = "builds", info: object = None) -> Path:
+    """An entry as the library writes one (asset/ and a build.json naming the package and its files)."""
+    entry = cache_dir / kind / name
     (entry / "asset").mkdir(parents=True)
     (entry / "asset" / "index.py").write_text("x = 1\n")
-    (entry / INFO).write_text("{}\n")
-    stamp = time.time() - age_days * 86400
-    os.utime(entry / INFO, (stamp, stamp))
-    os.utime(entry, (stamp, stamp))
+    default = {"package": "api", "manifest": {"index.py": [6, 0, "0" * 64]}}
+    (entry / INFO).write_text(json.dumps(default if info is None else info) + "\n")
+    _age(entry, age_days)
     return entry
+
+
+def _age(path: Path, days: float) -> None:
+    stamp = time.time() - days * 86400
+    for p in [*path.rglob("*"), path] if path.is_dir() and not path.is_symlink() else [path]:
+        os.utime(p, (stamp, stamp), follow_symlinks=False)
 
 
 def test_prune_removes_entries_unused_for_days(cache_dir: Path, capsys: pytest.CaptureFixture[str]):
     """`cdk-uv cache prune --older-than 7` removes old entries and abandoned build folders only."""
-    old = _fake_entry(cache_dir, "old", 10)
-    fresh = _fake_entry(cache_dir, "fresh", 1)
-    abandoned = _fake_entry(cache_dir, ".fresh.abc123", 2)
+    old = _fake_entry(cache_dir, _key("old"), 10)
+    fresh = _fake_entry(cache_dir, _key("fresh"), 1)
+    abandoned = _fake_entry(cache_dir, f".{_key('fresh')}.abc12345", 2)
+    old_wheel = _fake_entry(cache_dir, _key("common"), 10, kind="wheels")
 
     assert cli(["cache", "prune", "--older-than", "7"]) == 0
 
-    assert not old.exists() and not abandoned.exists()
+    assert not old.exists() and not abandoned.exists() and not old_wheel.exists()
     assert fresh.exists()
-    assert "removed 2" in capsys.readouterr().out
+    assert "removed 3" in capsys.readouterr().out
+
+
+def _users_own_folders(cache_dir: Path, tmp_path: Path) -> dict[Path, str]:
+    """Folders and files a user keeps in the build cache, none written by the library: path -> content."""
+    mine = tmp_path / "precious"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    made = {
+        cache_dir / "builds" / "notes" / "todo.txt": "call the bank",
+        cache_dir / "builds" / ".backup" / "data.json": "{}",
+        cache_dir / "builds" / "orders" / INFO: '{"owner": "me"}',  # a build.json of another shape
+        cache_dir / "builds" / _key("lookalike") / "readme.md": "named like ours, holds nothing of ours",
+        cache_dir / "builds" / f".{_key('lookalike')}.abcd1234" / "readme.md": "named like a build folder",
+        cache_dir / "builds" / "plain-file.txt": "a file, not a folder",
+        cache_dir / "wheels" / "vendored" / "asset" / "x-1.0-py3-none-any.whl": "a wheel I put here",
+        cache_dir / "images" / "base" / "Dockerfile": "FROM scratch",
+    }
+    for path, text in made.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (cache_dir / "builds" / _key("link")).symlink_to(mine, target_is_directory=True)
+    (cache_dir / "wheels" / "link-to-home").symlink_to(mine, target_is_directory=True)
+    made[mine / "thesis.tex"] = "years of work"
+    for folder in ("builds", "wheels", "images"):
+        for path in (cache_dir / folder).iterdir():
+            _age(path, 400)
+    return made
+
+
+def test_prune_deletes_only_what_this_library_wrote(
+    cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """A user's own folders, files and links under builds/, wheels/ and images/ (a year old, some named
+    like ours, one with a build.json of its own) survive `cache prune --older-than 0`; ours go."""
+    ours = [_fake_entry(cache_dir, _key("api"), 40), _fake_entry(cache_dir, f".trash-{_key('api')}-12-34", 2)]
+    theirs = _users_own_folders(cache_dir, tmp_path)
+
+    assert cli(["cache", "prune", "--older-than", "0"]) == 0
+
+    assert [p for p in ours if p.exists()] == []
+    assert {p: p.read_text() for p in theirs} == theirs
+    assert (cache_dir / "builds" / _key("link")).is_symlink() and (cache_dir / "wheels" / "link-to-home").is_symlink()
+    assert "removed 2 entries" in capsys.readouterr().out
+    assert cli(["cache", "info"]) == 0
+    assert "0 build(s), 0 local wheel(s)" in capsys.readouterr().out
+    _remove_dot_folders(cache_dir)
+
+
+def _remove_dot_folders(cache_dir: Path) -> None:
+    """The user's folders named like build folders (".backup"): removed here, as the fixture that
+    catches half-written builds would take them for ours."""
+    for path in (cache_dir / "builds").glob(".*"):
+        shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("days", ["-1", "nan", "inf", "-inf", "1e999", "a week"])
+def test_prune_refuses_nonsensical_ages(cache_dir: Path, capsys: pytest.CaptureFixture[str], days: str):
+    """A negative, NaN or infinite age (or no number) is a usage error that names the value; nothing goes."""
+    entry = _fake_entry(cache_dir, _key("api"), 40)
+    with pytest.raises(SystemExit) as exit:
+        cli(["cache", "prune", f"--older-than={days}"])
+    assert exit.value.code == 2
+    assert f"{days!r} is not a number of days" in capsys.readouterr().err
+    assert entry.exists()
+
+
+@pytest.mark.parametrize("days", [-1, float("nan"), float("inf")])
+def test_nonsensical_ages_are_refused_by_the_library_too(cache_dir: Path, days: float):
+    """prune() and UvOptions(cache_days=...) refuse them as well: -1 would delete every entry in use."""
+    entry = _fake_entry(cache_dir, _key("api"), 0)
+    with pytest.raises(SettingError, match=r"(?s)can't be used to prune.*fix:"):
+        prune(cache_dir, days)
+    with pytest.raises(ValueError, match="cache_days"):
+        UvOptions(cache_days=days)
+    assert entry.exists()
 
 
 def test_cache_info_names_the_location(cache_dir: Path, capsys: pytest.CaptureFixture[str]):
     """`cdk-uv cache info` says where the cache is and what it holds."""
-    _fake_entry(cache_dir, "one", 1)
+    _fake_entry(cache_dir, _key("one"), 1)
     assert cli(["cache", "info"]) == 0
     out = capsys.readouterr().out
     assert str(cache_dir) in out and "1 build" in out
 
 
 def test_a_synth_that_builds_prunes_old_entries(workspace: Path, cache_dir: Path, tmp_path: Path):
-    """After building, entries no synth used for `cache_days` are gone; the fresh build stays."""
-    old = _fake_entry(cache_dir, "old", 40)
+    """After building, entries no synth used for `cache_days` are gone; the fresh build stays, and so does
+    everything the library did not write."""
+    old = _fake_entry(cache_dir, _key("old"), 40)
+    theirs = _users_own_folders(cache_dir, tmp_path)
     _synth_api(workspace, tmp_path / "out", cache_days=30)
     assert not old.exists()
-    assert len(_entries(cache_dir)) == 1
+    assert {p: p.read_text() for p in theirs} == theirs
+    assert len([e for e in _entries(cache_dir) if (e / INFO).is_file() and e.name.startswith("api-")]) == 1
+    _remove_dot_folders(cache_dir)
 
 
 def test_using_an_entry_keeps_it_from_pruning(workspace: Path, cache_dir: Path, tmp_path: Path):
@@ -315,3 +409,55 @@ def test_resynth_into_the_same_cdk_out_copies_nothing(workspace: Path, cache_dir
 
     assert built["cached"] is True and again == code
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in staged.rglob("*")} == before
+
+
+def test_a_killed_builds_work_folder_is_removed_by_the_next_build_of_that_entry(tmp_path: Path):
+    """A process killed outright (SIGKILL) can't remove its private work folder: the next build of the
+    same entry does, while a folder a live process works in stays."""
+    from cdk_uv_aspect._cache import sweep
+    from cdk_uv_aspect._files import work_dir
+
+    builds = tmp_path / "builds"
+    builds.mkdir()
+    holding = (
+        "import sys, time; from pathlib import Path; from cdk_uv_aspect._files import work_dir\n"
+        "with work_dir(Path(sys.argv[1]), sys.argv[2]) as w:\n"
+        "    (w / 'half').write_text('x'); print(w, flush=True); time.sleep(600)\n"
+    )
+    killed = subprocess.Popen(
+        [sys.executable, "-c", holding, str(builds), "api-key"], stdout=subprocess.PIPE, text=True
+    )
+    live = subprocess.Popen([sys.executable, "-c", holding, str(builds), "api-key"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert killed.stdout is not None and live.stdout is not None
+        abandoned, working = Path(killed.stdout.readline().strip()), Path(live.stdout.readline().strip())
+        killed.kill()
+        killed.wait()
+        assert abandoned.is_dir()  # SIGKILL: nothing could clean up
+        old = time.time() - 60
+        os.utime(abandoned, (old, old))
+        os.utime(working, (old, old))
+        with work_dir(builds, "api-key") as mine:
+            assert not abandoned.exists()  # no process held it: removed
+            assert working.is_dir() and (working / "half").is_file()  # its process still works in it
+            assert mine.is_dir()
+        assert not mine.exists()
+        # A synth that only reads the cache sweeps it too, once: named like ours, unheld, old.
+        killed = subprocess.Popen(
+            [sys.executable, "-c", holding, str(builds), f"api-{'0' * 32}"], stdout=subprocess.PIPE, text=True
+        )
+        assert killed.stdout is not None
+        abandoned = Path(killed.stdout.readline().strip())
+        killed.kill()
+        killed.wait()
+        os.utime(abandoned, (old, old))
+        users = builds / ".my-notes.abcdefgh"  # not named like ours: stays
+        users.mkdir()
+        os.utime(users, (old, old))
+        sweep(builds)
+        assert not abandoned.exists() and users.is_dir() and working.is_dir()
+        users.rmdir()  # (the test's own check after each test counts any dot-folder there)
+    finally:
+        live.kill()
+        live.wait()
+    shutil.rmtree(working, ignore_errors=True)

@@ -11,7 +11,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, add_function, call_handler, synth_app
+from conftest import REPO, add_function, call_handler, synth_app, tree_digest
+
+from cdk_uv_aspect._assembly import functions
 
 pytestmark = pytest.mark.slow
 
@@ -337,3 +339,100 @@ def test_invoke_runs_like_lambda_only_the_asset_and_a_lambda_context(workspace: 
     assert context["identity"] is None and context["client_context"] is None
     assert 25_000 < answer["remaining"] <= 30_000
     assert answer["env"] == "test" and answer["fn"] == "Probe"
+
+
+# The developer's environment, which a local run must not hand to the handler.
+DEVELOPER = {
+    "AWS_ACCESS_KEY_ID": "AKIADEVELOPER",
+    "AWS_SECRET_ACCESS_KEY": "developer-secret",
+    "AWS_SESSION_TOKEN": "developer-session",
+    "AWS_PROFILE": "production-admin",
+    "GITHUB_TOKEN": "ghp_developer",
+    "HOME": "/home/developer",
+    "SSH_AUTH_SOCK": "/tmp/ssh-agent.sock",
+    "PYTHONPATH": "/somewhere/else",
+    "VIRTUAL_ENV": "/home/developer/.venv",
+}
+LAMBDA_VARIABLES = {
+    "_HANDLER",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    "TZ",
+    "LANG",
+    "PATH",
+    "LD_LIBRARY_PATH",
+}
+
+
+def test_invoke_gives_the_handler_only_the_functions_and_lambdas_environment(
+    workspace: Path, cache_dir: Path, tmp_path: Path
+):
+    """Not the developer's credentials, profile, tokens, HOME or Python settings: the function's own
+    variables and those Lambda sets, with Lambda's values (LANG, TZ, PATH; the task root is the asset)."""
+    (workspace / "packages" / "api" / "src" / "api" / "env.py").write_text(
+        "import os\ndef main(event, context):\n    return dict(os.environ)\n"
+    )
+
+    def populate(stack):
+        fn = add_function(stack, "Env", "api", handler="api.env.main")
+        fn.add_environment("STAGE", "test")
+        fn.add_environment("LANG", "de_DE.UTF-8")  # unreserved: the function's value wins, as on Lambda
+
+    synth_app(workspace, populate, outdir=tmp_path / "out")
+    env = {**os.environ, **DEVELOPER, "CDK_UV_CACHE_DIR": str(cache_dir), "AWS_REGION": "eu-west-1"}
+    done = subprocess.run(
+        [CDK_UV, "invoke", str(tmp_path / "out"), "Env"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    # Python itself adds LC_CTYPE=C.UTF-8 when the locale LANG names is not installed (PEP 538).
+    assert seen.pop("LC_CTYPE", "C.UTF-8") == "C.UTF-8"
+    assert set(seen) == LAMBDA_VARIABLES | {"STAGE"}
+    assert not {value for value in DEVELOPER.values()} & set(seen.values())
+    assert seen["STAGE"] == "test" and seen["LANG"] == "de_DE.UTF-8" and seen["TZ"] == ":UTC"
+    assert seen["AWS_LAMBDA_FUNCTION_NAME"] == "Env" and seen["_HANDLER"] == "api.env.main"
+    assert seen["AWS_REGION"] == seen["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert seen["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
+    assert seen["PATH"] == "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+    assert Path(seen["LAMBDA_TASK_ROOT"]).parent == tmp_path / "out"
+
+
+def test_invoke_leaves_the_cloud_assembly_byte_identical(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """Running a uv-built handler and another tool's asset (plain sources, no bytecode) writes nothing
+    into cdk.out: no __pycache__, no file changed, as Lambda's read-only /var/task."""
+    from aws_cdk import aws_lambda as lambda_
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "index.py").write_text("import helper\ndef main(event, context):\n    return helper.answer()\n")
+    (plain / "helper.py").write_text("def answer():\n    return 42\n")
+
+    def populate(stack):
+        add_function(stack, "Api", "api")
+        lambda_.Function(
+            stack,
+            "Plain",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="index.main",
+            code=lambda_.Code.from_asset(str(plain)),
+        )
+
+    out = tmp_path / "out"
+    synth_app(workspace, populate, outdir=out)
+    before = tree_digest(out)
+    for name, answer in (("Plain", "42"), ("Api", None)):
+        done = cdk_uv("invoke", str(out), name, "--event", "-", cwd=tmp_path, cache=cache_dir, stdin='{"name": "x"}')
+        assert done.returncode == 0, done.stderr
+        assert answer is None or done.stdout.strip() == answer
+    assert tree_digest(out) == before
+    (plain_asset,) = [f.asset_dir for f in functions(out) if f.path.endswith("/Plain")]
+    assert plain_asset is not None and list(plain_asset.rglob("__pycache__")) == []

@@ -13,7 +13,7 @@ exit codes:
      an event that is not JSON, an output folder that is not empty
   3  the function can't run on this machine (another architecture's native code, no interpreter
      of the runtime's Python version, no container engine for an image function)
-  130 interrupted
+  130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM)
 
 Errors are printed without a Python traceback; --debug shows it.
 """
@@ -28,10 +28,15 @@ from .common import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_USAGE, CannotRun, UsageEr
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .._runner import interruptible
+
     parser = _parser()
     options = parser.parse_args(argv)
     try:
-        code: int = options.run(options)
+        # SIGINT/SIGTERM end every command started here (uv, the handler) and remove private folders;
+        # SIGTERM then exits with 143.
+        with interruptible():
+            code: int = options.run(options)
         return code
     except UsageError as exc:
         print(f"cdk-uv: {exc}", file=sys.stderr)

@@ -21,11 +21,25 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
     )
     cache.add_argument(
         "--older-than",
-        type=float,
+        type=_days,
         default=30,
         metavar="DAYS",
-        help="prune: remove builds no synth used for DAYS days (default 30; 0 removes all)",
+        help="prune: remove builds no synth used for DAYS days (default 30; 0 removes all). Only folders "
+        "cdk-uv-aspect wrote are removed; anything else in the cache stays",
     )
+
+
+def _days(text: str) -> float:
+    """A number of days, finite and 0 or more: `nan`, `inf` and `-1` are refused (exit code 2)."""
+    from .._cache import check_days
+    from .._errors import SettingError
+
+    try:
+        return check_days(float(text))
+    except (ValueError, SettingError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of days: give a number, 0 or more (e.g. 30; 0 removes every build)"
+        ) from None
 
 
 def run(options: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,15 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         parents=[debug],
         help="run a synthesized function's handler locally, from its asset alone (or inside its image)",
         description="Run a function's handler the way the Lambda Python runtime would: with the "
-        "runtime's Python version, only the asset folder and the standard library importable, the "
-        "function's literal environment variables, a context object with the usual attributes, and "
-        "the event as JSON. Prints the result as JSON on stdout and the duration on stderr; when the "
-        "handler raises, prints its traceback and exits 1. An image function's image is built as `cdk "
-        "deploy` builds it, with the engine the CDK would use ($CDK_DOCKER, else docker, else podman; the "
-        "image is kept under cdkasset-<hash>, as cdk deploy keeps it), and its handler is called with the "
-        "image's Python (/var/lang/bin/python3) from /var/task; without an engine it exits 3.",
+        "runtime's Python version, only the asset folder and the standard library importable, only the "
+        "function's literal environment variables and those Lambda sets (none of this shell's: no "
+        "credentials, tokens or HOME), a context object with the usual attributes, the event as JSON, "
+        "and the function's timeout. Nothing is written into the assembly. Prints the result as JSON on "
+        "stdout and the duration on stderr; when the handler raises or times out, prints why and exits 1. "
+        "An image function's image is built as `cdk deploy` builds it, with the engine the CDK would use "
+        "($CDK_DOCKER, else docker, else podman; the image is kept under cdkasset-<hash>, as cdk deploy "
+        "keeps it), and its handler is called with the image's Python (/var/lang/bin/python3) from "
+        "/var/task; without an engine it exits 3.",
         epilog="FUNCTION is a construct path (UvSample/Orders), its last part(s) (Orders), or any unique "
         "part of it; an unknown or ambiguous name lists the candidates.",
     )
@@ -78,6 +81,8 @@ def run(options: argparse.Namespace) -> int:
             timeout=fn.timeout,
             environment=fn.environment,
             runtime=fn.runtime or "",
+            # Where the stack would deploy when it names no region: the developer's region, as the CLI's.
+            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         )
     except CannotRunHere as exc:
         raise CannotRun(f"{fn.path} can't run here: {exc}") from None

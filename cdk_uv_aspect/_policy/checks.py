@@ -205,6 +205,8 @@ class UvPolicyChecks:
         merged.update(rows)
         text = json.dumps(engine.report(merged.values(), LIBRARY_VERSION), indent=2) + "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
+        # The name is a plain file name (PolicyOptions checks it), so the report stays in the assembly;
+        # the file is replaced by a rename, so a link found at its place is replaced, never followed.
         atomic_write(path, text)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 """Lambda's quota for a function's unzipped code, layers included: 262,144,000 bytes ("250 MB")."""
@@ -34,5 +36,26 @@ class PolicyOptions(BaseModel):
     report: str | None = Field(
         default="uv-policy-report.json",
         description="The file name of the JSON report written into the cloud assembly folder (next to "
-        "manifest.json); None writes none.",
+        "manifest.json); None writes none. A plain file name ending in .json: no folder, no '..', and "
+        "none of the names the CDK writes there (manifest.json, tree.json, <stack>.template.json...).",
     )
+
+    @field_validator("report")
+    @classmethod
+    def _report_stays_in_the_assembly(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _REPORT_NAME.fullmatch(value) or value in _CDK_FILES or _CDK_SUFFIXES.search(value):
+            raise ValueError(
+                f"report must be a file name ending in .json, written into the cloud assembly folder, such as "
+                f"'uv-policy-report.json'; {value!r} is a path, or not a .json name, or a file the CDK writes "
+                "there itself"
+            )
+        return value
+
+
+# A file name of letters, digits, '.', '_' and '-', not starting with '.': no separator, no '..', no
+# hidden file. The CDK's own files in an assembly are refused: the report must not replace one.
+_REPORT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\.json")
+_CDK_FILES = frozenset({"manifest.json", "tree.json", "cdk.out"})
+_CDK_SUFFIXES = re.compile(r"\.(template|assets|metadata)\.json$")
