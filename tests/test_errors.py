@@ -13,7 +13,7 @@ from fakes import ScriptedRunner, fail, succeed, uv_command
 
 from cdk_uv_aspect import UvCode
 from cdk_uv_aspect._build import BuildRequest, build
-from cdk_uv_aspect._errors import BuildErrors, ToolError, UnexpectedError, UvError
+from cdk_uv_aspect._errors import ToolError
 from cdk_uv_aspect._options import UvOptions
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._workspace import Workspace
@@ -184,15 +184,16 @@ def test_uv_failure_shows_its_command_and_stderr(workspace: Path, cache_dir: Pat
 
 
 def test_several_failing_builds_are_all_reported(workspace: Path, cache_dir: Path):
-    """Errors from builds run in parallel are reported together, each with its function."""
+    """Errors from builds run in parallel are reported together, each once, as a validation error of its function."""
 
     def populate(stack: Stack) -> None:
         add_function(stack, "Num", "numeric", handler="numeric.main", runtime=lambda_.Runtime.PYTHON_3_11)
         add_function(stack, "Num2", "numeric", handler="numeric.main", runtime=lambda_.Runtime.PYTHON_3_10)
 
     message = synth_error(workspace, populate, docker_fallback=False)
-    first, second = message.split("cdk-uv-aspect: ")[2:]
-    assert "2 builds failed" in message
+    assert message.startswith("ValidationFailedWithErrors: Validation failed with the following errors:")
+    first, second = message.split("cdk-uv-aspect: ")[1:]
+    assert "\n  [Stack/Num] cdk-uv-aspect: " in message and "\n  [Stack/Num2] cdk-uv-aspect: " in message
     assert_complete_error(
         first,
         construct="Stack/Num",
@@ -226,7 +227,7 @@ def test_an_unexpected_exception_in_a_build_is_named_and_reported_with_the_other
         add_function(stack, "Old", "api", runtime=lambda_.Runtime.PYTHON_3_10)  # requires-python: a UvError
 
     message = synth_error(workspace, populate, runner=runner)
-    assert "2 builds failed" in message
+    assert message.count("] cdk-uv-aspect: ") == 2  # each once, on its function
     assert_complete_error(
         message,
         construct="Stack/Api",
@@ -235,13 +236,3 @@ def test_an_unexpected_exception_in_a_build_is_named_and_reported_with_the_other
         fix="this is a bug in cdk-uv-aspect",
         also=["an unexpected KeyError stopped the build: 'surprise'", "Stack/Old", "requires Python >=3.11"],
     )
-
-
-def test_build_errors_are_uv_errors_that_take_construct_paths():
-    """The aggregate error is a UvError like any other: constructs can be attached, its text stays whole."""
-    one = ToolError("one failed", fix="fix one", package="a").with_constructs(["S/A"])
-    two = UnexpectedError.wrap(ValueError("boom"), package="b").with_constructs(["S/B"])
-    both = BuildErrors([one, two]).with_constructs(["S"])
-    assert isinstance(both, UvError)
-    assert str(one) in str(both) and str(two) in str(both)
-    assert str(both).startswith("cdk-uv-aspect: 2 builds failed")
