@@ -91,7 +91,7 @@ def run(options: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    print(json.dumps(result.result))
+    print(result.payload)  # as Lambda marshals it
     print(f"{fn.path}: answered in {took} ({fn.runtime}, {fn.architecture})", file=sys.stderr)
     return EXIT_OK
 
