@@ -254,23 +254,29 @@ def _uv_python(uv: str, version: str, runner: Runner) -> str | None:
     return path if result.ok and path else None
 
 
-def python_installs(version: str) -> list[Path]:
-    """Where pyenv, asdf, mise and Homebrew put a Python ``version``, newest patch release first."""
+def _install_roots() -> dict[str, list[Path]]:
+    """Where pyenv, asdf, mise (their folder of versions) and Homebrew (its prefixes) install Pythons."""
     home, env = Path.home(), os.environ
     data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
-    managers = [
-        Path(env.get("PYENV_ROOT") or home / ".pyenv") / "versions",
-        Path(env.get("ASDF_DATA_DIR") or home / ".asdf") / "installs" / "python",
-        Path(env.get("MISE_DATA_DIR") or data / "mise") / "installs" / "python",
-    ]
+    brews = [env.get("HOMEBREW_PREFIX"), "/opt/homebrew", "/usr/local", "/home/linuxbrew/.linuxbrew"]
+    return {
+        "pyenv": [Path(env.get("PYENV_ROOT") or home / ".pyenv") / "versions"],
+        "asdf": [Path(env.get("ASDF_DATA_DIR") or home / ".asdf") / "installs" / "python"],
+        "mise": [Path(env.get("MISE_DATA_DIR") or data / "mise") / "installs" / "python"],
+        "Homebrew": [Path(p) for p in dict.fromkeys(brews) if p],
+    }
+
+
+def python_installs(version: str) -> list[Path]:
+    """Where pyenv, asdf, mise and Homebrew put a Python ``version``, newest patch release first."""
+    roots = _install_roots()
     release = re.compile(rf"{re.escape(version)}\.(\d+)")
     found: list[tuple[int, Path]] = []
-    for root in managers:
+    for root in roots["pyenv"] + roots["asdf"] + roots["mise"]:
         for folder in root.glob(f"{version}.*"):
             if match := release.fullmatch(folder.name):
                 found.append((int(match.group(1)), folder / "bin" / f"python{version}"))
-    brews = [env.get("HOMEBREW_PREFIX"), "/opt/homebrew", "/usr/local", "/home/linuxbrew/.linuxbrew"]
-    kegs = [Path(p) / "opt" / f"python@{version}" / "bin" / f"python{version}" for p in brews if p]
+    kegs = [prefix / "opt" / f"python@{version}" / "bin" / f"python{version}" for prefix in roots["Homebrew"]]
     return [path for _, path in sorted(found, key=lambda f: -f[0])] + kegs
 
 
@@ -315,8 +321,9 @@ def no_python(uv: str, version: str, purpose: str, **context: object) -> ToolErr
         "UvOptions(bytecode=False), at a cost: each cold start compiles the imported modules again, about 40% "
         "more import time",
         details=f"  looked at: this process's Python ({sys.version_info.major}.{sys.version_info.minor}), "
-        f"`uv python find {version}`, {', '.join(str(p.parent.parent) for p in python_installs(version)[:3])} "
-        f"and Homebrew\n  uv download: {said or 'not tried'}",
+        f"`uv python find {version}`, "
+        + ", ".join(f"{name} ({', '.join(map(str, roots))})" for name, roots in _install_roots().items())
+        + f"\n  uv download: {said or 'not tried'}",
         **context,  # type: ignore[arg-type]
     )
 
@@ -346,12 +353,15 @@ class Failure:
         wanted = _NO_INTERPRETER.search(result.stderr)
         if wanted is None:
             return None
+        spec = wanted.group(1)
         return ToolError(
-            f"{problem}: uv found no Python {wanted.group(1)} interpreter (uv.lock is not the cause)",
+            f"{problem}: uv found no Python {spec + ' ' if spec else ''}interpreter it could use "
+            "(uv.lock is not the cause)",
             package=self.package,
             target=self.target,
-            fix=f"install one where uv finds it (`uv python install '{wanted.group(1)}'`, pyenv, or your OS's "
-            "package), or let uv download it by itself (UV_PYTHON_DOWNLOADS=automatic, uv's default)",
+            fix=f"install one where uv finds it (`uv python install '{spec or self.target.python}'`, pyenv, or your "
+            "OS's package; a pyenv shim of a version pyenv has not selected fails, so select it: PYENV_VERSION), "
+            "or let uv download it by itself (UV_PYTHON_DOWNLOADS=automatic, uv's default)",
             details=result.describe(),
         )
 
@@ -422,7 +432,8 @@ _OFFLINE = (
     "failed to lookup address",
 )
 # "No interpreter found for Python >=3.14 in managed installations or search path": not a lock problem.
-_NO_INTERPRETER = re.compile(r"No interpreter found for Python ([^\s]+(?: [^\s]+)*?) in ")
+# "Failed to inspect Python interpreter from first executable in the search path": a broken pyenv shim.
+_NO_INTERPRETER = re.compile(r"No interpreter found for Python (.+?) in |Failed to inspect Python interpreter")
 # Signs that the target has no installable wheel for a locked dependency.
 _NO_WHEEL = (
     "no wheels with a matching platform tag",
