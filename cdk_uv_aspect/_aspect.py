@@ -3,32 +3,47 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import threading
+import traceback
 import typing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import IAspect, Stack, Stage
+from aws_cdk import Annotations, IAspect, Stack, Stage, Token
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_lambda as lambda_
-from constructs import IConstruct, Node
+from constructs import IConstruct, IValidation, Node
 
-from . import _cache
+from . import _cache, _state
 from ._build import BuildRequest, Built, build, progress_line
-from ._errors import BuildErrors, MarkerError, TargetError, UnexpectedError, UvError
+from ._errors import (
+    CodeError,
+    MarkerError,
+    TargetError,
+    UnexpectedError,
+    UvError,
+    WorkspaceError,
+    debugging,
+    report_cleanly,
+)
+from ._handler import Missing, find_handler
 from ._image import ImageSpec, image_context, image_spec, is_image_function
+from ._image import _command as command_of
 from ._lambda import EDGE_ARCHITECTURE, EDGE_RUNTIMES
 from ._marker import MARKER, Marker, markers_of
 from ._options import UvOptions
-from ._placeholder import is_swapped
+from ._placeholder import failed, is_swapped
 from ._runner import Runner, cores, interruptible
 from ._state import jsii_ref
 from ._swap import ZipAsset, swap_image, swap_zip
 from ._target import Target, target_of
-from ._workspace import Workspace
+from ._workspace import Workspace, app_folder
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,16 @@ class _Planned:
     stack_ref: str  # the jsii ref of its stack: the functions of one stack share one asset per build
     request: BuildRequest
     image: ImageSpec | None
+    handler: str | None  # None: not known at synthesis, or in an image this library does not write
+
+
+@dataclass
+class _Failure:
+    """An error to report, on the construct where the CDK shows it, for the functions it stopped."""
+
+    error: UvError
+    where: Node
+    functions: list[lambda_.Function] = field(default_factory=list)
 
 
 @jsii.implements(IAspect)
@@ -53,6 +78,11 @@ class UvBundlingAspect:
 
     Aspects do not cross Stage boundaries: add the aspect to each Stage too (``Aspects.of(stage)``).
     A marked function that no aspect reached fails synthesis instead of deploying unbuilt code.
+
+    What can't be built (a package not in the workspace, a handler the build does not have, a failed
+    uv command) fails synthesis as a validation error of the function, each error once, naming the
+    construct, package, target and fix; ``python app.py`` prints it without a traceback (set
+    ``CDK_UV_DEBUG=1`` to see one).
 
     Options come as a :class:`UvOptions` or as its fields: ``UvBundlingAspect(bytecode=False)``.
     ``runner`` runs every subprocess (tests give a fake one to reach errors a real uv can't produce).
@@ -71,10 +101,21 @@ class UvBundlingAspect:
         self._assets: dict[tuple[str, BuildRequest], ZipAsset] = {}  # (stack, build) -> its asset
         self._read: dict[str, Any] = {}  # Runtime or Architecture -> what was read of it
         self._pruned = False
+        self._failures: list[_Failure] = []  # found during this visit, reported at its end
+        self._failed: set[BuildRequest] = set()
+        self._halted = False  # a function could not even be planned: build nothing, report it fast
+        self._handlers: dict[tuple[Path, str], Missing | None] = {}
+        self._announced = False
 
     # --- the walk -------------------------------------------------------------------------------
 
     def visit(self, node: IConstruct) -> None:
+        try:
+            self._visit(node)
+        finally:
+            self._report()
+
+    def _visit(self, node: IConstruct) -> None:
         # The walk starts where the aspect was added (an App, Stage or Stack): prepare every build there.
         # Any other construct is handled on its own below, so a function is never missed.
         if isinstance(node, (Stage, Stack)) and not self._in_a_scope(node):
@@ -82,14 +123,16 @@ class UvBundlingAspect:
             self._prepare(node)
         elif isinstance(node, lambda_.Function):
             planned = self._planned.pop(jsii_ref(node), None)
-            if planned is None and not is_swapped(node):
+            if planned is None and not is_swapped(node) and not failed(node):
                 # Not under a scope this aspect prepared: it was added to the function itself.
                 markers = markers_of(node.node)
                 stack = Stack.of(node)
                 if not markers or not stack.bundling_required:
                     return
-                planned = self._plan(node, node.node, _one_marker(node.node, markers), jsii_ref(stack))
-                self._build_all({planned.request: [planned.node]})
+                planned = self._plan_or_fail(node, node.node, markers, jsii_ref(stack))
+                if planned is None:
+                    return
+                self._build_all({planned.request: [planned]})
             if planned is not None:
                 self._swap(planned)
 
@@ -114,8 +157,13 @@ class UvBundlingAspect:
                 stack_of.update((jsii_ref(c), stack) for c in construct.node.find_all())
             elif isinstance(construct, Stage) and jsii_ref(construct) != scope_ref:
                 nested.update(jsii_ref(c) for c in construct.node.find_all())
-        found = _find_marked(constructs)
-        wanted: dict[BuildRequest, list[Node]] = {}
+        try:
+            found = _find_marked(constructs)
+        except UvError as exc:
+            self._halted = True
+            self._fail(exc, scope.node, [], cause=exc)
+            return
+        wanted: dict[BuildRequest, list[_Planned]] = {}
         missed: list[Node] = []
         outside: list[_Planned] = []  # functions the walk won't reach (an EdgeFunction's, in its own stack)
         for ref, marked in found.items():
@@ -132,30 +180,47 @@ class UvBundlingAspect:
                 bundled.setdefault(stack_of[ref], holder.bundling_required)
             if not bundled[stack_of[ref]]:
                 continue  # `cdk ls`, or a stack left out by `cdk deploy --exclusively`
-            data = _one_marker(node, marked.markers)
-            planned = self._planned[ref] = self._plan(function, node, data, stack_of[ref], edge=marked.edge)
+            planned = self._plan_or_fail(function, node, marked.markers, stack_of[ref], edge=marked.edge)
+            if planned is None:
+                continue
+            self._planned[ref] = planned
             if marked.wrapped and not marked.own:
                 # Marked through its wrapper: the function carries the marker too, as SingletonFunction's
                 # own add_metadata would have put it, for the policy checks and `cdk-uv report`.
-                node.add_metadata(MARKER, data)
+                node.add_metadata(MARKER, _one_marker(node, marked.markers))
             if marked.wrapped and not _below(node.path, scope.node.path):
                 outside.append(self._planned.pop(ref))
             if planned.request not in self._built:
-                wanted.setdefault(planned.request, []).append(node)
+                wanted.setdefault(planned.request, []).append(planned)
         if missed:
-            raise UvError(
+            # Reported on the scope: the nested Stage was synthesized already, and checks no more.
+            missed_error = UvError(
                 "marked functions inside a nested Stage were not built: aspects do not cross Stage boundaries",
                 constructs=[node.path for node in missed],
                 fix="add the aspect inside each Stage as well, e.g. in your Stage's constructor: "
                 "Aspects.of(self).add(UvBundlingAspect())",
             )
-        self._build_all(wanted)
-        for planned in outside:
-            self._swap(planned)
+            self._failures.append(_Failure(missed_error, scope.node))
+        if not self._halted:
+            self._build_all(wanted)
+            for planned in outside:
+                self._swap(planned)
+
+    def _plan_or_fail(
+        self, function: lambda_.Function, node: Node, markers: list[Any], stack: str, *, edge: bool = False
+    ) -> _Planned | None:
+        try:
+            return self._plan(function, node, _one_marker(node, markers), stack, edge=edge)
+        except UvError as exc:
+            # Nothing is built then: the synth fails anyway, so it fails in seconds, not after the builds.
+            self._halted = True
+            self._fail(exc, node, [function], cause=exc)
+            return None
 
     def _plan(self, function: lambda_.Function, node: Node, data: Any, stack: str, *, edge: bool = False) -> _Planned:
         """What to build for a marked function: its package, for its runtime and architecture."""
         target: Target | None = None
+        handler: str | None = None
         try:
             runtime = self._read_once(function.runtime, lambda runtime: runtime.name)
             arch = self._read_once(function.architecture, lambda architecture: architecture.name)
@@ -173,11 +238,17 @@ class UvBundlingAspect:
                     "the function a DockerImageFunction",
                 )
             workspace = self._workspace_for()
-            package = workspace.package(marker.package)
+            package = self._package_in(workspace, marker.package)
             if is_image_function(runtime):
                 # The runtime is FROM_IMAGE: the Python version comes from the marker or the options.
                 image = image_spec(function, arch, package, marker, self.options, workspace)
                 target = image.target
+                command = command_of(function) if image.source == "default" else []
+                handler = command[0] if command else None  # a Dockerfile of the user's may add files
+            else:
+                cfn = node.default_child
+                value = cfn.handler if isinstance(cfn, lambda_.CfnFunction) else None
+                handler = value if isinstance(value, str) and not Token.is_unresolved(value) else None
             assert target is not None  # a zip function's, or an image's
             request = BuildRequest.create(
                 workspace, package.name, target, self.options, extras=marker.extras, groups=marker.groups
@@ -185,7 +256,7 @@ class UvBundlingAspect:
         except UvError as exc:
             # The path is read only when needed; the package and target, where they were known.
             raise exc.with_constructs([node.path], package=_package_named(data), target=target) from None
-        return _Planned(function, node, stack, request, image)
+        return _Planned(function, node, stack, request, image, handler)
 
     def _read_once(self, value: Any, read: Callable[[Any], Any]) -> Any:
         # Functions share a few Runtime and Architecture objects: each is read through jsii once.
@@ -196,32 +267,141 @@ class UvBundlingAspect:
 
     def _swap(self, planned: _Planned) -> None:
         request = planned.request
-        built = self._built.get(request) or self._build_all({request: [planned.node]})[request]
-        if planned.image is not None:
-            swap_image(planned.function, built, planned.image, image_context(built, planned.image))
+        if self._halted or request in self._failed:
+            return  # reported already
+        if request not in self._built:
+            self._build_all({request: [planned]})
+            if request not in self._built:
+                return
+        built = self._built[request]
+        if not self._has_handler(planned, built):
             return
-        key = (planned.stack_ref, request)
-        self._assets[key] = swap_zip(planned.function, planned.node, built, self._assets.get(key))
+        try:
+            if planned.image is not None:
+                swap_image(planned.function, built, planned.image, image_context(built, planned.image))
+                return
+            key = (planned.stack_ref, request)
+            self._assets[key] = swap_zip(planned.function, planned.node, built, self._assets.get(key))
+        except UvError as exc:
+            error = exc.with_constructs([planned.node.path], package=request.package, target=request.target)
+            self._fail(error, planned.node, [planned.function], cause=exc)
+
+    def _has_handler(self, planned: _Planned, built: Built) -> bool:
+        """Whether the build has the function's handler; refused (or a warning, with layers) when not."""
+        if planned.handler is None:
+            return True
+        key = (built.asset_dir, planned.handler)
+        if key not in self._handlers:
+            found = find_handler(built.asset_dir, planned.handler, built.request.target.python)
+            self._handlers[key] = found if isinstance(found, Missing) else None
+        missing = self._handlers[key]
+        if missing is None:
+            return True
+        request = planned.request
+        cfn = planned.node.default_child
+        if isinstance(cfn, lambda_.CfnFunction) and Stack.of(cfn).resolve(cfn.layers):
+            # A layer can bring the handler's module (a wrapper such as Datadog's): say so, and build.
+            Annotations.of(planned.function).add_warning_v2(
+                "cdk-uv-aspect:handler-not-in-asset",
+                f'{planned.node.path}: the handler "{missing.handler}" is not in the build of package '
+                f"{request.package} ({missing.reason}); the function has layers, so it is left to them to bring it",
+            )
+            return True
+        error = CodeError(
+            f'the function\'s handler "{missing.handler}" is not in the build of package {request.package}: '
+            f"{missing.reason} (Lambda would fail every invocation with Runtime.ImportModuleError)",
+            package=request.package,
+            target=request.target,
+            constructs=[planned.node.path],
+            fix="fix the function's handler (\"module.function\": the module's import path in the asset, "
+            'e.g. "api.handler.main" for src/api/handler.py defining main), or mark the function with the '
+            "package that has that module",
+        )
+        self._fail(error, planned.node, [planned.function])
+        return False
 
     def _workspace_for(self) -> Workspace:
         if self._workspace is None:
             self._workspace = Workspace.find(self.options.workspace)
         return self._workspace
 
+    def _how_found(self, workspace: Workspace) -> str:
+        """How the workspace was chosen: for messages."""
+        if self.options.workspace is not None:
+            return "the one given as UvOptions(workspace=...)"
+        cwd = Path.cwd().resolve()
+        if cwd == workspace.root or cwd.is_relative_to(workspace.root):
+            return f"the nearest uv.lock above the current directory {cwd}"
+        return f"the nearest uv.lock above the app's folder {app_folder() or '?'}"
+
+    def _package_in(self, workspace: Workspace, name: str) -> Any:
+        try:
+            return workspace.package(name)
+        except WorkspaceError as exc:
+            other = _workspace_with(name, workspace.root)
+            if other is None:
+                fix = (
+                    f"{exc.fix}; or, if the package is in another uv workspace (a CDK app that is its own uv "
+                    'project beside the Lambda code, say), point the aspect at it: UvBundlingAspect(workspace="<'
+                    'the folder with its uv.lock>")'
+                )
+            else:
+                fix = (
+                    f"package {name!r} is in the uv workspace at {other}: point the aspect at it, "
+                    f'UvBundlingAspect(workspace="{os.path.relpath(other)}") (a path relative to where the app runs)'
+                )
+            raise WorkspaceError(
+                f"{exc.problem}; that workspace is {self._how_found(workspace)}", package=name, fix=fix
+            ) from None
+
+    def _announce(self) -> None:
+        """Which workspace the builds come from, said once (``cdk synth`` from another folder picks another)."""
+        if self._announced or self._workspace is None:
+            return
+        self._announced = True
+        how = self._how_found(self._workspace)
+        _say(
+            f"cdk-uv-aspect: uv workspace {self._workspace.root}: {how} (UvBundlingAspect(workspace=...) picks another)"
+        )
+
+    # --- errors ---------------------------------------------------------------------------------
+
+    def _fail(
+        self, error: UvError, where: Node, functions: list[lambda_.Function], cause: BaseException | None = None
+    ) -> None:
+        if cause is not None and debugging():
+            where_raised = "".join(traceback.format_exception(cause)).rstrip()
+            error.details = f"{error.details}\n{where_raised}".strip()
+            error.args = (error.render(),)
+        self._failures.append(_Failure(error, where, functions))
+
+    def _report(self) -> None:
+        """Each error found during a visit as a validation error of its first construct: the CDK fails
+        synthesis with it (``cdk synth`` and ``python app.py`` alike), and prints each once."""
+        failures, self._failures = self._failures, []
+        for failure in _merged(failures):
+            for function in failure.functions:
+                _state.FAILED.add(jsii_ref(function))
+            failure.where.add_validation(_Refused(str(failure.error)))
+        if failures:
+            report_cleanly()
+
     # --- the builds -----------------------------------------------------------------------------
 
-    def _build_all(self, wanted: dict[BuildRequest, list[Node]]) -> dict[BuildRequest, Built]:
+    def _build_all(self, wanted: dict[BuildRequest, list[_Planned]]) -> None:
+        """Build every request in parallel; a failed one is reported for the functions that wanted it."""
         if not wanted:
-            return self._built
-        errors: list[UvError] = []
+            return
+        self._announce()
         workers = max(1, min(len(wanted), cores()))
         # SIGINT/SIGTERM while building: every child's process group ends, the builds unwind (removing
         # their private folders) before the pool is left, then the process stops as the signal asks.
         with interruptible(), ThreadPoolExecutor(max_workers=workers) as pool:
             # Paths are read here, not in the workers: jsii is not thread-safe. Three name a build.
+            paths = {request: [p.node.path for p in planned] for request, planned in wanted.items()}
             futures = {
-                request: pool.submit(_build_and_say, request, self._runner, [n.path for n in nodes[:3]], len(nodes))
-                for request, nodes in wanted.items()
+                request: pool.submit(_build_and_say, request, self._runner, paths[request][:3], len(paths[request]))
+                for request in wanted
             }
             for request, future in futures.items():
                 try:
@@ -232,17 +412,66 @@ class UvBundlingAspect:
                         if isinstance(exc, UvError)
                         else UnexpectedError.wrap(exc, package=request.package, target=request.target)
                     )
-                    errors.append(error.with_constructs([n.path for n in wanted[request]]))
+                    self._failed.add(request)
+                    planned = wanted[request]
+                    failure = error.with_constructs(paths[request])
+                    self._fail(failure, planned[0].node, [p.function for p in planned], cause=exc)
         if not self._pruned and self.options.cache_days and any(not b.cached for b in self._built.values()):
             # Only after building something: the warm path stays free of it. Entries in use were touched.
             self._pruned = True
             with contextlib.suppress(OSError):  # best effort: a cache that can't be pruned now still works
                 _cache.prune(self.options.cache_dir, self.options.cache_days)
-        if len(errors) == 1:
-            raise errors[0]
-        if errors:
-            raise BuildErrors(errors)
-        return self._built
+
+
+@jsii.implements(IValidation)
+class _Refused:
+    """A validation that fails synthesis with one of our errors."""
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def validate(self) -> list[str]:
+        return [self._message]
+
+
+def _merged(failures: list[_Failure]) -> list[_Failure]:
+    """One error for the functions that failed alike (no workspace, say), naming each of them."""
+    groups: dict[tuple[Any, ...], _Failure] = {}
+    for failure in failures:
+        e = failure.error
+        key = (type(e), e.problem, e.fix, e.details)
+        if key not in groups:
+            groups[key] = _Failure(e, failure.where, list(failure.functions))
+            continue
+        group = groups[key]
+        known = group.error
+        constructs = [*known.constructs, *(c for c in e.constructs if c not in known.constructs)]
+        package = known.package if known.package == e.package else None
+        target = known.target if known.target == e.target else None
+        merged = known.with_constructs(constructs)
+        merged.package, merged.target = package, target
+        merged.args = (merged.render(),)
+        group.error = merged
+        group.functions += failure.functions
+    return list(groups.values())
+
+
+def _workspace_with(package: str, used: Path) -> Path | None:
+    """Another uv workspace near ``used`` that has ``package``: beside it, above it, or below it.
+
+    For the common layout of a CDK app that is its own uv project beside the Lambda code (``infra/`` and
+    ``backend/``, each with a uv.lock): the aspect picked the app's workspace, and the package is next door.
+    """
+    folders = [used.parent, *sorted(used.parent.glob("*/")), *sorted(used.glob("*/"))]
+    for folder in folders[:100]:
+        if folder.resolve() == used or not (folder / "uv.lock").is_file():
+            continue
+        try:
+            if package in Workspace.load(folder).packages:
+                return folder.resolve()
+        except UvError:
+            continue
+    return None
 
 
 @dataclass
@@ -363,5 +592,11 @@ def _build_and_say(request: BuildRequest, runner: Runner, shown: list[str], coun
     return built
 
 
+_SAYING = threading.Lock()
+
+
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    # One write per line, under a lock: lines of builds that end together never share a line.
+    with _SAYING:
+        sys.stderr.write(line.rstrip("\n") + "\n")
+        sys.stderr.flush()

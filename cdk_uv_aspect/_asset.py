@@ -7,16 +7,22 @@ same file modes whoever built it.
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 from . import _uv
-from ._errors import ToolError
+from ._errors import CodeError
 from ._files import atomic_write
+from ._marker import normalize
 from ._runner import Runner
 from ._uv import Failure
-from ._workspace import Package
+from ._workspace import Package, source_files
+
+Log = Callable[[str], None]
 
 
 def copy_modules(package: Package, sources: tuple[str, ...], site: Path) -> None:
@@ -64,18 +70,20 @@ def _prune_record(record: Path, site: Path) -> None:
     atomic_write(record, "\n".join(kept) + "\n")
 
 
-def compile_bytecode(site: Path, uv: str, runner: Runner, failure: Failure) -> None:
-    """``.pyc`` files for the target's exact Python, with the target's own interpreter."""
+def compile_bytecode(
+    site: Path, uv: str, runner: Runner, failure: Failure, packages: Sequence[Package] = (), log: Log | None = None
+) -> None:
+    """``.pyc`` files for the target's exact Python, with the target's own interpreter.
+
+    A file of the workspace's own ``packages`` that the runtime's Python can't compile refuses the build
+    (Lambda would fail to import it); a third-party file that can't (some wheels ship such files, never
+    imported) is only a warning on ``log``.
+    """
     target = failure.target
-    python = _uv.find_python(uv, target.python, runner)
+    python = _uv.find_python(uv, target.python, runner, cwd=failure.root)
     if python is None:
-        raise ToolError(
-            f"no Python {target.python} interpreter on this machine to compile bytecode for {target.runtime}",
-            package=failure.package,
-            target=target,
-            fix=f"install Python {target.python} where uv finds it (`uv python install "
-            f"{target.python}`, or put python{target.python} on PATH), or build without "
-            "bytecode: UvOptions(bytecode=False)",
+        raise _uv.no_python(
+            uv, target.python, f"compile bytecode for {target.runtime}", package=failure.package, target=target
         )
     result = runner.run(_uv.compile_bytecode(python, site), cwd=site.parent, env=_uv.COMPILE_ENV)
     if not result.ok:
@@ -84,6 +92,65 @@ def compile_bytecode(site: Path, uv: str, runner: Runner, failure: Failure) -> N
             result,
             fix="check the interpreter, or build without bytecode: UvOptions(bytecode=False)",
         )
+    try:
+        uncompiled: list[dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        uncompiled = []  # an interpreter that printed something else: its bytecode is there all the same
+    if not uncompiled:
+        return
+    own = own_files(site, packages)
+    mine = [u for u in uncompiled if u["file"] in own]
+    if mine:
+        first = mine[0]
+        raise CodeError(
+            f"Python {target.python}, the runtime's, can't compile {_source_of(first['file'], packages, failure.root)}"
+            f"{_line(first)}: {first['error']}",
+            package=failure.package,
+            target=target,
+            fix=f"use syntax Python {target.python} accepts, or move the function to a runtime whose Python "
+            "accepts it (and say so in requires-python): Lambda would fail to import the file",
+            details="\n".join(
+                f"  | {_source_of(u['file'], packages, failure.root)}{_line(u)}: {u['error']}" for u in mine[:10]
+            )
+            if len(mine) > 1
+            else "",
+        )
+    if log:
+        shown = ", ".join(f"{u['file']}{_line(u)}" for u in uncompiled[:3])
+        more = f" and {len(uncompiled) - 3} more" if len(uncompiled) > 3 else ""
+        log(
+            f"cdk-uv-aspect: warning: {len(uncompiled)} file(s) of third-party packages in the build of "
+            f"{failure.package} ({target.key}) can't be compiled by Python {target.python} and ship without "
+            f"bytecode; importing them on Lambda would fail: {shown}{more}"
+        )
+
+
+def own_files(site: Path, packages: Sequence[Package]) -> set[str]:
+    """The asset's files (relative paths) that come from the workspace's own ``packages``: the files their
+    wheels installed (RECORD), and an application package's modules (copied as they are)."""
+    wheels = {normalize(p.name) for p in packages if p.packaged}
+    own: set[str] = set()
+    for record in site.glob("*.dist-info/RECORD"):
+        if normalize(record.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0]) in wheels:
+            own.update(line.rsplit(",", 2)[0] for line in record.read_text().splitlines() if line)
+    for package in packages:
+        if not package.packaged:
+            own.update(f for f in source_files(package.path, package.path) if f.endswith(".py"))
+    return own
+
+
+def _source_of(rel: str, packages: Sequence[Package], root: Path) -> str:
+    """Where an asset file comes from in the workspace (``packages/api/src/api/handler.py``), when found."""
+    for package in packages:
+        for found in source_files(package.path, package.path):
+            path = package.path / found
+            if path.as_posix().endswith(f"/{rel}") and path.is_relative_to(root):
+                return path.relative_to(root).as_posix()
+    return rel
+
+
+def _line(uncompiled: dict[str, Any]) -> str:
+    return f", line {uncompiled['line']}" if uncompiled.get("line") else ""
 
 
 def normalize_modes(site: Path) -> None:

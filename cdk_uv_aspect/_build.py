@@ -177,7 +177,8 @@ def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
         omitted = _install(request, package, uv, runner, work, site, log)
         _asset.tidy(site, request.options.exclude)
         if request.options.bytecode:
-            _asset.compile_bytecode(site, uv.path, runner, request.failure)
+            own = request.workspace.closure(request.package)
+            _asset.compile_bytecode(site, uv.path, runner, request.failure, own, log)
         _asset.normalize_modes(site)
         sbom = _sbom.document(
             site=site,

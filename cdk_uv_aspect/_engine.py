@@ -29,7 +29,7 @@ from typing import Any
 
 from ._assembly import ImageAsset
 from ._errors import EngineError
-from ._invoke import _BOOTSTRAP, Invocation
+from ._invoke import _BOOTSTRAP, Invocation, answer_of
 from ._lambda import ARCHITECTURES, HOST_MACHINES
 from ._runner import Result, Runner
 
@@ -262,6 +262,7 @@ def invoke_image(
     name: str = "function",
     memory: int = 128,
     timeout: int = 900,
+    region: str = "us-east-1",
     environment: Mapping[str, str] | None = None,
 ) -> Invocation:
     """Call ``handler`` from ``/var/task`` with the image's own Python, as ``cdk-uv invoke`` does from a folder.
@@ -276,15 +277,10 @@ def invoke_image(
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
         "AWS_EXECUTION_ENV": "AWS_Lambda_Image",
     }
-    argv = [IMAGE_PYTHON, "-I", "-S", "-c", _BOOTSTRAP, TASK_ROOT, handler, name, str(memory), architecture]
-    argv.append(str(timeout))
+    argv = [IMAGE_PYTHON, "-I", "-S", "-B", "-c", _BOOTSTRAP, TASK_ROOT, handler, name, str(memory), architecture]
+    argv += [str(timeout), region]
     started = time.monotonic()
     done = engine.run(
         image, argv, input=json.dumps(event), env=env, platform=ARCHITECTURES[architecture].docker_platform
     )
-    seconds = time.monotonic() - started
-    logs, sep, payload = done.stdout.rpartition("\0")
-    if not sep:
-        message = done.stderr.strip() or f"the container exited {done.returncode} before the handler answered"
-        return Invocation(False, {"errorType": "Runtime.ExitError", "errorMessage": message}, seconds, done.stdout)
-    return Invocation(done.ok, json.loads(payload), seconds, logs + done.stderr)
+    return answer_of(done, time.monotonic() - started, timeout)

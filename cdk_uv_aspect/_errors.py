@@ -1,16 +1,38 @@
 """One error hierarchy. Every message is complete as plain text.
 
-Exceptions raised inside an aspect's ``visit`` reach the user through jsii as ``RuntimeError(str(exc))``:
-the type and the traceback are lost, so the message itself names the construct path, the package, the
-target and what to do next. Construct paths are attached in one way, ``with_constructs``, by the code
-that knows them (the aspect), so the code below it never reads a construct.
+Exceptions raised inside an aspect's ``visit`` would reach the user through jsii as
+``RuntimeError(str(exc))``, wrapped in Python and JavaScript tracebacks. The aspect does not raise them:
+it reports each as a validation error of the construct (see ``_aspect``), which the CDK formats, and
+``report_cleanly`` prints that error without a traceback when it ends ``python app.py``. So the message
+itself names the construct path, the package, the target and what to do next. Construct paths are
+attached in one way, ``with_constructs``, by the code that knows them (the aspect), so the code below it
+never reads a construct.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 import traceback
 from collections.abc import Iterable, Sequence
+from types import TracebackType
 from typing import Self
+
+DEBUG_ENV = "CDK_UV_DEBUG"
+"""Set (to anything but "", "0", "false" or "no") to see the Python and JavaScript traceback of an error."""
+
+# Terminal colour and cursor sequences (CSI and OSC): uv writes them when something forces colour.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def plain(text: str) -> str:
+    """``text`` without terminal escape sequences."""
+    return _ANSI.sub("", text)
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 class UvError(Exception):
@@ -26,12 +48,12 @@ class UvError(Exception):
         constructs: Sequence[str] = (),
         details: str = "",
     ) -> None:
-        self.problem = problem
+        self.problem = plain(problem)
         self.fix = fix
         self.package = package
         self.target = target
         self.constructs = tuple(constructs)
-        self.details = details
+        self.details = plain(details)
         super().__init__(self.render())
 
     def with_constructs(
@@ -97,6 +119,11 @@ class PolicyError(UvError):
     """A policy-check setting that can't be used, such as an acknowledgement without a reason."""
 
 
+class CodeError(UvError):
+    """The workspace's own code can't run on the target: a handler the built asset does not have, or a
+    file the runtime's Python can't compile."""
+
+
 class ImageError(UvError):
     """An image function's Python version, Dockerfile or handler (CMD) is unusable."""
 
@@ -128,16 +155,43 @@ class UnexpectedError(UvError):
         )
 
 
-class BuildErrors(UvError):
-    """Several builds failed; each is reported, with its own constructs, package and target."""
+# --- errors at the top of `python app.py` ----------------------------------------------------------
 
-    def __init__(self, errors: Sequence[UvError]) -> None:
-        self.errors = tuple(errors)
-        super().__init__(
-            f"{len(self.errors)} builds failed",
-            fix="fix each error below",
-            details="\n\n".join(str(e) for e in self.errors),
-        )
 
-    def render(self) -> str:
-        return "\n\n".join([f"cdk-uv-aspect: {self.problem}", *(str(e) for e in self.errors)])
+def report_cleanly() -> None:
+    """Print our errors that end ``python app.py`` (a failed ``app.synth()``) as their message alone.
+
+    ``app.synth()`` raises the CDK's validation error through jsii, which Python would print inside a
+    Python and a JavaScript traceback, with the message twice. Installed once, when an error is first
+    reported; any other exception, and ours when CDK_UV_DEBUG is set, goes to the hook installed before.
+    """
+    if getattr(sys.excepthook, "_cdk_uv_aspect", False):
+        return
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        if is_ours(value) and not debugging():
+            print(clean_message(value), file=sys.stderr, flush=True)
+            return
+        previous(kind, value, tb)
+
+    hook._cdk_uv_aspect = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+def is_ours(exc: BaseException) -> bool:
+    """An error that came through jsii (from the CDK) and holds one of our messages."""
+    if isinstance(exc, UvError):
+        return False  # raised in Python by a call of the user's (build(), mark_package): a normal exception
+    cause = exc.__cause__
+    from_jsii = cause is not None and type(cause).__module__.startswith("jsii")
+    return isinstance(exc, RuntimeError) and from_jsii and "cdk-uv-aspect: " in str(exc)
+
+
+def clean_message(exc: BaseException) -> str:
+    """The CDK's message, without the error's class name that jsii puts before it."""
+    text = plain(str(exc)).strip()
+    name, sep, rest = text.partition(": ")
+    if sep and name.isidentifier() and name.startswith("Validation"):
+        text = rest
+    return text

@@ -11,12 +11,90 @@ from pathlib import Path
 from typing import Any
 
 from ._lambda import HOST_MACHINES
-from ._runner import Runner
+from ._runner import Result, Runner
+
+# The handler's answer as the Lambda Python runtime marshals it (its marshaller is simplejson with
+# use_decimal=False and allow_nan=True, and ensure_ascii=False from python3.12 on; awslambdaric's
+# lambda_runtime_marshaller.py): bytes as UTF-8 text, Decimal as a number (NaN for a NaN), namedtuples
+# as objects, tuples as arrays, NaN and Infinity as such, non-ASCII text escaped before python3.12;
+# anything else (a set, a datetime) is a Runtime.MarshalError. An answer that is bytes is the payload.
+_MARSHAL = r"""
+import decimal, json, math, sys
+
+_ASCII = sys.version_info < (3, 12)
+_LITERALS = {None: "null", True: "true", False: "false"}
+
+
+def _number(value):
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+def _key(key):
+    if isinstance(key, bytes):
+        return key.decode("utf-8")
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool):
+        return _LITERALS[key]
+    if isinstance(key, float):
+        return _number(key)
+    if isinstance(key, int):
+        return int.__repr__(key)
+    raise TypeError("keys must be str, int, float, bool or None, not " + type(key).__name__)
+
+
+def _text(value):
+    return json.dumps(value, ensure_ascii=_ASCII)
+
+
+def _encode(value, parents):
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, bool):
+        return _LITERALS[value]
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return _number(value)
+    if id(value) in parents:
+        raise ValueError("Circular reference detected")
+    inner = parents | {id(value)}
+    as_dict = getattr(value, "_asdict", None)
+    if not isinstance(value, list) and callable(as_dict):
+        value = as_dict()  # a namedtuple: an object
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_encode(item, inner) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(_text(_key(k)) + ": " + _encode(v, inner) for k, v in value.items()) + "}"
+    if isinstance(value, decimal.Decimal):
+        return "NaN" if value.is_nan() else str(value)
+    raise TypeError("Object of type " + type(value).__name__ + " is not JSON serializable")
+
+
+def respond(result):
+    try:
+        payload = result if isinstance(result, bytes) else _encode(result, frozenset()).encode("utf-8")
+    except Exception as exc:
+        error = {"errorType": "Runtime.MarshalError", "errorMessage": "Unable to marshal response: " + str(exc),
+                 "stackTrace": []}
+        sys.stdout.write("\0" + json.dumps(error))
+        sys.exit(1)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(b"\0" + payload)
+"""
 
 # Runs inside the runtime's interpreter with -I -S -B: no site-packages, no user site, no PYTHON*
 # variables, so only the asset folder and the standard library can be imported; and no bytecode written,
 # so the asset folder (in the cloud assembly) is left as it was: Lambda's /var/task is read-only too.
-_BOOTSTRAP = r"""
+_BOOTSTRAP = (
+    _MARSHAL
+    + r"""
 import importlib, json, sys, time, traceback, uuid
 task_root, handler, name, memory, arch, timeout, region = sys.argv[1:8]
 sys.path.insert(0, task_root)
@@ -46,8 +124,9 @@ except Exception as exc:
     sys.stdout.write("\0" + json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
                                         "stackTrace": traceback.format_exc()}))
     sys.exit(1)
-sys.stdout.write("\0" + json.dumps(result, default=str))
+respond(result)
 """
+)
 
 
 # What Lambda sets in every Python function's environment, besides the function's own variables (the
@@ -66,6 +145,7 @@ class Invocation:
     result: Any  # the handler's answer, or {"errorType", "errorMessage", "stackTrace"}
     seconds: float
     logs: str  # what the handler printed
+    payload: str = ""  # the answer as Lambda sends it: JSON text, or the bytes a handler returned
 
 
 class CannotRunHere(Exception):
@@ -140,7 +220,11 @@ def invoke(
     done = (runner or Runner()).run(
         args, cwd=asset_dir, env=env, inherit_env=False, input=json.dumps(event), timeout=timeout + INIT_SECONDS
     )
-    seconds = time.monotonic() - started
+    return answer_of(done, time.monotonic() - started, timeout)
+
+
+def answer_of(done: Result, seconds: float, timeout: float) -> Invocation:
+    """What the bootstrap's run said: the handler's answer (after a NUL), its error, or why it gave none."""
     logs, sep, payload = done.stdout.rpartition("\0")
     if done.timed_out:
         message = (
@@ -150,7 +234,10 @@ def invoke(
         timed_out = {"errorType": "Sandbox.Timedout", "errorMessage": message}
         return Invocation(False, timed_out, seconds, done.stdout.replace("\0", "") + done.stderr)
     if not sep:
-        return Invocation(
-            False, {"errorType": "Runtime.ExitError", "errorMessage": done.stderr.strip()}, seconds, done.stdout
-        )
-    return Invocation(done.ok, json.loads(payload), seconds, logs + done.stderr)
+        message = done.stderr.strip() or f"the process exited {done.returncode} before the handler answered"
+        return Invocation(False, {"errorType": "Runtime.ExitError", "errorMessage": message}, seconds, done.stdout)
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        answer = payload  # a handler that returned bytes: Lambda sends them as they are
+    return Invocation(done.ok, answer, seconds, logs + done.stderr, payload)

@@ -19,6 +19,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IValidation
 
 from . import _state
+from ._errors import report_cleanly
 
 PLACEHOLDER_BUCKET = "cdk-uv-aspect-code-was-never-built"
 PLACEHOLDER_REPOSITORY = "cdk-uv-aspect-image-was-never-built"
@@ -28,6 +29,11 @@ _PLACEHOLDER_REPOSITORY_ID = "CdkUvImagePlaceholder"
 def is_swapped(function: object) -> bool:
     """Whether an aspect swapped this function's code."""
     return _state.jsii_ref(function) in _state.SWAPPED
+
+
+def failed(function: object) -> bool:
+    """Whether an aspect reported an error for this function (its own error says why it is unbuilt)."""
+    return _state.jsii_ref(function) in _state.FAILED
 
 
 def has_placeholder(function: object) -> bool:
@@ -57,7 +63,9 @@ class _SwappedCheck:
     def validate(self) -> list[str]:
         if not self._stack.bundling_required:
             return []
-        return [never_built(fn, "UvCode()") for fn in self.functions if not is_swapped(fn)]
+        return _reported(
+            [never_built(fn, "UvCode()") for fn in self.functions if not is_swapped(fn) and not failed(fn)]
+        )
 
 
 def never_built(function: Construct, placeholder: str) -> str:
@@ -94,12 +102,21 @@ class _ImageSwappedCheck:
     def validate(self) -> list[str]:
         if not self._stack.bundling_required:
             return []
-        return [
-            never_built(fn, "uv_image_code()")
-            for fn in self._stack.node.find_all()
-            if isinstance(fn, lambda_.Function)
-            and PLACEHOLDER_REPOSITORY in json.dumps(self._stack.resolve(_cfn(fn).code))
-        ]
+        return _reported(
+            [
+                never_built(fn, "uv_image_code()")
+                for fn in self._stack.node.find_all()
+                if isinstance(fn, lambda_.Function)
+                and not failed(fn)
+                and PLACEHOLDER_REPOSITORY in json.dumps(self._stack.resolve(_cfn(fn).code))
+            ]
+        )
+
+
+def _reported(problems: list[str]) -> list[str]:
+    if problems:
+        report_cleanly()  # the validation error they make ends `python app.py`: print it without a traceback
+    return problems
 
 
 def _cfn(function: lambda_.Function) -> lambda_.CfnFunction:

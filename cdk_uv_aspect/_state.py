@@ -8,6 +8,7 @@ already knows. Functions are keyed by their jsii ref (``jsii_ref``), which is ne
 registry          written by                             read by
 ================  =====================================  =========================================
 SWAPPED           _swap (each function it swapped)       _placeholder (UvCode's check), _aspect
+FAILED            _aspect (each function it failed on)    _placeholder: their own error says why
 PLACEHOLDERS      _placeholder.UvCode.bind               _swap (warns about a placeholder asset)
 BUILT_FOLDERS     _swap (asset hash -> built folder)     _policy.facts (the folder a rule reads)
 WHEEL_LOCKS       _wheels (one lock per wheel entry)     _wheels: builds side by side wait on it
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 SWAPPED: set[str] = set()
+FAILED: set[str] = set()
 PLACEHOLDERS: set[str] = set()
 BUILT_FOLDERS: dict[str, Path] = {}
 WHEEL_LOCKS: dict[Path, threading.Lock] = {}
@@ -60,5 +62,5 @@ def wheel_lock(entry: Path) -> threading.Lock:
 def reset() -> None:
     """Forget everything: as in a new process."""
     with LOCK:
-        for registry in (SWAPPED, PLACEHOLDERS, BUILT_FOLDERS, WHEEL_LOCKS, WHEELS_BUILT, TOOLS, SWEPT):
+        for registry in (SWAPPED, FAILED, PLACEHOLDERS, BUILT_FOLDERS, WHEEL_LOCKS, WHEELS_BUILT, TOOLS, SWEPT):
             registry.clear()

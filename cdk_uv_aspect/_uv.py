@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import sys
+import sysconfig
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +48,8 @@ MIN_UV = Version("0.8.0")
 
 # Environment of every uv call: no installer metadata (INSTALLER, REQUESTED, direct_url.json with the
 # build folder's path), and copies rather than links, so a file we rewrite is never uv's cached copy.
-UV_ENV = {"UV_NO_INSTALLER_METADATA": "1", "UV_LINK_MODE": "copy", "UV_NO_PROGRESS": "1"}
+# NO_COLOR: uv's messages are read, and quoted in errors, as plain text (it wins over FORCE_COLOR).
+UV_ENV = {"UV_NO_INSTALLER_METADATA": "1", "UV_LINK_MODE": "copy", "UV_NO_PROGRESS": "1", "NO_COLOR": "1"}
 
 # Where Lambda unpacks a zip function's code: recorded in bytecode as the source path.
 TASK_ROOT = "/var/task"
@@ -237,12 +239,30 @@ def _toml(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value)
 
 
-COMPILE = (
-    "import compileall, py_compile, sys; "
-    "ok = compileall.compile_dir(sys.argv[1], ddir=sys.argv[2], quiet=2, workers=0, "
-    "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH); "
-    "sys.exit(0)"
-)
+# Compiles the folder, then names each .py file left without bytecode and why: compileall only counts
+# them. Runs in the target's interpreter (Python 3.9+); prints a JSON list on stdout.
+COMPILE = r"""
+import compileall, importlib.util, json, os, py_compile, sys
+site, ddir = sys.argv[1:3]
+compileall.compile_dir(site, ddir=ddir, quiet=2, workers=0,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+failed = []
+for folder, dirs, files in os.walk(site):
+    dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+    for name in sorted(files):
+        path = os.path.join(folder, name)
+        if not name.endswith(".py") or os.path.exists(importlib.util.cache_from_source(path)):
+            continue
+        rel = os.path.relpath(path, site).replace(os.sep, "/")
+        try:
+            with open(path, "rb") as f:
+                compile(f.read(), ddir + "/" + rel, "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            failed.append({"file": rel, "line": exc.lineno, "error": type(exc).__name__ + ": " + str(exc.msg)})
+        except Exception as exc:
+            failed.append({"file": rel, "line": None, "error": type(exc).__name__ + ": " + str(exc)})
+print(json.dumps(failed))
+"""
 
 
 def compile_bytecode(python: str, site: Path) -> list[str]:
@@ -353,22 +373,119 @@ def _bundled_uv() -> str | None:
         return None
 
 
-def find_python(uv: str, version: str, runner: Runner | None = None) -> str | None:
-    """An interpreter of exactly ``version`` (e.g. "3.12") on this machine, found the way uv finds one."""
+def find_python(uv: str, version: str, runner: Runner | None = None, *, cwd: Path | None = None) -> str | None:
+    """An interpreter of exactly ``version`` ("3.12") on this machine: bytecode and ``cdk-uv invoke`` need one.
+
+    In order: the Python running this process when it is that version; the one ``uv python find`` finds;
+    pyenv, asdf, mise and Homebrew installs (found even when not selected: a pyenv shim of an unselected
+    version makes ``uv python find`` fail); and last, one uv downloads, where uv's ``python-downloads``
+    setting (``UV_PYTHON_DOWNLOADS``, uv.toml, ``[tool.uv]`` of the workspace at ``cwd``) lets uv download
+    one by itself (its default). Looked up once per process; ``None`` when there is none.
+    """
     key = ("python", uv, version)
     with _state.LOCK:
         if key in _state.TOOLS:
-            found: str | None = _state.TOOLS[key]
-            return found
-    result = (runner or Runner()).run(
-        [uv, "python", "find", "--no-project", "--no-python-downloads", version],
-        env={"UV_PYTHON_DOWNLOADS": "never"},
-    )
-    path = result.stdout.strip()
-    found = path if result.ok and path else None
+            cached: str | None = _state.TOOLS[key]
+            return cached
+    runner = runner or Runner()
+    found = _running_python(version) or _uv_python(uv, version, runner) or _installed_python(version, runner)
+    if found is None:
+        found = _downloaded_python(uv, version, runner, cwd)
     with _state.LOCK:
         _state.TOOLS[key] = found
     return found
+
+
+def _running_python(version: str) -> str | None:
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    # CPython only, and not a free-threaded build (its bytecode is not the default build's).
+    gil_disabled = sysconfig.get_config_var("Py_GIL_DISABLED")
+    if running == version and sys.implementation.name == "cpython" and not gil_disabled and sys.executable:
+        return sys.executable
+    return None
+
+
+def _uv_python(uv: str, version: str, runner: Runner) -> str | None:
+    result = runner.run(
+        [uv, "python", "find", "--no-project", "--no-python-downloads", version],
+        env={**UV_ENV, "UV_PYTHON_DOWNLOADS": "never"},
+    )
+    path = result.stdout.strip()
+    return path if result.ok and path else None
+
+
+def _install_roots() -> dict[str, list[Path]]:
+    """Where pyenv, asdf, mise (their folder of versions) and Homebrew (its prefixes) install Pythons."""
+    home, env = Path.home(), os.environ
+    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
+    brews = [env.get("HOMEBREW_PREFIX"), "/opt/homebrew", "/usr/local", "/home/linuxbrew/.linuxbrew"]
+    return {
+        "pyenv": [Path(env.get("PYENV_ROOT") or home / ".pyenv") / "versions"],
+        "asdf": [Path(env.get("ASDF_DATA_DIR") or home / ".asdf") / "installs" / "python"],
+        "mise": [Path(env.get("MISE_DATA_DIR") or data / "mise") / "installs" / "python"],
+        "Homebrew": [Path(p) for p in dict.fromkeys(brews) if p],
+    }
+
+
+def python_installs(version: str) -> list[Path]:
+    """Where pyenv, asdf, mise and Homebrew put a Python ``version``, newest patch release first."""
+    roots = _install_roots()
+    release = re.compile(rf"{re.escape(version)}\.(\d+)")
+    found: list[tuple[int, Path]] = []
+    for root in roots["pyenv"] + roots["asdf"] + roots["mise"]:
+        for folder in root.glob(f"{version}.*"):
+            if match := release.fullmatch(folder.name):
+                found.append((int(match.group(1)), folder / "bin" / f"python{version}"))
+    kegs = [prefix / "opt" / f"python@{version}" / "bin" / f"python{version}" for prefix in roots["Homebrew"]]
+    return [path for _, path in sorted(found, key=lambda f: -f[0])] + kegs
+
+
+_SAYS_VERSION = "import sys; print('%d.%d' % sys.version_info[:2], sys.executable)"
+
+
+def _installed_python(version: str, runner: Runner) -> str | None:
+    for candidate in python_installs(version):
+        if candidate.is_file():
+            result = runner.run([str(candidate), "-I", "-c", _SAYS_VERSION])
+            if result.ok and result.stdout.split()[:1] == [version]:
+                return str(candidate)
+    return None
+
+
+def _downloaded_python(uv: str, version: str, runner: Runner, cwd: Path | None) -> str | None:
+    """The interpreter ``uv run --python`` uses, which uv downloads when python-downloads is "automatic"."""
+    result = runner.run(
+        [uv, "run", "--no-project", "--python", version, "--", "python", "-I", "-c", _SAYS_VERSION],
+        cwd=cwd,
+        env={"NO_COLOR": "1", "UV_NO_PROGRESS": "1"},
+    )
+    answer = result.stdout.split(maxsplit=1)
+    if result.ok and len(answer) == 2 and answer[0] == version:
+        return answer[1].strip()
+    with _state.LOCK:
+        _state.TOOLS[("python-download", uv, version)] = result.stderr.strip()
+    return None
+
+
+def no_python(uv: str, version: str, purpose: str, **context: object) -> ToolError:
+    """The error for no Python ``version`` (after ``find_python``): every way to go on, and what was tried."""
+    with _state.LOCK:
+        download = _state.TOOLS.get(("python-download", uv, version)) or ""
+    said = " ".join(download.split())[:300]
+    return ToolError(
+        f"no Python {version} interpreter on this machine to {purpose}",
+        fix=f"install Python {version}: `uv python install {version}` (or let uv download it by itself: "
+        f'UV_PYTHON_DOWNLOADS=automatic, python-downloads = "automatic"), `pyenv install {version}` (pyenv, asdf, '
+        "mise and Homebrew installs are found without being selected), or your OS's package; or point "
+        "UV_PYTHON_INSTALL_DIR at the folder of uv-managed Pythons that has it; or build without bytecode, "
+        "UvOptions(bytecode=False), at a cost: each cold start compiles the imported modules again, about 40% "
+        "more import time",
+        details=f"  looked at: this process's Python ({sys.version_info.major}.{sys.version_info.minor}), "
+        f"`uv python find {version}`, "
+        + ", ".join(f"{name} ({', '.join(map(str, roots))})" for name, roots in _install_roots().items())
+        + f"\n  uv download: {said or 'not tried'}",
+        **context,  # type: ignore[arg-type]
+    )
 
 
 # --- what uv's errors mean ------------------------------------------------------------------------
@@ -391,7 +508,30 @@ class Failure:
     def error(self, problem: str, result: Result, *, fix: str, kind: type[UvError] = ToolError) -> UvError:
         if result.timed_out:
             return self.timed_out(result)
-        return kind(problem, package=self.package, target=self.target, fix=fix, details=result.describe())
+        return self.no_interpreter(problem, result) or kind(
+            problem, package=self.package, target=self.target, fix=fix, details=result.describe()
+        )
+
+    def no_interpreter(self, problem: str, result: Result) -> UvError | None:
+        """The error for a uv command that needed a Python it could not find; None for any other failure.
+
+        Whatever the command was for (``uv export`` of a package with dynamic metadata, ``uv build``), the
+        fix is an interpreter: never ``uv lock``.
+        """
+        wanted = _NO_INTERPRETER.search(result.stderr)
+        if wanted is None:
+            return None
+        spec = wanted.group(1)
+        return ToolError(
+            f"{problem}: uv found no Python {spec + ' ' if spec else ''}interpreter it could use "
+            "(uv.lock is not the cause)",
+            package=self.package,
+            target=self.target,
+            fix=f"install one where uv finds it (`uv python install '{spec or self.target.python}'`, pyenv, or your "
+            "OS's package; a pyenv shim of a version pyenv has not selected fails, so select it: PYENV_VERSION), "
+            "or let uv download it by itself (UV_PYTHON_DOWNLOADS=automatic, uv's default)",
+            details=result.describe(),
+        )
 
     def timed_out(self, result: Result, of: str = "") -> UvError:
         """The error for a command stopped after its timeout; ``of``: what it was working on, if not the package."""
@@ -429,6 +569,9 @@ class Failure:
         return None
 
     def export(self, result: Result) -> UvError:
+        problem = "uv could not export the package's locked requirements"
+        if missing := self.no_interpreter(problem, result):
+            return missing
         if cause := self.uv_cache(result) or self.network(
             result, "check uv.lock against the workspace and the indexes (uv export --locked)"
         ):
@@ -441,7 +584,7 @@ class Failure:
                 fix=f"run `uv lock` in {self.root} and commit uv.lock (cdk-uv-aspect never changes it)",
             )
         return self.error(
-            "uv could not export the package's locked requirements",
+            problem,
             result,
             kind=WorkspaceError,
             fix=f"run `uv export --package {self.package} --no-default-groups` in {self.root} and fix what it reports; "
@@ -457,6 +600,8 @@ class Failure:
         if refused := self.refused(result, needed_for):
             return refused
         out = result.stderr
+        if _NO_INTERPRETER.search(out):
+            return None
         index = _URL.search(out)
         where = f"the package index ({index.group(1)})" if index else "the package index"
         checks = "check the index URL (UV_DEFAULT_INDEX / UV_INDEX_URL / [[tool.uv.index]]) and any proxy (HTTPS_PROXY)"
@@ -610,6 +755,9 @@ _BACKEND_CALL = re.compile(r"Call to `([^`]+)` failed")
 _HASH_MISMATCH = re.compile(r"Hash mismatch for `([^`]+)`")
 # "Failed to fetch: https://index/simple/orjson/" or "error sending request for url (https://...)"
 _URL = re.compile(r"(?:Failed to fetch:|for url \()\s*(https?://[^/\s)]+)")
+# "No interpreter found for Python >=3.14 in managed installations or search path": not a lock problem.
+# "Failed to inspect Python interpreter from first executable in the search path": a broken pyenv shim.
+_NO_INTERPRETER = re.compile(r"No interpreter found for Python (.+?) in |Failed to inspect Python interpreter")
 # Signs that the target has no installable wheel for a locked dependency.
 _NO_WHEEL = (
     "no wheels with a matching platform tag",

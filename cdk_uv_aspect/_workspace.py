@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -138,18 +139,38 @@ class Workspace:
 
     @classmethod
     def find(cls, start: Path | None = None) -> Workspace:
-        """The workspace holding ``start`` (default: the current directory): the nearest uv.lock upward."""
-        here = (start or Path.cwd()).absolute()
+        """The workspace at ``start``, or else the nearest uv.lock above the current directory, and then
+        above the CDK app's own folder (``cdk synth`` run from elsewhere, ``cdk --app path/app.py``)."""
+        if start is not None:
+            return cls._find_from(start.absolute(), explicit=True)
+        here = Path.cwd().absolute()
+        try:
+            return cls._find_from(here, explicit=False)
+        except WorkspaceError:
+            folder = app_folder()
+            if folder is None or folder == here or here.is_relative_to(folder):
+                raise
+            try:
+                return cls._find_from(folder, explicit=False)
+            except WorkspaceError:
+                pass
+            raise WorkspaceError(
+                f"no uv workspace found: no uv.lock in {here}, in the app's folder {folder}, or any folder above them",
+                fix="run the CDK app inside a uv workspace, or pass UvOptions(workspace=<folder with uv.lock>)",
+            ) from None
+
+    @classmethod
+    def _find_from(cls, here: Path, *, explicit: bool) -> Workspace:
         # An explicit workspace is that folder; otherwise the nearest one upward, as uv finds its project.
-        for folder in (here,) if start is not None else (here, *here.parents):
+        for folder in (here,) if explicit else (here, *here.parents):
             if (folder / "uv.lock").is_file():
                 return cls.load(folder)
-            if (folder / "pyproject.toml").is_file() and (start is not None or _is_workspace_root(folder)):
+            if (folder / "pyproject.toml").is_file() and (explicit or _is_workspace_root(folder)):
                 raise WorkspaceError(
                     f"{folder} has a pyproject.toml but no uv.lock",
                     fix=f"run `uv lock` in {folder}: the lock decides what is deployed",
                 )
-        where = f"in {here}" if start is not None else f"in {here} or any folder above it"
+        where = f"in {here}" if explicit else f"in {here} or any folder above it"
         raise WorkspaceError(
             f"no uv workspace found: no uv.lock {where}",
             fix="run the CDK app inside a uv workspace, or pass UvOptions(workspace=<folder with uv.lock>)",
@@ -256,6 +277,15 @@ def _names(dependencies: object) -> tuple[str, ...]:
     if not isinstance(dependencies, list):
         return ()
     return tuple(d["name"] for d in dependencies if isinstance(d, dict) and isinstance(d.get("name"), str))
+
+
+def app_folder() -> Path | None:
+    """The folder of the running CDK app's entry script (``python app.py``), if it is a script."""
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    if not script:
+        return None
+    return Path(script).absolute().parent
 
 
 def _is_workspace_root(folder: Path) -> bool:

@@ -22,6 +22,11 @@ import oci  # noqa: E402
 
 def main() -> int:
     print("$ npx cdk synth --quiet   (in samples/)", flush=True)
+    print(
+        "  (builds each function's package for its runtime: a minute or so the first time, a few seconds "
+        "once the build cache has them; each build prints a line when it ends)",
+        flush=True,
+    )
     subprocess.run(["npx", "cdk", "synth", "--quiet", "--output", str(OUT)], cwd=HERE, check=True)
     print("\n$ cdk-uv report samples/cdk.out", flush=True)
     subprocess.run(["cdk-uv", "report", str(OUT)], check=True)

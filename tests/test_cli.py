@@ -213,6 +213,21 @@ def test_report_says_not_uv_built_for_other_functions(workspace: Path, cache_dir
     assert records["Stack/Api"]["package"] == "api"
 
 
+def test_report_after_cdk_ls_says_to_synthesize(tmp_path: Path):
+    """`cdk ls` synthesizes without bundling: the report names the marked functions as not built yet, and
+    says which command builds them."""
+    folder = copy_samples(tmp_path / "ws")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cdk = str(REPO / "node_modules" / ".bin" / "cdk")
+    listed = subprocess.run([cdk, "ls", "--output", "out"], cwd=folder, env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    done = cdk_uv("report", "out", cwd=folder, cache=tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    orders = next(line for line in done.stdout.splitlines() if line.startswith("UvSample/Orders "))
+    assert "orders (not built)" in orders
+    assert "marked function(s) were not built in out" in done.stderr and "run `cdk synth`" in done.stderr
+
+
 def test_report_without_an_assembly_says_to_synth(tmp_path: Path):
     done = cdk_uv("report", cwd=tmp_path, cache=tmp_path / "cache")
     assert done.returncode == 2 and "run `cdk synth` first" in done.stderr
@@ -436,3 +451,56 @@ def test_invoke_leaves_the_cloud_assembly_byte_identical(workspace: Path, cache_
     assert tree_digest(out) == before
     (plain_asset,) = [f.asset_dir for f in functions(out) if f.path.endswith("/Plain")]
     assert plain_asset is not None and list(plain_asset.rglob("__pycache__")) == []
+
+
+# --- what invoke answers: the Lambda Python runtime's marshalling ---------------------------------
+
+MARSHALLED = """\
+import collections, decimal
+Point = collections.namedtuple("Point", "x y")
+
+def body(event, context):
+    return {"statusCode": 200, "body": b'{"ok": true}', "headers": {b"X-Id": "\\u00e9t\\u00e9"}}
+
+def numbers(event, context):
+    return {"price": decimal.Decimal("12.50"), "nan": decimal.Decimal("NaN"), "big": 10**20,
+            "inf": float("inf"), "point": Point(1, 2), "pair": (1, 2), 1: "one", 2.5: None, None: True}
+
+def raw(event, context):
+    return b"plain bytes"
+
+def a_set(event, context):
+    return {"tags": {"a"}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("handler", "python", "payload"),
+    [
+        ("body", "3.11", '{"statusCode": 200, "body": "{\\"ok\\": true}", "headers": {"X-Id": "\\u00e9t\\u00e9"}}'),
+        ("body", "3.12", '{"statusCode": 200, "body": "{\\"ok\\": true}", "headers": {"X-Id": "été"}}'),
+        (
+            "numbers",
+            "3.12",
+            '{"price": 12.50, "nan": NaN, "big": 100000000000000000000, "inf": Infinity, "point": {"x": 1, "y": 2}, '
+            '"pair": [1, 2], "1": "one", "2.5": null, "null": true}',
+        ),
+        ("raw", "3.12", "plain bytes"),
+    ],
+)
+def test_invoke_marshals_the_answer_as_the_lambda_runtime_does(tmp_path: Path, handler: str, python: str, payload: str):
+    """bytes as UTF-8 text (the payload itself at the top), Decimal as a number, namedtuples as objects,
+    NaN and Infinity, keys made text; non-ASCII escaped before python3.12 and kept from python3.12 on."""
+    (tmp_path / "answers.py").write_text(MARSHALLED)
+    answer = call_handler(tmp_path, f"answers.{handler}", python)
+    assert answer.ok, answer.result
+    assert answer.payload == payload
+
+
+def test_invoke_of_an_answer_lambda_can_not_marshal_is_a_marshal_error(tmp_path: Path):
+    """A set is not JSON to the runtime: Runtime.MarshalError, as Lambda answers, not a str() of the set."""
+    (tmp_path / "answers.py").write_text(MARSHALLED)
+    answer = call_handler(tmp_path, "answers.a_set", "3.12")
+    assert not answer.ok
+    assert answer.result["errorType"] == "Runtime.MarshalError"
+    assert answer.result["errorMessage"] == "Unable to marshal response: Object of type set is not JSON serializable"

@@ -181,8 +181,8 @@ def test_image_invoke_runs_the_bootstrap_with_the_images_python_and_lambdas_vari
         "AWS_EXECUTION_ENV=AWS_Lambda_Image",
     }
     image = run.index("cdkasset-abc")
-    assert run[image + 1 : image + 4] == ["-I", "-S", "-c"]
-    assert run[image + 5 :] == ["/var/task", "api.handler.main", "Img", "256", "arm64", "900"]
+    assert run[image + 1 : image + 5] == ["-I", "-S", "-B", "-c"]  # -B: nothing written into /var/task
+    assert run[image + 6 :] == ["/var/task", "api.handler.main", "Img", "256", "arm64", "900", "us-east-1"]
 
 
 def test_a_container_that_dies_before_answering_is_an_exit_error():

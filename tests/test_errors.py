@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
-from conftest import add_function, assert_complete_error, synth_error, tree_digest
+from conftest import REPO, add_function, assert_complete_error, synth_error, tree_digest
 from fakes import ScriptedRunner, fail, succeed, uv_command
 
 from cdk_uv_aspect import UvCode
 from cdk_uv_aspect._build import BuildRequest, build
-from cdk_uv_aspect._errors import BuildErrors, ToolError, UnexpectedError, UvError
+from cdk_uv_aspect._errors import ToolError
 from cdk_uv_aspect._options import UvOptions
 from cdk_uv_aspect._target import Target
+from cdk_uv_aspect._uv import Uv
 from cdk_uv_aspect._workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -132,23 +138,6 @@ def test_package_whose_requires_python_excludes_the_runtime(workspace: Path, cac
     )
 
 
-def test_missing_interpreter_for_bytecode_says_how_to_go_on(workspace: Path, cache_dir: Path):
-    """No python3.14 on this machine: a clear error; with bytecode=False the same build succeeds."""
-    request = BuildRequest(Workspace.find(workspace), "app", Target("3.14", "x86_64"), UvOptions())
-    with pytest.raises(ToolError) as error:
-        build(request)
-    assert_complete_error(
-        str(error.value),
-        construct=None,  # a build outside any synth: `cdk-uv build`
-        package="app",
-        target="python3.14 x86_64 (Amazon Linux 2023, glibc 2.34)",
-        fix="uv python install 3.14",
-        also=["no Python 3.14 interpreter", "UvOptions(bytecode=False)"],
-    )
-    built = build(BuildRequest(request.workspace, "app", request.target, UvOptions(bytecode=False)))
-    assert (built.asset_dir / "main.py").is_file()
-
-
 def test_uv_older_than_supported(workspace: Path, cache_dir: Path):
     old_uv = ScriptedRunner().when(lambda args: args[1:] == ["--version"], succeed("uv 0.5.0\n"))
     message = synth_error(workspace, lambda s: add_function(s, "Api", "api"), runner=old_uv)
@@ -184,15 +173,16 @@ def test_uv_failure_shows_its_command_and_stderr(workspace: Path, cache_dir: Pat
 
 
 def test_several_failing_builds_are_all_reported(workspace: Path, cache_dir: Path):
-    """Errors from builds run in parallel are reported together, each with its function."""
+    """Errors from builds run in parallel are reported together, each once, as a validation error of its function."""
 
     def populate(stack: Stack) -> None:
         add_function(stack, "Num", "numeric", handler="numeric.main", runtime=lambda_.Runtime.PYTHON_3_11)
         add_function(stack, "Num2", "numeric", handler="numeric.main", runtime=lambda_.Runtime.PYTHON_3_10)
 
     message = synth_error(workspace, populate, docker_fallback=False)
-    first, second = message.split("cdk-uv-aspect: ")[2:]
-    assert "2 builds failed" in message
+    assert message.startswith("ValidationFailedWithErrors: Validation failed with the following errors:")
+    first, second = message.split("cdk-uv-aspect: ")[1:]
+    assert "\n  [Stack/Num] cdk-uv-aspect: " in message and "\n  [Stack/Num2] cdk-uv-aspect: " in message
     assert_complete_error(
         first,
         construct="Stack/Num",
@@ -226,7 +216,7 @@ def test_an_unexpected_exception_in_a_build_is_named_and_reported_with_the_other
         add_function(stack, "Old", "api", runtime=lambda_.Runtime.PYTHON_3_10)  # requires-python: a UvError
 
     message = synth_error(workspace, populate, runner=runner)
-    assert "2 builds failed" in message
+    assert message.count("] cdk-uv-aspect: ") == 2  # each once, on its function
     assert_complete_error(
         message,
         construct="Stack/Api",
@@ -237,11 +227,113 @@ def test_an_unexpected_exception_in_a_build_is_named_and_reported_with_the_other
     )
 
 
-def test_build_errors_are_uv_errors_that_take_construct_paths():
-    """The aggregate error is a UvError like any other: constructs can be attached, its text stays whole."""
-    one = ToolError("one failed", fix="fix one", package="a").with_constructs(["S/A"])
-    two = UnexpectedError.wrap(ValueError("boom"), package="b").with_constructs(["S/B"])
-    both = BuildErrors([one, two]).with_constructs(["S"])
-    assert isinstance(both, UvError)
-    assert str(one) in str(both) and str(two) in str(both)
-    assert str(both).startswith("cdk-uv-aspect: 2 builds failed")
+# --- what a user sees: through the CDK CLI and `python app.py` ------------------------------------
+
+CDK = REPO / "node_modules" / ".bin" / "cdk"
+APP = """\
+from aws_cdk import App, Aspects, Stack
+from aws_cdk import aws_lambda as lambda_
+from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package
+
+app = App()
+fn = lambda_.Function(Stack(app, "Stack"), "Api", runtime=lambda_.Runtime.PYTHON_3_12, handler="api.handler.main",
+                      code=UvCode())
+mark_package(fn, "{package}")
+Aspects.of(app).add(UvBundlingAspect({options}))
+app.synth()
+"""
+
+
+def write_app(folder: Path, package: str, options: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "app.py").write_text(APP.format(package=package, options=options))
+    (folder / "cdk.json").write_text(json.dumps({"app": f"{sys.executable} app.py"}))
+    return folder / "app.py"
+
+
+def run(args: list[str], cwd: Path, cache_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "CDK_UV_CACHE_DIR": str(cache_dir), **env}
+    return subprocess.run(args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=600)
+
+
+def stderr_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """stderr without Node's own banner (an end-of-life notice framed in "!!")."""
+    return [line for line in done.stderr.splitlines() if "!!" not in line]
+
+
+def test_an_error_prints_once_without_a_traceback_through_the_cli_and_python_app_py(workspace: Path, cache_dir: Path):
+    """A marker naming a missing package: through `cdk synth` and `python app.py`, the message once, in a few
+    lines, with construct, package, target and fix, no traceback, and a non-zero exit; CDK_UV_DEBUG=1 shows one."""
+    folder = workspace / "infra"
+    write_app(folder, "apii")
+    for args in ([str(CDK), "synth", "--quiet"], [sys.executable, "app.py"]):
+        done = run(args, folder, cache_dir)
+        lines = stderr_lines(done)
+        assert done.returncode != 0, done.stderr
+        assert len(lines) <= 15, "\n".join(lines)
+        text = "\n".join(lines)
+        assert text.count("package 'apii' is not in the workspace") == 1, text
+        assert "Traceback" not in text and not re.search(r"^\s*at .*:\d+:\d+\)?$", text, re.MULTILINE), text
+        assert_complete_error(
+            text,
+            construct="Stack/Api",
+            package="apii",
+            target=AL2023_X86,
+            fix="fix the name in the marker",
+            also=[f"the nearest uv.lock above the current directory {folder.resolve()}"],
+        )
+    debugged = run([sys.executable, "app.py"], folder, cache_dir, CDK_UV_DEBUG="1")
+    assert debugged.returncode != 0 and "Traceback (most recent call last)" in debugged.stderr
+
+
+def test_uv_colours_never_reach_a_message(workspace: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """FORCE_COLOR in the environment (CI sets it): uv's output is still quoted as plain text."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    pyproject = workspace / "packages" / "api" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"orjson>=3.10"', '"orjson>=3.10", "six"'))
+    message = synth_error(workspace, lambda s: add_function(s, "Api", "api"))
+    assert "out of date" in message and "| " in message
+    assert "\x1b" not in message
+
+
+def test_the_workspace_is_found_from_the_app_s_folder_and_said_once(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """`python path/to/app.py` run from a folder outside any workspace: the app's folder decides, and a line
+    says which workspace was used and how to pick another."""
+    write_app(workspace / "infra", "api")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = run([sys.executable, str(workspace / "infra" / "app.py")], elsewhere, cache_dir)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if "uv workspace" in line]
+    assert said == [
+        f"cdk-uv-aspect: uv workspace {workspace.resolve()}: the nearest uv.lock above the app's folder "
+        f"{workspace / 'infra'} (UvBundlingAspect(workspace=...) picks another)"
+    ]
+
+
+def test_a_cdk_app_that_is_its_own_uv_project_beside_the_lambda_code_is_told_where_the_package_is(
+    workspace: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """infra/ (the CDK app, its own uv.lock) beside backend/ (the functions' workspace): synthesized from
+    infra/, the aspect picks infra's lock; the error names backend/ and the `workspace=` that fixes it."""
+    repo = tmp_path / "repo"
+    backend = repo / "backend"
+    shutil.copytree(workspace, backend)
+    infra = repo / "infra"
+    infra.mkdir(parents=True)
+    (infra / "pyproject.toml").write_text('[project]\nname = "infra"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n')
+    subprocess.run([Uv.locate(None).path, "lock", "--quiet", "--offline"], cwd=infra, check=True)
+    monkeypatch.chdir(infra)
+    message = synth_error(None, lambda s: add_function(s, "Api", "api"))
+    assert_complete_error(
+        message,
+        construct="Stack/Api",
+        package="api",
+        target=AL2023_X86,
+        fix='UvBundlingAspect(workspace="../backend")',
+        also=[
+            f"'api' is not in the workspace at {infra.resolve()}",
+            f"the nearest uv.lock above the current directory {infra.resolve()}",
+            f"package 'api' is in the uv workspace at {backend.resolve()}",
+        ],
+    )

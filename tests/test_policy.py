@@ -132,11 +132,17 @@ def test_an_unmarked_python_function_is_an_error_naming_the_rule_and_the_fix(wor
     assert report["summary"]["errors"] == 1
 
 
-def test_a_misspelled_handler_is_an_error(workspace, cache_dir, tmp_path):
-    """The handler is looked up in the real built asset."""
-    _, stack, report = synth(
-        workspace, tmp_path / "out", lambda s: add_function(s, "Api", "api", handler="api.handler.mian")
-    )
+def test_a_handler_changed_after_the_build_is_an_error(workspace, cache_dir, tmp_path):
+    """The handler is looked up in the real built asset (the bundling aspect refuses a misspelled handler
+    itself; the rule judges what the function ends up with)."""
+    app = App(outdir=str(tmp_path / "out"))
+    stack = Stack(app, "Stack")
+    add_function(stack, "Api", "api")
+    Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
+    Aspects.of(app).add(_Retarget(handler="api.handler.mian"))
+    Aspects.of(app).add(UvPolicyChecks())
+    app.synth()
+    report = json.loads((tmp_path / "out" / "uv-policy-report.json").read_text())
     Annotations.from_stack(stack).has_error(
         "/Stack/Api", Match.string_like_regexp(r"\[uv-handler\] .*api/handler.py defines no 'mian'")
     )
@@ -147,11 +153,12 @@ def test_a_misspelled_handler_is_an_error(workspace, cache_dir, tmp_path):
 class _Retarget:
     """Changes every CfnFunction after the build, as a careless aspect or override would."""
 
-    def __init__(self, **props: object) -> None:
+    def __init__(self, only: str | None = None, **props: object) -> None:
+        self.only = only  # the path of the one function to change, else all
         self.props = props
 
     def visit(self, node: IConstruct) -> None:
-        if isinstance(node, lambda_.CfnFunction):
+        if isinstance(node, lambda_.CfnFunction) and self.only in (None, node.node.scope.node.path):
             for name, value in self.props.items():
                 setattr(node, name, value)
 
@@ -203,12 +210,16 @@ def test_a_runtime_changed_after_the_build_fails_requires_python_and_the_abi(wor
 def test_image_functions_are_judged_by_the_built_folder_and_the_image_command(workspace, cache_dir, tmp_path):
     """A marked image function: uv-built, handler (its command) and native code checked; size does not apply."""
 
-    def populate(stack: Stack) -> None:
-        for name, handler in (("Img", "api.handler.main"), ("Typo", "api.handler.mian")):
-            fn = lambda_.DockerImageFunction(stack, name, code=uv_image_code(stack, handler))
-            mark_package(fn, "api")
-
-    _, stack, report = synth(workspace, tmp_path / "out", populate)
+    app = App(outdir=str(tmp_path / "out"))
+    stack = Stack(app, "Stack")
+    for name in ("Img", "Typo"):
+        mark_package(lambda_.DockerImageFunction(stack, name, code=uv_image_code(stack, "api.handler.main")), "api")
+    Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
+    typo = lambda_.CfnFunction.ImageConfigProperty(command=["api.handler.mian"])
+    Aspects.of(app).add(_Retarget(only="Stack/Typo", image_config=typo))  # after the build, which checks its own
+    Aspects.of(app).add(UvPolicyChecks())
+    app.synth()
+    report = json.loads((tmp_path / "out" / "uv-policy-report.json").read_text())
     assert results(report, "Stack/Img") == {
         "uv-built": "passed",
         "uv-handler": "passed",

@@ -8,6 +8,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from pydantic import ValidationError
 
 from cdk_uv_aspect import UvOptions
 from cdk_uv_aspect._build import BuildRequest
-from cdk_uv_aspect._errors import MarkerError, TargetError, WorkspaceError
+from cdk_uv_aspect._errors import MarkerError, TargetError, ToolError, WorkspaceError
 from cdk_uv_aspect._image import final_base, lambda_python
 from cdk_uv_aspect._marker import Marker, package_of
 from cdk_uv_aspect._target import Target, target_of
@@ -351,3 +354,43 @@ def test_exported_requirements_split_into_registry_and_local():
     registry, local = split_requirements(text)
     assert local == ["./packages/api", "./packages/common"]
     assert registry.startswith("orjson==3.11.5") and "--hash=sha256:bbb" in registry
+
+
+def test_progress_lines_of_builds_ending_together_never_share_a_line(monkeypatch: pytest.MonkeyPatch):
+    """Builds run in threads and each says one line when it ends: every line arrives whole."""
+    from cdk_uv_aspect._aspect import _say
+
+    class SlowStream:
+        """A stream that lets other threads run between two writes, as a busy terminal or pipe does."""
+
+        def __init__(self) -> None:
+            self.writes: list[str] = []
+
+        def write(self, text: str) -> int:
+            time.sleep(0.0005)
+            self.writes.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    stream = SlowStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    threads = [threading.Thread(target=lambda i=i: [_say(f"build {i}.{n}") for n in range(10)]) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = "".join(stream.writes).splitlines()
+    assert sorted(lines) == sorted(f"build {i}.{n}" for i in range(4) for n in range(10))
+
+
+def test_messages_are_plain_text_whatever_colours_a_tool_wrote():
+    """uv's colour codes (when something forces them) never reach an error message."""
+    error = ToolError(
+        "uv said \x1b[1m\x1b[31merror\x1b[39m\x1b[0m\x1b[1m:\x1b[0m no",
+        fix="fix it",
+        details="  | \x1b[2mUsing CPython 3.12.1\x1b[0m\n  | \x1b]8;;https://x\x07link\x1b]8;;\x07",
+    )
+    assert "\x1b" not in str(error)
+    assert "uv said error: no" in str(error) and "Using CPython 3.12.1" in str(error) and "link" in str(error)

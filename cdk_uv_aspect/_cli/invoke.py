@@ -101,7 +101,7 @@ def _report(fn: AssemblyFunction, result: Invocation, how: str) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    print(json.dumps(result.result))
+    print(result.payload)  # as Lambda marshals it
     print(f"{fn.path}: answered in {took} {how}", file=sys.stderr)
     return EXIT_OK
 
@@ -137,6 +137,7 @@ def _invoke_image(fn: AssemblyFunction, event: object) -> tuple[Invocation, str]
         name=fn.path.rsplit("/", 1)[-1],
         memory=fn.memory,
         timeout=fn.timeout,
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         environment=fn.environment,
     )
     return result, f"inside its image, starting a container included ({engine}, {fn.architecture})"

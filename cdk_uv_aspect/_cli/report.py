@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,21 +43,32 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
 
 
 def run(options: argparse.Namespace) -> int:
-    functions = load(options.cdk_out)
+    found = load(options.cdk_out)
     assembly = Path(options.cdk_out).resolve()
     if options.sbom:
-        sboms = [_sbom_row(fn, assembly) for fn in functions]
+        sboms = [_sbom_row(fn, assembly) for fn in found]
         shown = [{k: "-" if v is None else v for k, v in r.items()} for r in sboms]
         print(json.dumps(sboms, indent=2) if options.json else _table(shown))
         return EXIT_OK
-    records = [_report_row(fn, assembly) for fn in functions]
+    records = [_report_row(fn, assembly) for fn in found]
+    # Marked, but built by no aspect in this assembly: `cdk ls`, `cdk destroy` and `--exclusively` skip it.
+    unbuilt = [fn.path for fn in found if fn.package and fn.build is None]
+    if unbuilt:
+        print(
+            f"cdk-uv: {len(unbuilt)} marked function(s) were not built in {options.cdk_out} ({', '.join(unbuilt[:3])}"
+            f"{' and more' if len(unbuilt) > 3 else ''}): `cdk ls`, `cdk destroy` and `cdk deploy --exclusively` "
+            "skip bundling; run `cdk synth` (with --output if the assembly is elsewhere) to build them",
+            file=sys.stderr,
+        )
     if options.json:
         print(json.dumps(records, indent=2))
         return EXIT_OK
+    marked = {fn.path: fn.package for fn in found}
     rows = [
         {
             "function": r["function"],
-            "package": r["package"] or "not uv-built",
+            "package": r["package"]
+            or (f"{marked[r['function']]} (not built)" if marked[r["function"]] else "not uv-built"),
             "target": r["target"],
             "extras": ",".join(r["extras"]) or "-",
             "groups": ",".join(r["groups"]) or "-",
