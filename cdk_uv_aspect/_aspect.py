@@ -43,7 +43,7 @@ from ._runner import Runner, cores, interruptible
 from ._state import jsii_ref
 from ._swap import ZipAsset, swap_image, swap_zip
 from ._target import Target, target_of
-from ._workspace import Workspace, app_folder
+from ._workspace import Package, Workspace, app_folder
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,10 @@ class UvBundlingAspect:
     def _swap(self, planned: _Planned) -> None:
         request = planned.request
         if self._halted or request in self._failed:
-            return  # reported already
+            # Reported already; a function left unbuilt because another could not be planned is not
+            # reported again as "never built" by UvCode()'s check.
+            _state.FAILED.add(jsii_ref(planned.function))
+            return
         if request not in self._built:
             self._build_all({request: [planned]})
             if request not in self._built:
@@ -334,7 +337,7 @@ class UvBundlingAspect:
             return f"the nearest uv.lock above the current directory {cwd}"
         return f"the nearest uv.lock above the app's folder {app_folder() or '?'}"
 
-    def _package_in(self, workspace: Workspace, name: str) -> Any:
+    def _package_in(self, workspace: Workspace, name: str) -> Package:
         try:
             return workspace.package(name)
         except WorkspaceError as exc:

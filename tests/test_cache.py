@@ -378,7 +378,7 @@ def test_distinct_packages_build_concurrently(workspace: Path, cache_dir: Path):
 
 
 def test_errors_of_several_builds_are_all_reported(workspace: Path, cache_dir: Path):
-    """Two failing builds: one error naming both, each with its function, package and target."""
+    """Two failing builds: each its own validation error, with its function, package and target."""
     app = App()
     stack = Stack(app, "Stack")
     add_function(stack, "Api", "api", runtime=lambda_.Runtime.PYTHON_3_10)
@@ -391,10 +391,11 @@ def test_errors_of_several_builds_are_all_reported(workspace: Path, cache_dir: P
     with pytest.raises(RuntimeError) as error:
         app.synth()
     message = str(error.value)
-    assert "2 builds failed" in message
+    blocks = message.split("\n  [")[1:]
+    assert len(blocks) == 2, message
     for path, package in (("Stack/Api", "api"), ("Stack/App", "app")):
-        block = next(b for b in message.split("\n\n") if f"construct: {path}" in b)
-        assert f"package:   {package}" in block
+        block = next(b for b in blocks if b.startswith(f"{path}] cdk-uv-aspect: "))
+        assert f"construct: {path}" in block and f"package:   {package}" in block
         assert "python3.10" in block
 
 

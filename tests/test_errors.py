@@ -107,6 +107,19 @@ def test_marker_with_wrong_data_type(workspace: Path, cache_dir: Path):
     )
 
 
+def test_one_bad_marker_fails_fast_and_alone(workspace: Path, cache_dir: Path):
+    """A marker that can't be planned stops every build (the synth fails in seconds); the functions left
+    unbuilt because of it are not reported as well."""
+
+    def populate(stack: Stack) -> None:
+        add_function(stack, "Api", "api")
+        add_function(stack, "Typo", "apii")
+
+    message = synth_error(workspace, populate)
+    assert message.count("] cdk-uv-aspect: ") == 1 and "[Stack/Typo] cdk-uv-aspect: package 'apii'" in message
+    assert not (cache_dir / "builds").exists() or not any((cache_dir / "builds").iterdir())
+
+
 def test_dependency_without_a_wheel_for_amazon_linux_2(workspace: Path, cache_dir: Path):
     """numpy 2.4 ships only manylinux_2_28 x86_64 wheels: it would install, then fail at import on AL2."""
     before = tree_digest(workspace)
