@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import shutil
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -26,6 +28,16 @@ from cdk_uv_aspect._uv import Uv, find_python
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
+CDK_VERSION = Version(importlib.metadata.version("aws-cdk-lib"))
+
+
+def needs_cdk(version: str, what: str) -> pytest.MarkDecorator:
+    """Skip a test on aws-cdk-lib releases older than ``version``, which lack ``what``.
+
+    `./dev test` runs the synth tests a second time on the oldest release the library supports.
+    """
+    return pytest.mark.skipif(Version(version) > CDK_VERSION,
+                              reason=f"needs aws-cdk-lib {version} or newer ({what}); this is {CDK_VERSION}")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from conftest import add_function, assert_api_asset, call_handler, function_code
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.oldest_cdk]
 
 
 def test_marked_function_gets_an_asset_keyed_by_its_content(workspace: Path, cache_dir: Path, tmp_path: Path):

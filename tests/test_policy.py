@@ -9,20 +9,22 @@ import sys
 import textwrap
 from pathlib import Path
 
+import aws_cdk
 import jsii
 import pytest
-from aws_cdk import Acknowledgment, App, AspectPriority, Aspects, IAspect, Stack, Stage, Validations
 from aws_cdk import Annotations as CdkAnnotations
+from aws_cdk import App, Aspects, IAspect, Stack, Stage
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from aws_cdk.assertions import Annotations, Match
-from conftest import REPO, add_function
+from conftest import CDK_VERSION, REPO, add_function, needs_cdk
 from constructs import IConstruct
+from packaging.version import Version
 
 from cdk_uv_aspect import UvBundlingAspect, UvError, UvPolicyChecks, mark_package, uv_image_code
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.oldest_cdk]
 
 INLINE = lambda_.Code.from_inline("def main(event, context):\n    return 1\n")
 
@@ -43,7 +45,8 @@ def synth(
     checks = checks or UvPolicyChecks()
     aspects = [checks, UvBundlingAspect(workspace=workspace)]
     for aspect in reversed(aspects) if not checks_first else aspects:
-        Aspects.of(app).add(aspect, **aspect_options.get(type(aspect).__name__, {}))
+        priority = aspect_options.get(type(aspect).__name__)  # an AspectPriority's name
+        Aspects.of(app).add(aspect, **({"priority": getattr(aws_cdk.AspectPriority, priority)} if priority else {}))
     app.synth()
     return app, stack, json.loads((out / "uv-policy-report.json").read_text())
 
@@ -93,17 +96,11 @@ def test_functions_sharing_one_asset_each_pass(workspace, cache_dir, tmp_path):
 
 
 @pytest.mark.parametrize("checks_first", [True, False], ids=["checks-added-first", "checks-added-last"])
-@pytest.mark.parametrize(
-    "priorities",
-    [
-        {},
-        {
-            "UvPolicyChecks": {"priority": AspectPriority.MUTATING},
-            "UvBundlingAspect": {"priority": AspectPriority.READONLY},
-        },
-    ],
-    ids=["default-priority", "checks-at-a-higher-priority"],
-)
+@pytest.mark.parametrize("priorities", [
+    pytest.param({}, id="default-priority"),
+    pytest.param({"UvPolicyChecks": "MUTATING", "UvBundlingAspect": "READONLY"}, id="checks-at-a-higher-priority",
+                 marks=needs_cdk("2.172.0", "AspectPriority")),
+])  # fmt: skip
 def test_checks_judge_the_built_code_whatever_the_order_and_priority(
     workspace, cache_dir, tmp_path, checks_first, priorities
 ):
@@ -120,7 +117,8 @@ def test_an_unmarked_python_function_is_an_error_naming_the_rule_and_the_fix(wor
 
     def populate(stack: Stack) -> None:
         add_function(stack, "Plain", None, handler="index.main", code=INLINE)
-        add_function(stack, "Node", None, handler="index.main", code=INLINE, runtime=lambda_.Runtime.NODEJS_22_X)
+        add_function(stack, "Node", None, handler="index.main", code=INLINE,
+                     runtime=lambda_.Runtime.NODEJS_20_X)
 
     _, stack, report = synth(workspace, tmp_path / "out", populate)
     Annotations.from_stack(stack).has_error(
@@ -254,22 +252,40 @@ def test_an_acknowledgement_on_a_parent_covers_the_functions_below(workspace, ca
     assert report["summary"]["acknowledged"] == 1
 
 
-def test_the_cdk_acknowledgements_work_too(workspace, cache_dir, tmp_path):
-    """Validations.acknowledge (errors and warnings, with a reason) and Annotations.acknowledge_warning."""
+@pytest.mark.parametrize("on", [
+    # aws-cdk#38820: before 2.271 an acknowledgement on the construct itself missed later warnings
+    pytest.param("function", marks=needs_cdk("2.271.0", "acknowledge_warning on the warned construct")),
+    "stack",
+])  # fmt: skip
+def test_the_cdks_warning_acknowledgement_works_too(workspace, cache_dir, tmp_path, on):
+    """Annotations.acknowledge_warning drops the warning and counts as an acknowledgement in the report."""
 
     def populate(stack: Stack) -> None:
-        fn = add_function(stack, "Old", None, handler="index.main", code=INLINE, runtime=lambda_.Runtime.PYTHON_3_10)
-        Validations.of(stack).acknowledge(Acknowledgment(id="uv-built", reason="legacy, retired in Q1"))
-        CdkAnnotations.of(fn).acknowledge_warning("uv-runtime-deprecated", "moving with the retirement")
+        fn = add_function(stack, "Old", None, handler="index.main", code=INLINE,
+                          runtime=lambda_.Runtime.PYTHON_3_10)
+        scope = fn if on == "function" else stack
+        CdkAnnotations.of(scope).acknowledge_warning("uv-runtime-deprecated", "moving with the retirement")
 
     _, stack, report = synth(workspace, tmp_path / "out", populate)
-    annotations = Annotations.from_stack(stack)
-    annotations.has_no_error("*", Match.any_value())
-    annotations.has_no_warning("*", Match.string_like_regexp("uv-runtime-deprecated"))
+    Annotations.from_stack(stack).has_no_warning("*", Match.string_like_regexp("uv-runtime-deprecated"))
+    rules = report["functions"][0]["rules"]
+    assert rules["uv-runtime-deprecated"]["result"] == "acknowledged"
+    assert rules["uv-built"]["result"] == "failed"
+
+
+@needs_cdk("2.252.0", "Validations.acknowledge")
+def test_the_cdks_validations_acknowledgement_works_too(workspace, cache_dir, tmp_path):
+    """Validations.acknowledge (errors and warnings, with a reason) counts as an acknowledgement."""
+
+    def populate(stack: Stack) -> None:
+        add_function(stack, "Old", None, handler="index.main", code=INLINE, runtime=lambda_.Runtime.PYTHON_3_10)
+        aws_cdk.Validations.of(stack).acknowledge(aws_cdk.Acknowledgment(id="uv-built", reason="legacy, retired in Q1"))
+
+    _, stack, report = synth(workspace, tmp_path / "out", populate)
+    Annotations.from_stack(stack).has_no_error("*", Match.any_value())
     rules = report["functions"][0]["rules"]
     assert (rules["uv-built"]["result"], rules["uv-built"]["acknowledgedBy"]) == ("acknowledged", "cdk")
     assert rules["uv-built"]["reason"] == "legacy, retired in Q1"
-    assert rules["uv-runtime-deprecated"]["result"] == "acknowledged"
 
 
 def test_bad_acknowledgements_are_refused_all_at_once(workspace, cache_dir, tmp_path):
@@ -338,7 +354,7 @@ def test_functions_in_a_nested_stage_need_the_checks_in_that_stage(workspace, ca
         stage = Stage(app, "Prod")
         svc = Stack(stage, "Svc")
         add_function(svc, "Api", "api")
-        add_function(svc, "Node", None, handler="index.main", code=INLINE, runtime=lambda_.Runtime.NODEJS_22_X)
+        add_function(svc, "Node", None, handler="index.main", code=INLINE, runtime=lambda_.Runtime.NODEJS_20_X)
         Aspects.of(stage).add(UvBundlingAspect(workspace=workspace))
         if with_stage_checks:
             Aspects.of(stage).add(UvPolicyChecks())
@@ -364,10 +380,11 @@ def plugin_app(workspace: Path, out: Path, *, marked: bool) -> tuple[App, Stack]
     else:
         add_function(stack, "Plain", None, handler="index.main", code=INLINE)
     Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
-    Validations.of(app).add_plugins(UvPolicyChecks())
+    aws_cdk.Validations.of(app).add_plugins(UvPolicyChecks())
     return app, stack
 
 
+@needs_cdk("2.251.0", "Validations.add_plugins")
 def test_as_a_validation_plugin_findings_go_to_the_cdk_validation_report(workspace, cache_dir, tmp_path):
     """Validations.of(app).add_plugins(UvPolicyChecks()): an error fails synth, in the CDK's report."""
     app, _ = plugin_app(workspace, tmp_path / "bad", marked=False)
@@ -388,15 +405,31 @@ def test_as_a_validation_plugin_findings_go_to_the_cdk_validation_report(workspa
     assert all_passed(results(ours, "Stack/Api"))
 
 
+@needs_cdk("2.252.0", "Validations.acknowledge")
 def test_as_a_validation_plugin_the_id_the_cli_shows_acknowledges(workspace, cache_dir, tmp_path):
     """The CLI says "Acknowledge with 'cdk-uv-aspect::uv-built'": Validations.acknowledge takes it."""
     app, stack = plugin_app(workspace, tmp_path / "out", marked=False)
-    ack = Acknowledgment(id="cdk-uv-aspect::uv-built", reason="legacy inline code")
-    Validations.of(stack).acknowledge(ack)
+    ack = aws_cdk.Acknowledgment(id="cdk-uv-aspect::uv-built", reason="legacy inline code")
+    aws_cdk.Validations.of(stack).acknowledge(ack)
     app.synth()
     ours = json.loads((tmp_path / "out" / "uv-policy-report.json").read_text())
     assert results(ours, "Stack/Plain")["uv-built"] == "acknowledged"
 
+
+
+@pytest.mark.skipif(Version("2.251.0") <= CDK_VERSION, reason="the plugin interface is there: tested above")
+def test_before_2_251_the_plugin_form_says_to_add_the_checks_as_an_aspect(tmp_path):
+    """On older releases, App(policy_validation_beta1=[UvPolicyChecks()]) fails in the CDK's report, saying why."""
+    app = App(outdir=str(tmp_path / "out"), policy_validation_beta1=[UvPolicyChecks()],
+              context={"@aws-cdk/core:validationReportJson": True})
+    Stack(app, "Stack")
+    app.synth()
+    report = json.loads((tmp_path / "out" / "policy-validation-report.json").read_text())
+    (plugin,) = report["pluginReports"]
+    error = plugin["summary"]["metadata"]["error"]
+    assert plugin["summary"]["status"] == "failure"
+    assert f"aws-cdk-lib 2.251.0 and newer; this app has aws-cdk-lib {CDK_VERSION}" in error
+    assert "Aspects.of(app).add(UvPolicyChecks())" in error
 
 # --- the real CLI -------------------------------------------------------------------------------------
 

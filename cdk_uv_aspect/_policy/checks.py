@@ -4,19 +4,15 @@ and the same checks as a CDK policy validation plugin."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import aws_cdk
 import jsii
-from aws_cdk import (
-    IAspect,
-    IPolicyValidationContext,
-    IPolicyValidationPlugin,
-    PolicyValidationPluginReport,
-    PolicyViolatingResource,
-    PolicyViolation,
-    Stage,
-)
+from aws_cdk import IAspect, Stage
 from constructs import IConstruct, IValidation
 
 from .._errors import PolicyError
@@ -28,8 +24,17 @@ from .options import PolicyOptions
 from .rule import NonCompliant, NotApplicable
 from .rules import BY_ID, RULES, uv_built
 
+if TYPE_CHECKING:
+    from aws_cdk import IPolicyValidationContext, PolicyValidationPluginReport
 
-@jsii.implements(IAspect, IPolicyValidationPlugin)
+# The policy validation plugin interface we implement came in aws-cdk-lib 2.251, with Validations, which
+# adds plugins. Older releases have only its beta, whose context lacks the construct tree the checks
+# read: there the plugin form fails, saying to add the checks as an aspect (which works on every release).
+_PLUGIN_SINCE = "2.251.0"
+_PLUGIN_READY = hasattr(aws_cdk, "IPolicyValidationPlugin")
+
+
+@jsii.implements(IAspect, aws_cdk.IPolicyValidationPlugin if _PLUGIN_READY else aws_cdk.IPolicyValidationPluginBeta1)
 class UvPolicyChecks:
     """Checks every Lambda function of the app: uv-built, and its asset would import on Lambda.
 
@@ -45,7 +50,7 @@ class UvPolicyChecks:
     ``UvPolicyChecks(include_cdk_internal=True, size_warning_mb=150)``.
 
     It is also a CDK policy validation plugin, reporting into the CDK's validation report instead of
-    annotations: ``Validations.of(app).add_plugins(UvPolicyChecks())``.
+    annotations: ``Validations.of(app).add_plugins(UvPolicyChecks())`` (aws-cdk-lib 2.251 and newer).
     """
 
     def __init__(self, options: PolicyOptions | None = None, /, **fields: Any) -> None:
@@ -127,6 +132,16 @@ class UvPolicyChecks:
         return [rule.id for rule in RULES]
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
+        if not _PLUGIN_READY:  # given to App(policy_validation_beta1=...) on an older release
+            raise PolicyError(
+                f"UvPolicyChecks is a CDK policy validation plugin on aws-cdk-lib {_PLUGIN_SINCE} and newer; "
+                f"this app has aws-cdk-lib {version('aws-cdk-lib')}",
+                fix="add it as an aspect instead, which works on every release: "
+                "Aspects.of(app).add(UvPolicyChecks()); or upgrade aws-cdk-lib and use "
+                "Validations.of(app).add_plugins(UvPolicyChecks())",
+            )
+        from aws_cdk import PolicyValidationPluginReport, PolicyViolatingResource, PolicyViolation
+
         stacks = [s.stack_construct_path for s in context.stack_templates]
         tree = Tree(context.app_construct)
         violations = [

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Stack, Stage, Token
+from aws_cdk import AssetStaging, Stack, Stage, Token
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
@@ -19,8 +20,10 @@ from .._lambda import python_of
 from .._marker import BUILT, MARKER
 
 # The CDK marks its own handler functions (singleton providers, custom resource providers, log
-# retention) with metadata of these types; CustomResourceConfig finds them the same way.
+# retention) with metadata of these types; CustomResourceConfig finds them the same way. Releases before
+# aws-cdk-lib 2.154 do not: there, their code is an asset from inside the aws-cdk-lib package.
 CDK_INTERNAL_PREFIX = "aws:cdk:is-custom-resource-handler-"
+_CDK_PACKAGE = f"{os.sep}node_modules{os.sep}aws-cdk-lib{os.sep}"
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,9 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
         # The swap set the code from the asset's own tokens: the same strings while nothing replaced it.
         swapped = code.s3_key == asset.s3_object_key and code.s3_bucket == asset.s3_bucket_name
         asset_dir = _asset_dir(asset, owner)
+    runtime = _known(cfn.runtime)
+    if internal is None and package is None and owner_path != cfn_path and str(runtime).startswith("python"):
+        internal = _cdk_own_asset(tree, owner_path)
     package_type = _known(cfn.package_type) or "Zip"
     handler = _known(cfn.handler)
     if package_type == "Image" and isinstance(build, Mapping):
@@ -163,7 +169,7 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
     return FunctionFacts(
         path=owner_path,
         kind="Function" if owner_path != cfn_path else "CfnFunction",
-        runtime=_known(cfn.runtime),
+        runtime=runtime,
         architecture=str(architectures[0]),
         handler=handler,
         package_type=package_type,
@@ -192,6 +198,13 @@ def _known(value: Any) -> Any:
     if isinstance(value, list) and any(isinstance(v, str) and Token.is_unresolved(v) for v in value):
         return None
     return value
+
+
+def _cdk_own_asset(tree: Tree, owner_path: str) -> str | None:
+    """Whether an unmarked function's code is an asset from inside the aws-cdk-lib package: the CDK's own."""
+    staging = tree.construct(f"{owner_path}/Code/Stage")  # Code.from_asset's asset, and its staging
+    source = staging.source_path if isinstance(staging, AssetStaging) else None
+    return "its code is an asset of aws-cdk-lib" if source and _CDK_PACKAGE in source else None
 
 
 def _asset_dir(asset: s3_assets.Asset, owner: IConstruct) -> Path | None:
