@@ -36,8 +36,9 @@ def needs_cdk(version: str, what: str) -> pytest.MarkDecorator:
 
     `./dev test` runs the synth tests a second time on the oldest release the library supports.
     """
-    return pytest.mark.skipif(Version(version) > CDK_VERSION,
-                              reason=f"needs aws-cdk-lib {version} or newer ({what}); this is {CDK_VERSION}")
+    return pytest.mark.skipif(
+        Version(version) > CDK_VERSION, reason=f"needs aws-cdk-lib {version} or newer ({what}); this is {CDK_VERSION}"
+    )
 
 
 @pytest.fixture

@@ -47,7 +47,14 @@ FIXTURE_IMAGES = [
 # Zip functions of the same package and target as an image function: their assets must equal /var/task.
 FIXTURE_ZIPS = [
     ("ApiZip312", "api", "api.handler.main", lambda_.Runtime.PYTHON_3_12, "x86_64", "Api312"),
-    ("ApiZipArm", "api", "api.handler.main", lambda_.Runtime.PYTHON_3_13, "arm64", "ApiArm"),
+    (
+        "ApiZipArm",
+        "api",
+        "api.handler.main",
+        lambda_.Runtime("python3.13", lambda_.RuntimeFamily.PYTHON),
+        "arm64",
+        "ApiArm",
+    ),
     ("AppZip312", "app", "main.handler", lambda_.Runtime.PYTHON_3_12, "x86_64", "App312"),
 ]
 # A Dockerfile of the user's that takes its base image's version from the build argument every image build

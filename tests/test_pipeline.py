@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aws_cdk import App, Environment, Validations
+import aws_cdk
+from aws_cdk import App, Environment
 from aws_cdk import aws_lambda as lambda_
 from conftest import REPO
 
@@ -415,7 +416,7 @@ def test_a_policy_error_fails_the_synth_step_so_nothing_deploys(
     context = json.loads((runner.repo / "samples" / "pipeline" / "cdk.json").read_text())["context"]
     out = tmp_path / "out"
     app = App(outdir=str(out), context=context)
-    Validations.of(app).add_plugins(UvPolicyChecks())  # as the sample's main() does
+    aws_cdk.Validations.of(app).add_plugins(UvPolicyChecks())  # as the sample's main() does
     sample.PipelineStack(app, PIPELINE, env=Environment(account=context["pipeline-account"], region=context["region"]))
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()

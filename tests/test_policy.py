@@ -117,8 +117,7 @@ def test_an_unmarked_python_function_is_an_error_naming_the_rule_and_the_fix(wor
 
     def populate(stack: Stack) -> None:
         add_function(stack, "Plain", None, handler="index.main", code=INLINE)
-        add_function(stack, "Node", None, handler="index.main", code=INLINE,
-                     runtime=lambda_.Runtime.NODEJS_20_X)
+        add_function(stack, "Node", None, handler="index.main", code=INLINE, runtime=lambda_.Runtime.NODEJS_20_X)
 
     _, stack, report = synth(workspace, tmp_path / "out", populate)
     Annotations.from_stack(stack).has_error(
@@ -261,8 +260,7 @@ def test_the_cdks_warning_acknowledgement_works_too(workspace, cache_dir, tmp_pa
     """Annotations.acknowledge_warning drops the warning and counts as an acknowledgement in the report."""
 
     def populate(stack: Stack) -> None:
-        fn = add_function(stack, "Old", None, handler="index.main", code=INLINE,
-                          runtime=lambda_.Runtime.PYTHON_3_10)
+        fn = add_function(stack, "Old", None, handler="index.main", code=INLINE, runtime=lambda_.Runtime.PYTHON_3_10)
         scope = fn if on == "function" else stack
         CdkAnnotations.of(scope).acknowledge_warning("uv-runtime-deprecated", "moving with the retirement")
 
@@ -416,12 +414,14 @@ def test_as_a_validation_plugin_the_id_the_cli_shows_acknowledges(workspace, cac
     assert results(ours, "Stack/Plain")["uv-built"] == "acknowledged"
 
 
-
 @pytest.mark.skipif(Version("2.251.0") <= CDK_VERSION, reason="the plugin interface is there: tested above")
 def test_before_2_251_the_plugin_form_says_to_add_the_checks_as_an_aspect(tmp_path):
     """On older releases, App(policy_validation_beta1=[UvPolicyChecks()]) fails in the CDK's report, saying why."""
-    app = App(outdir=str(tmp_path / "out"), policy_validation_beta1=[UvPolicyChecks()],
-              context={"@aws-cdk/core:validationReportJson": True})
+    app = App(
+        outdir=str(tmp_path / "out"),
+        policy_validation_beta1=[UvPolicyChecks()],
+        context={"@aws-cdk/core:validationReportJson": True},
+    )
     Stack(app, "Stack")
     app.synth()
     report = json.loads((tmp_path / "out" / "policy-validation-report.json").read_text())
@@ -430,6 +430,7 @@ def test_before_2_251_the_plugin_form_says_to_add_the_checks_as_an_aspect(tmp_pa
     assert plugin["summary"]["status"] == "failure"
     assert f"aws-cdk-lib 2.251.0 and newer; this app has aws-cdk-lib {CDK_VERSION}" in error
     assert "Aspects.of(app).add(UvPolicyChecks())" in error
+
 
 # --- the real CLI -------------------------------------------------------------------------------------
 
