@@ -45,6 +45,7 @@ FIXTURE_IMAGES = [
     ),
 ]
 # Zip functions of the same package and target as an image function: their assets must equal /var/task.
+PYTHON_3_13 = lambda_.Runtime("python3.13", lambda_.RuntimeFamily.PYTHON)  # Runtime.PYTHON_3_13 from aws-cdk-lib 2.167
 FIXTURE_ZIPS = [
     ("ApiZip312", "api", "api.handler.main", lambda_.Runtime.PYTHON_3_12, "x86_64", "Api312"),
     (

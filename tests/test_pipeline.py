@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import aws_cdk
+import pytest
 from aws_cdk import App, Environment
 from aws_cdk import aws_lambda as lambda_
 from conftest import REPO

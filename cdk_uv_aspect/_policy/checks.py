@@ -4,8 +4,6 @@ and the same checks as a CDK policy validation plugin."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
