@@ -314,8 +314,10 @@ def sweep(folder: Path) -> None:
     except OSError:
         return
     for name in names:
-        if _IN_PROGRESS.fullmatch(name):
-            remove_if_abandoned(folder / name)
+        path = folder / name
+        # Named like ours and holding what we write first (a user's look-alike folder stays).
+        if _IN_PROGRESS.fullmatch(name) and ((path / ASSET).is_dir() or (path / INFO).is_file()):
+            remove_if_abandoned(path)
 
 
 def discard(entry: Path) -> None:

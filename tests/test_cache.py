@@ -423,7 +423,7 @@ def test_a_killed_builds_work_folder_is_removed_by_the_next_build_of_that_entry(
     holding = (
         "import sys, time; from pathlib import Path; from cdk_uv_aspect._files import work_dir\n"
         "with work_dir(Path(sys.argv[1]), sys.argv[2]) as w:\n"
-        "    (w / 'half').write_text('x'); print(w, flush=True); time.sleep(600)\n"
+        "    (w / 'asset').mkdir(); print(w, flush=True); time.sleep(600)\n"
     )
     killed = subprocess.Popen(
         [sys.executable, "-c", holding, str(builds), "api-key"], stdout=subprocess.PIPE, text=True
@@ -440,24 +440,29 @@ def test_a_killed_builds_work_folder_is_removed_by_the_next_build_of_that_entry(
         os.utime(working, (old, old))
         with work_dir(builds, "api-key") as mine:
             assert not abandoned.exists()  # no process held it: removed
-            assert working.is_dir() and (working / "half").is_file()  # its process still works in it
+            assert working.is_dir() and (working / "asset").is_dir()  # its process still works in it
             assert mine.is_dir()
         assert not mine.exists()
         # A synth that only reads the cache sweeps it too, once: named like ours, unheld, old.
+        entry = f"api-{'0' * 32}"
         killed = subprocess.Popen(
-            [sys.executable, "-c", holding, str(builds), f"api-{'0' * 32}"], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", holding, str(builds), entry], stdout=subprocess.PIPE, text=True
         )
         assert killed.stdout is not None
         abandoned = Path(killed.stdout.readline().strip())
         killed.kill()
         killed.wait()
         os.utime(abandoned, (old, old))
-        users = builds / ".my-notes.abcdefgh"  # not named like ours: stays
-        users.mkdir()
-        os.utime(users, (old, old))
+        users = [builds / ".my-notes.abcdefgh", builds / f".{entry}.abcdefgh"]  # the second only looks like ours
+        for folder in users:
+            folder.mkdir()
+            (folder / "readme.md").write_text("mine")
+            os.utime(folder, (old, old))
         sweep(builds)
-        assert not abandoned.exists() and users.is_dir() and working.is_dir()
-        users.rmdir()  # (the test's own check after each test counts any dot-folder there)
+        assert not abandoned.exists() and working.is_dir()
+        assert all((folder / "readme.md").is_file() for folder in users)
+        for folder in users:
+            shutil.rmtree(folder)
     finally:
         live.kill()
         live.wait()
