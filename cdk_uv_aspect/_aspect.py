@@ -87,7 +87,8 @@ class UvBundlingAspect:
                     return
                 planned = self._plan(node, node.node, data, jsii_ref(stack))
                 self._build_all({planned.request: [planned.node]})
-            if planned is not None:
+            # Another aspect on an enclosing scope (or on this one) may have swapped it first: keep its build.
+            if planned is not None and not is_swapped(node):
                 self._swap(planned)
 
     def _in_a_scope(self, node: IConstruct) -> bool:
