@@ -133,7 +133,8 @@ class UvBundlingAspect:
                 if planned is None:
                     return
                 self._build_all({planned.request: [planned]})
-            if planned is not None:
+            # Another aspect on an enclosing scope (or on this one) may have swapped it first: keep its build.
+            if planned is not None and not is_swapped(node):
                 self._swap(planned)
 
     def _in_a_scope(self, node: IConstruct) -> bool:

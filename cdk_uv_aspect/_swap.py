@@ -141,6 +141,6 @@ def _warn_about_placeholder_image(function: lambda_.Function) -> None:
             "cdk-uv-aspect:placeholder-image",
             f"{function.node.path}: the code it was created with ({old.node.path}) is an image asset, and "
             "CDK still builds and pushes that image although the function now uses the uv-built image. "
-            'Create the function with code=uv_image_code(self, "<handler>") (from cdk_uv_aspect) to avoid '
-            "the extra image.",
+            'Create it as a DockerImageFunction with code=uv_image_code(self, "<handler>") (from cdk_uv_aspect) '
+            "to avoid the extra image.",
         )

@@ -21,6 +21,7 @@ os.environ.setdefault("CDK_DISABLE_VERSION_CHECK", "1")
 from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
+from emulator import build_cache, emulator  # noqa: F401  (session fixtures of the deploy tests)
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode, _state, mark_package
 from cdk_uv_aspect._cache import _IN_PROGRESS
