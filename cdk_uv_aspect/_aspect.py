@@ -16,7 +16,7 @@ from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct, Node
 
-from . import _cache
+from . import _cache, _layer
 from ._build import BuildRequest, Built, build, progress_line
 from ._errors import BuildErrors, MarkerError, TargetError, UnexpectedError, UvError
 from ._image import ImageSpec, image_context, image_spec, is_image_function
@@ -40,6 +40,7 @@ class _Planned:
     stack_ref: str  # the jsii ref of its stack: the functions of one stack share one asset per build
     request: BuildRequest
     image: ImageSpec | None
+    layer: bool = False  # its third-party dependencies go to a layer (UvOptions.dependencies_layer)
 
 
 @jsii.implements(IAspect)
@@ -68,7 +69,8 @@ class UvBundlingAspect:
         self._scopes: list[IConstruct] = []
         # Keyed by jsii ref (see jsii_ref), as every read through jsii is a round trip to node:
         self._planned: dict[str, _Planned] = {}  # function -> its plan, until it is swapped
-        self._assets: dict[tuple[str, BuildRequest], ZipAsset] = {}  # (stack, build) -> its asset
+        self._assets: dict[tuple[str, BuildRequest, bool], ZipAsset] = {}  # (stack, build, split) -> its asset
+        self._layers = _layer.DependencyLayers()  # the layers of functions' dependencies, made once per stack
         self._read: dict[str, Any] = {}  # Runtime or Architecture -> what was read of it
         self._pruned = False
 
@@ -115,6 +117,11 @@ class UvBundlingAspect:
             elif isinstance(construct, Stage) and jsii_ref(construct) != scope_ref:
                 nested.update(jsii_ref(c) for c in construct.node.find_all())
         found = _find_marked(constructs)
+        layers = [
+            _layer.plan_layer(layer, markers, self.options, self._workspace_for())
+            for layer, markers in _layer.find_marked_layers(constructs)
+            if jsii_ref(layer) not in nested and Stack.of(layer).bundling_required
+        ]
         wanted: dict[BuildRequest, list[Node]] = {}
         missed: list[Node] = []
         outside: list[_Planned] = []  # functions the walk won't reach (an EdgeFunction's, in its own stack)
@@ -149,7 +156,13 @@ class UvBundlingAspect:
                 fix="add the aspect inside each Stage as well, e.g. in your Stage's constructor: "
                 "Aspects.of(self).add(UvBundlingAspect())",
             )
+        for planned_layer in layers:
+            for request in planned_layer.requests:
+                if request not in self._built:
+                    wanted.setdefault(request, []).append(planned_layer.node)
         self._build_all(wanted)
+        for planned_layer in layers:
+            _layer.swap_layer(planned_layer, _layer.build_layer(planned_layer, self._built, self._runner))
         for planned in outside:
             self._swap(planned)
 
@@ -182,10 +195,11 @@ class UvBundlingAspect:
             request = BuildRequest.create(
                 workspace, package.name, target, self.options, extras=marker.extras, groups=marker.groups
             )
+            layer = _layer.wants_layer(marker, self.options, image=image is not None, edge=edge)
         except UvError as exc:
             # The path is read only when needed; the package and target, where they were known.
             raise exc.with_constructs([node.path], package=_package_named(data), target=target) from None
-        return _Planned(function, node, stack, request, image)
+        return _Planned(function, node, stack, request, image, layer)
 
     def _read_once(self, value: Any, read: Callable[[Any], Any]) -> Any:
         # Functions share a few Runtime and Architecture objects: each is read through jsii once.
@@ -200,7 +214,9 @@ class UvBundlingAspect:
         if planned.image is not None:
             swap_image(planned.function, built, planned.image, image_context(built, planned.image))
             return
-        key = (planned.stack_ref, request)
+        key = (planned.stack_ref, request, planned.layer)
+        if planned.layer:
+            built = self._layers.attach(planned.function, planned.node, planned.stack_ref, built, self._runner)
         self._assets[key] = swap_zip(planned.function, planned.node, built, self._assets.get(key))
 
     def _workspace_for(self) -> Workspace:

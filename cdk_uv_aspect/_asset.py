@@ -1,8 +1,8 @@
 """The asset folder, finished: application modules copied in, tidied, bytecode compiled, modes set.
 
 What uv installed into the folder becomes what Lambda runs: no scripts or lock files, RECORD listing
-only what is there, ``.pyc`` files for the runtime's exact Python recorded under ``/var/task``, and the
-same file modes whoever built it.
+only what is there, ``.pyc`` files for the runtime's exact Python recorded under ``/var/task`` (a layer's
+under ``/opt/python``), and the same file modes whoever built it.
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ def _prune_record(record: Path, site: Path) -> None:
     atomic_write(record, "\n".join(kept) + "\n")
 
 
-def compile_bytecode(site: Path, uv: str, runner: Runner, failure: Failure) -> None:
-    """``.pyc`` files for the target's exact Python, with the target's own interpreter."""
+def compile_bytecode(site: Path, uv: str, runner: Runner, failure: Failure, recorded_at: str = _uv.TASK_ROOT) -> None:
+    """``.pyc`` files for the target's exact Python, with the target's own interpreter, recording their sources
+    under ``recorded_at``: where Lambda puts ``site``."""
     target = failure.target
     python = _uv.find_python(uv, target.python, runner)
     if python is None:
@@ -77,7 +78,7 @@ def compile_bytecode(site: Path, uv: str, runner: Runner, failure: Failure) -> N
             f"{target.python}`, or put python{target.python} on PATH), or build without "
             "bytecode: UvOptions(bytecode=False)",
         )
-    result = runner.run(_uv.compile_bytecode(python, site), cwd=site.parent, env=_uv.COMPILE_ENV)
+    result = runner.run(_uv.compile_bytecode(python, site, recorded_at), cwd=site.parent, env=_uv.COMPILE_ENV)
     if not result.ok:
         raise failure.error(
             f"compiling bytecode with {python} failed",

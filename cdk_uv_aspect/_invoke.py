@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from ._runner import Runner
 _BOOTSTRAP = r"""
 import importlib, json, sys, time, traceback, uuid
 task_root, handler, name, memory, arch, timeout = sys.argv[1:7]
-sys.path.insert(0, task_root)
+# Lambda's order: the function's code, then each layer's python/ folder (/opt/python), if any are given.
+sys.path[0:0] = [task_root, *json.loads(sys.argv[7] if len(sys.argv) > 7 else "[]")]
 
 # The attributes of the Python runtime's LambdaContext; memory_limit_in_mb is a string there too.
 class Context:
@@ -73,14 +75,16 @@ def invoke(
     environment: dict[str, str] | None = None,
     runtime: str = "",
     runner: Runner | None = None,
+    layers: Sequence[Path] = (),
 ) -> Invocation:
     """Call ``handler`` (``module.function``) from ``asset_dir`` with the interpreter ``python``.
 
     The handler sees the function's ``environment`` and the variables Lambda sets itself; ``timeout``
-    only feeds ``context.get_remaining_time_in_millis()``, nothing is stopped.
+    only feeds ``context.get_remaining_time_in_millis()``, nothing is stopped. ``layers``: the ``python/``
+    folders of the function's layers (what Lambda puts at ``/opt/python``), searched after ``asset_dir``.
     """
     host = HOST_MACHINES.get(platform.machine().lower(), platform.machine())
-    if architecture != host and any(asset_dir.rglob("*.so")):
+    if architecture != host and any(any(folder.rglob("*.so")) for folder in (asset_dir, *layers)):
         raise CannotRunHere(f"its native code is for {architecture} and this machine is {host}")
     started = time.monotonic()
     env = {
@@ -92,7 +96,7 @@ def invoke(
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}" if runtime else "AWS_Lambda_python",
     }
     args = [python, "-I", "-S", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture]
-    args.append(str(timeout))
+    args += [str(timeout), json.dumps([str(folder) for folder in layers])]
     done = (runner or Runner()).run(args, cwd=asset_dir, env=env, input=json.dumps(event))
     seconds = time.monotonic() - started
     logs, sep, payload = done.stdout.rpartition("\0")
