@@ -3,16 +3,17 @@ Python layer, and a function's third-party dependencies put into a layer the asp
 
 from __future__ import annotations
 
+import json
 import marshal
 from pathlib import Path
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 from conftest import add_function, assert_complete_error, call_handler, python_for, synth_app, synth_error, tree_digest
 
-from cdk_uv_aspect import UvCode, mark_package
+from cdk_uv_aspect import UvBundlingAspect, UvCode, UvPolicyChecks, mark_package
 from cdk_uv_aspect._invoke import invoke
 
 pytestmark = pytest.mark.slow
@@ -231,3 +232,23 @@ def test_marked_layer_without_runtimes_is_refused(workspace: Path, cache_dir: Pa
     assert_complete_error(
         message, construct="Stack/Deps", package="api", target=None, fix="compatible_runtimes=[Runtime.PYTHON_3_12]"
     )
+
+
+def test_size_check_counts_the_dependencies_layer(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """api's zip alone is under a 0.2 MiB threshold; with its orjson layer it is over it: the check warns,
+    and its report says what the layer added."""
+    app = App(outdir=str(tmp_path / "out"))
+    stack = Stack(app, "Stack")
+    add_function(stack, "Api", "api")
+    Aspects.of(app).add(UvBundlingAspect(workspace=workspace, dependencies_layer=True))
+    Aspects.of(app).add(UvPolicyChecks(size_warning_mb=0.2))
+    app.synth()
+    report = json.loads((tmp_path / "out" / "uv-policy-report.json").read_text())
+    [row] = report["functions"]
+    [logical_id] = functions_of(stack)
+    code, [layer] = function_layer_dirs(app, stack, logical_id)
+    own = sum(p.stat().st_size for p in code.rglob("*") if p.is_file())
+    assert own < 0.2 * 1024 * 1024 < own + sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
+    result = row["rules"]["uv-asset-size"]
+    assert (result["result"], result["level"]) == ("failed", "warning"), result
+    assert "in 1 layer" in json.dumps(result) and "layers included" in json.dumps(result)
