@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import marshal
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -252,3 +255,21 @@ def test_size_check_counts_the_dependencies_layer(workspace: Path, cache_dir: Pa
     result = row["rules"]["uv-asset-size"]
     assert (result["result"], result["level"]) == ("failed", "warning"), result
     assert "in 1 layer" in json.dumps(result) and "layers included" in json.dumps(result)
+
+
+def test_cdk_uv_invoke_composes_the_function_and_its_layer(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """`cdk-uv invoke` runs a layer-split function from its zip and its layer's python/ (at /opt/python)."""
+    out = tmp_path / "out"
+    synth_app(workspace, lambda s: add_function(s, "Api", "api"), outdir=out, dependencies_layer=True)
+    cli = Path(sys.executable).parent / "cdk-uv"
+    env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache_dir)}
+    done = subprocess.run(
+        [str(cli), "invoke", str(out), "Api", "--event", "-"],
+        input='{"name": "cli"}',
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"message": "hello cli", "version": "0.1.0"}

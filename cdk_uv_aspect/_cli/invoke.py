@@ -19,7 +19,8 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         parents=[debug],
         help="run a synthesized function's handler locally, from its asset alone (or inside its image)",
         description="Run a function's handler the way the Lambda Python runtime would: with the "
-        "runtime's Python version, only the asset folder and the standard library importable, the "
+        "runtime's Python version, only the asset folder, the python/ folders of its layers (in its "
+        "order, as Lambda puts them at /opt/python) and the standard library importable, the "
         "function's literal environment variables, a context object with the usual attributes, and "
         "the event as JSON. Prints the result as JSON on stdout and the duration on stderr; when the "
         "handler raises, prints its traceback and exits 1. An image function's image is built as `cdk "
@@ -78,6 +79,8 @@ def run(options: argparse.Namespace) -> int:
             timeout=fn.timeout,
             environment=fn.environment,
             runtime=fn.runtime or "",
+            # Lambda extracts each layer into /opt: a Python layer's packages are in its python/ folder.
+            layers=[layer / "python" for layer in fn.layers if (layer / "python").is_dir()],
         )
     except CannotRunHere as exc:
         raise CannotRun(f"{fn.path} can't run here: {exc}") from None
