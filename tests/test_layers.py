@@ -273,3 +273,20 @@ def test_cdk_uv_invoke_composes_the_function_and_its_layer(workspace: Path, cach
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"message": "hello cli", "version": "0.1.0"}
+
+
+def test_a_function_with_five_layers_has_no_room_for_its_dependencies(workspace: Path, cache_dir: Path):
+    def populate(stack: Stack) -> None:
+        fn = add_function(stack, "Api", "api")
+        for n in range(5):
+            arn = f"arn:aws:lambda:us-east-1:123456789012:layer:other{n}:1"
+            fn.add_layers(lambda_.LayerVersion.from_layer_version_arn(stack, f"Other{n}", arn))
+
+    message = synth_error(workspace, populate, dependencies_layer=True)
+    assert_complete_error(
+        message,
+        construct="Stack/Api",
+        package="api",
+        target="python3.12 x86_64",
+        fix="keep its dependencies in its zip (mark it with {'dependencies_layer': False})",
+    )

@@ -1,4 +1,4 @@
-"""uv-asset-size: the unzipped asset fits Lambda's 250 MB limit, with a warning below it."""
+"""uv-asset-size: the unzipped asset and the function's layers fit Lambda's 250 MB limit, with a warning below it."""
 
 from __future__ import annotations
 
