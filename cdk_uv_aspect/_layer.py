@@ -42,12 +42,12 @@ from ._lambda import ARCHITECTURES, LAYER_FOLDER, LAYER_LIMIT, LAYER_ROOT
 from ._marker import BUILT, Marker, markers_of, normalize
 from ._options import UvOptions
 from ._runner import Runner
+from ._swap import ASSET_ID, write_sbom
 from ._target import Target, target_of
 from ._uv import Uv
 from ._version import LIBRARY_VERSION
 from ._workspace import Workspace
 
-ASSET_ID = "UvAsset"  # the id of the asset under a marked layer, as under a swapped function
 DEPENDENCIES_ID = "UvDependencies"  # the ids of the layers the aspect makes start with this
 
 
@@ -210,8 +210,6 @@ def build_layer(planned: PlannedLayer, builds: dict[BuildRequest, Built], runner
 
 def swap_layer(planned: PlannedLayer, built: Built) -> None:
     """Point a marked layer's content at its built folder, and record the build on it (``uv:build``)."""
-    from ._swap import write_sbom
-
     layer, node = planned.layer, planned.node
     asset = s3_assets.Asset(layer, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
     cfn = node.default_child

@@ -17,6 +17,7 @@ from constructs import IConstruct
 from .. import _state
 from .._lambda import python_of
 from .._marker import BUILT, MARKER
+from .._swap import ASSET_ID
 
 # The CDK marks its own handler functions (singleton providers, custom resource providers, log
 # retention) with metadata of these types; CustomResourceConfig finds them the same way.
@@ -211,7 +212,7 @@ def _layers(cfn: lambda_.CfnFunction, tree: Tree) -> tuple[tuple[Path, ...], int
         folder = None
         if owner is not None:
             # The asset the bundling aspect gave it (a marked layer), else Code.from_asset's.
-            asset = owner.node.try_find_child("UvAsset") or owner.node.try_find_child("Code")
+            asset = owner.node.try_find_child(ASSET_ID) or owner.node.try_find_child("Code")
             folder = _asset_dir(asset, owner) if isinstance(asset, s3_assets.Asset) else None
         if folder is None:
             unmeasured += 1
