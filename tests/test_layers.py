@@ -292,3 +292,16 @@ def test_a_function_with_five_layers_has_no_room_for_its_dependencies(workspace:
         target="python3.12 x86_64",
         fix="keep its dependencies in its zip (mark it with {'dependencies_layer': False})",
     )
+
+
+def test_marked_layer_rebuilds_byte_identical(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Two synths from empty build caches, in other output folders: the same layer folder and asset hash."""
+    seen = []
+    for n in range(2):
+        monkeypatch.setenv("CDK_UV_CACHE_DIR", str(tmp_path / f"cache{n}"))
+        populate = lambda s: make_layer(s, "api", [lambda_.Runtime.PYTHON_3_12])  # noqa: E731
+        app, stack = synth_app(workspace, populate, outdir=tmp_path / f"out{n}")
+        [layer] = layers_of(stack).values()
+        key = layer["Properties"]["Content"]["S3Key"]
+        seen.append((key, tree_digest(staged(app.outdir, key))))
+    assert seen[0] == seen[1]
