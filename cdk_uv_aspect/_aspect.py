@@ -20,7 +20,7 @@ from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct, IValidation, Node
 
-from . import _cache, _state
+from . import _cache, _layer, _state
 from ._build import BuildRequest, Built, build, progress_line
 from ._errors import (
     CodeError,
@@ -56,6 +56,7 @@ class _Planned:
     request: BuildRequest
     image: ImageSpec | None
     handler: str | None  # None: not known at synthesis, or in an image this library does not write
+    layer: bool = False  # its third-party dependencies go to a layer (UvOptions.dependencies_layer)
 
 
 @dataclass
@@ -98,7 +99,8 @@ class UvBundlingAspect:
         self._scopes: list[IConstruct] = []
         # Keyed by jsii ref (see jsii_ref), as every read through jsii is a round trip to node:
         self._planned: dict[str, _Planned] = {}  # function -> its plan, until it is swapped
-        self._assets: dict[tuple[str, BuildRequest], ZipAsset] = {}  # (stack, build) -> its asset
+        self._assets: dict[tuple[str, BuildRequest, bool], ZipAsset] = {}  # (stack, build, split) -> its asset
+        self._layers = _layer.DependencyLayers()  # the layers of functions' dependencies, made once per stack
         self._read: dict[str, Any] = {}  # Runtime or Architecture -> what was read of it
         self._pruned = False
         self._failures: list[_Failure] = []  # found during this visit, reported at its end
@@ -160,11 +162,16 @@ class UvBundlingAspect:
                 nested.update(jsii_ref(c) for c in construct.node.find_all())
         try:
             found = _find_marked(constructs)
+            layers = [
+                _layer.plan_layer(layer, markers, self.options, self._workspace_for())
+                for layer, markers in _layer.find_marked_layers(constructs)
+                if jsii_ref(layer) not in nested and Stack.of(layer).bundling_required
+            ]
         except UvError as exc:
             self._halted = True
             self._fail(exc, scope.node, [], cause=exc)
             return
-        wanted: dict[BuildRequest, list[_Planned]] = {}
+        wanted: dict[BuildRequest, list[_Planned | _layer.PlannedLayer]] = {}
         missed: list[Node] = []
         outside: list[_Planned] = []  # functions the walk won't reach (an EdgeFunction's, in its own stack)
         for ref, marked in found.items():
@@ -202,10 +209,27 @@ class UvBundlingAspect:
                 "Aspects.of(self).add(UvBundlingAspect())",
             )
             self._failures.append(_Failure(missed_error, scope.node))
+        for planned_layer in layers:
+            for request in planned_layer.requests:
+                if request not in self._built:
+                    wanted.setdefault(request, []).append(planned_layer)
         if not self._halted:
             self._build_all(wanted)
+            for planned_layer in layers:
+                self._swap_layer(planned_layer)
             for planned in outside:
                 self._swap(planned)
+
+    def _swap_layer(self, planned: _layer.PlannedLayer) -> None:
+        """A marked LayerVersion gets its build, unless one of its builds failed (reported already)."""
+        if any(request not in self._built for request in planned.requests):
+            return
+        try:
+            _layer.swap_layer(planned, _layer.build_layer(planned, self._built, self._runner))
+        except UvError as exc:
+            request = planned.requests[0]
+            error = exc.with_constructs([planned.node.path], package=request.package, target=request.target)
+            self._fail(error, planned.node, [], cause=exc)
 
     def _plan_or_fail(
         self, function: lambda_.Function, node: Node, markers: list[Any], stack: str, *, edge: bool = False
@@ -254,10 +278,11 @@ class UvBundlingAspect:
             request = BuildRequest.create(
                 workspace, package.name, target, self.options, extras=marker.extras, groups=marker.groups
             )
+            layer = _layer.wants_layer(marker, self.options, image=image is not None, edge=edge)
         except UvError as exc:
             # The path is read only when needed; the package and target, where they were known.
             raise exc.with_constructs([node.path], package=_package_named(data), target=target) from None
-        return _Planned(function, node, stack, request, image, handler)
+        return _Planned(function, node, stack, request, image, handler, layer)
 
     def _read_once(self, value: Any, read: Callable[[Any], Any]) -> Any:
         # Functions share a few Runtime and Architecture objects: each is read through jsii once.
@@ -284,7 +309,9 @@ class UvBundlingAspect:
             if planned.image is not None:
                 swap_image(planned.function, built, planned.image, image_context(built, planned.image))
                 return
-            key = (planned.stack_ref, request)
+            key = (planned.stack_ref, request, planned.layer)
+            if planned.layer:
+                built = self._layers.attach(planned.function, planned.node, planned.stack_ref, built, self._runner)
             self._assets[key] = swap_zip(planned.function, planned.node, built, self._assets.get(key))
         except UvError as exc:
             error = exc.with_constructs([planned.node.path], package=request.package, target=request.target)
@@ -392,7 +419,7 @@ class UvBundlingAspect:
 
     # --- the builds -----------------------------------------------------------------------------
 
-    def _build_all(self, wanted: dict[BuildRequest, list[_Planned]]) -> None:
+    def _build_all(self, wanted: dict[BuildRequest, list[_Planned | _layer.PlannedLayer]]) -> None:
         """Build every request in parallel; a failed one is reported for the functions that wanted it."""
         if not wanted:
             return
@@ -419,7 +446,8 @@ class UvBundlingAspect:
                     self._failed.add(request)
                     planned = wanted[request]
                     failure = error.with_constructs(paths[request])
-                    self._fail(failure, planned[0].node, [p.function for p in planned], cause=exc)
+                    functions = [p.function for p in planned if isinstance(p, _Planned)]
+                    self._fail(failure, planned[0].node, functions, cause=exc)
         if not self._pruned and self.options.cache_days and any(not b.cached for b in self._built.values()):
             # Only after building something: the warm path stays free of it. Entries in use were touched.
             self._pruned = True

@@ -50,6 +50,7 @@ class AssemblyFunction:
     environment: dict[str, str] = field(default_factory=dict)  # literal values only, not tokens
     command: tuple[str, ...] = ()  # an image function's ImageConfig command: its handler
     image: ImageAsset | None = None  # an image function's image asset, when this assembly builds it
+    layers: tuple[Path, ...] = ()  # the staged folders of its layers of the same template, in its order
 
     @property
     def python(self) -> str | None:
@@ -140,7 +141,27 @@ def _template_functions(
             },
             command=tuple((p.get("ImageConfig") or {}).get("Command") or ()),
             image=images.get(_image_tag(p.get("Code", {}).get("ImageUri"))),
+            layers=_layer_dirs(outdir, template, p.get("Layers")),
         )
+
+
+def _layer_dirs(outdir: Path, template: dict[str, Any], layers: Any) -> tuple[Path, ...]:
+    """The staged folders of a function's layers defined in its template (``{"Ref": <logical id>}``)."""
+    found = []
+    resources = template.get("Resources", {})
+    for ref in layers if isinstance(layers, list) else []:
+        layer = resources.get(ref.get("Ref")) if isinstance(ref, dict) else None
+        if not isinstance(layer, dict) or layer.get("Type") != "AWS::Lambda::LayerVersion":
+            continue
+        staged = layer.get("Metadata", {}).get("aws:asset:path")
+        key = layer.get("Properties", {}).get("Content", {}).get("S3Key")
+        candidates = [outdir / staged] if isinstance(staged, str) else []
+        if isinstance(key, str) and key.endswith(".zip"):
+            candidates.append(outdir / f"asset.{key.removesuffix('.zip')}")
+        folder = next((c.resolve() for c in candidates if c.is_dir()), None)
+        if folder is not None:
+            found.append(folder)
+    return tuple(found)
 
 
 def _image_assets(outdir: Path) -> dict[str, ImageAsset]:

@@ -1,8 +1,8 @@
 """The asset folder, finished: application modules copied in, tidied, bytecode compiled, modes set.
 
 What uv installed into the folder becomes what Lambda runs: no scripts or lock files, RECORD listing
-only what is there, ``.pyc`` files for the runtime's exact Python recorded under ``/var/task``, and the
-same file modes whoever built it.
+only what is there, ``.pyc`` files for the runtime's exact Python recorded under ``/var/task`` (a layer's
+under ``/opt/python``), and the same file modes whoever built it.
 """
 
 from __future__ import annotations
@@ -71,9 +71,16 @@ def _prune_record(record: Path, site: Path) -> None:
 
 
 def compile_bytecode(
-    site: Path, uv: str, runner: Runner, failure: Failure, packages: Sequence[Package] = (), log: Log | None = None
+    site: Path,
+    uv: str,
+    runner: Runner,
+    failure: Failure,
+    packages: Sequence[Package] = (),
+    log: Log | None = None,
+    recorded_at: str = _uv.TASK_ROOT,
 ) -> None:
-    """``.pyc`` files for the target's exact Python, with the target's own interpreter.
+    """``.pyc`` files for the target's exact Python, with the target's own interpreter, recording their
+    sources under ``recorded_at``: where Lambda puts ``site``.
 
     A file of the workspace's own ``packages`` that the runtime's Python can't compile refuses the build
     (Lambda would fail to import it); a third-party file that can't (some wheels ship such files, never
@@ -85,7 +92,7 @@ def compile_bytecode(
         raise _uv.no_python(
             uv, target.python, f"compile bytecode for {target.runtime}", package=failure.package, target=target
         )
-    result = runner.run(_uv.compile_bytecode(python, site), cwd=site.parent, env=_uv.COMPILE_ENV)
+    result = runner.run(_uv.compile_bytecode(python, site, recorded_at), cwd=site.parent, env=_uv.COMPILE_ENV)
     if not result.ok:
         raise failure.error(
             f"compiling bytecode with {python} failed",

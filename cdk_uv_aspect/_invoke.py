@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,8 @@ _BOOTSTRAP = (
     + r"""
 import importlib, json, sys, time, traceback, uuid
 task_root, handler, name, memory, arch, timeout, region = sys.argv[1:8]
-sys.path.insert(0, task_root)
+# Lambda's order: the function's code, then each layer's python/ folder (/opt/python), if any are given.
+sys.path[0:0] = [task_root, *json.loads(sys.argv[8] if len(sys.argv) > 8 else "[]")]
 
 # The attributes of the Python runtime's LambdaContext; memory_limit_in_mb is a string there too.
 class Context:
@@ -201,22 +202,25 @@ def invoke(
     runtime: str = "",
     region: str = "us-east-1",
     runner: Runner | None = None,
+    layers: Sequence[Path] = (),
 ) -> Invocation:
     """Call ``handler`` (``module.function``) from ``asset_dir`` with the interpreter ``python``.
 
     The handler sees only the function's ``environment`` and the variables Lambda sets itself (see
     ``lambda_environment``), and nothing is written into ``asset_dir``. It is stopped, as Lambda stops
     it, after ``timeout`` seconds (plus Lambda's 10 s for initialization).
+    ``layers``: the ``python/`` folders of the function's layers (what Lambda puts at ``/opt/python``),
+    searched after ``asset_dir``.
     """
     host = HOST_MACHINES.get(platform.machine().lower(), platform.machine())
-    if architecture != host and any(asset_dir.rglob("*.so")):
+    if architecture != host and any(any(folder.rglob("*.so")) for folder in (asset_dir, *layers)):
         raise CannotRunHere(f"its native code is for {architecture} and this machine is {host}")
     started = time.monotonic()
     env = lambda_environment(
         asset_dir, handler, name=name, memory=memory, runtime=runtime, region=region, environment=environment
     )
     args = [python, "-I", "-S", "-B", "-c", _BOOTSTRAP, str(asset_dir), handler, name, str(memory), architecture]
-    args += [str(timeout), region]
+    args += [str(timeout), region, json.dumps([str(folder) for folder in layers])]
     done = (runner or Runner()).run(
         args, cwd=asset_dir, env=env, inherit_env=False, input=json.dumps(event), timeout=timeout + INIT_SECONDS
     )

@@ -133,6 +133,15 @@ def python_of(runtime: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+# Python layers ("Packaging your layer content" in the Lambda developer guide): Lambda extracts each layer's
+# zip into /opt, in the order the function lists them (a later layer's file replaces an earlier one's), and a
+# Python runtime's search path is /var/task, /opt/python/lib/python3.X/site-packages, /opt/python, then the
+# runtime's own folders. A layer built here puts its packages in python/ at the zip's root.
+LAYER_FOLDER = "python"
+LAYER_ROOT = "/opt/python"
+LAYER_LIMIT = 5  # layers per function
+
+
 # What platform.machine() says on hosts of each Lambda architecture (macOS says arm64, Linux aarch64).
 HOST_MACHINES: dict[str, Arch] = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 

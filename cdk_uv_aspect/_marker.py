@@ -1,4 +1,4 @@
-"""The marker: a metadata entry ``uv: <package>`` (or ``uv: {"package": ..., ...}``) on a function.
+"""The marker: a metadata entry ``uv: <package>`` (or ``uv: {"package": ..., ...}``) on a function or a layer.
 
 CDK-free, so that the ``cdk-uv`` command can check a package name without starting node. The marker is
 the contract between the user's app, the bundling aspect and whatever reads a cloud assembly later.
@@ -20,13 +20,15 @@ MARKER = "uv"
 """The metadata type of the marker: ``fn.node.add_metadata("uv", "api")``."""
 
 BUILT = "uv:build"
-"""The metadata type the bundling aspect writes on each function it swapped (read by reports/checks)."""
+"""The metadata type the bundling aspect writes on each function and layer it built (read by reports/checks)."""
 
 IMAGE_KEYS = ("python", "dockerfile", "build_args", "base_digest")
 """Marker keys that only image functions take (a zip function's Python version is its runtime)."""
 SELECTION_KEYS = ("extras", "groups")
 """Marker keys that choose what of the package is deployed, for zip and image functions alike."""
-KEYS = ("package", *SELECTION_KEYS, *IMAGE_KEYS)
+LAYER_KEY = "dependencies_layer"
+"""The marker key that puts a zip function's third-party dependencies into a layer (or keeps them in)."""
+KEYS = ("package", *SELECTION_KEYS, *IMAGE_KEYS, LAYER_KEY)
 
 # PEP 508 names, ASCII only: anything else (path separators, '..', shell metacharacters, look-alike
 # letters) is refused before it reaches a path or a command line.
@@ -52,7 +54,8 @@ def normalize(name: str) -> str:
 @dataclass(frozen=True)
 class Marker:
     """A marker's data, checked: the package (normalized), the extras and dependency groups it chooses
-    (normalized, sorted), and the image-only settings."""
+    (normalized, sorted), the image-only settings (``python`` is a layer's too), and whether a zip function's
+    third-party dependencies go into a layer (None: as the options say)."""
 
     package: str
     extras: tuple[str, ...] = ()
@@ -61,6 +64,7 @@ class Marker:
     dockerfile: str | None = None
     build_args: tuple[tuple[str, str], ...] = ()
     base_digest: str | None = None
+    dependencies_layer: bool | None = None
 
     @classmethod
     def parse(cls, data: Any) -> Marker:
@@ -104,7 +108,14 @@ class Marker:
                 fix="copy it from `docker buildx imagetools inspect public.ecr.aws/lambda/python:<version>` "
                 '(the "Digest:" line), e.g. {"package": "api", "base_digest": "sha256:..."}',
             )
-        return cls(normalize(package), extras, groups, python, dockerfile, tuple(sorted(args.items())), digest)
+        layer = fields.get(LAYER_KEY)
+        if layer is not None and not isinstance(layer, bool):
+            raise MarkerError(
+                f"the uv marker's {LAYER_KEY} must be true or false, got {layer!r}",
+                fix=f'write it as {{"package": "api", "{LAYER_KEY}": True}}',
+            )
+        sorted_args = tuple(sorted(args.items()))
+        return cls(normalize(package), extras, groups, python, dockerfile, sorted_args, digest, layer)
 
     @property
     def image_settings(self) -> dict[str, Any]:
@@ -121,6 +132,8 @@ class Marker:
         """The metadata entry's data: the bare name when nothing else is set."""
         chosen = {key: list(value) for key, value in (("extras", self.extras), ("groups", self.groups)) if value}
         extra = {**chosen, **self.image_settings}
+        if self.dependencies_layer is not None:
+            extra[LAYER_KEY] = self.dependencies_layer
         return {"package": self.package, **extra} if extra else self.package
 
 
@@ -170,8 +183,9 @@ def mark_package(
     dockerfile: str | None = None,
     build_args: Mapping[str, str] | None = None,
     base_digest: str | None = None,
+    dependencies_layer: bool | None = None,
 ) -> None:
-    """Mark ``function`` as built from uv workspace package ``package``.
+    """Mark ``function`` (or a ``LayerVersion``) as built from uv workspace package ``package``.
 
     The same as ``function.node.add_metadata("uv", package)``, with the data checked now::
 
@@ -188,6 +202,16 @@ def mark_package(
         mark_package(image_fn, "api", python="3.13", dockerfile="docker/api.Dockerfile")
 
     ``base_digest`` pins the default Dockerfile's Lambda base image by digest (``sha256:...``).
+
+    ``dependencies_layer=True`` puts a zip function's third-party dependencies into a layer the aspect makes
+    and attaches (``False`` keeps them in, whatever ``UvOptions(dependencies_layer=...)`` says)::
+
+        mark_package(fn, "api", dependencies_layer=True)
+
+    A marked ``LayerVersion`` is built as a Python layer (``python/``, at ``/opt/python``) for its compatible
+    runtimes and architectures; ``python`` says which Python when its runtimes span several::
+
+        mark_package(layer, "shared-deps", python="3.12")
     """
     data = {
         "package": package,
@@ -197,6 +221,7 @@ def mark_package(
         "dockerfile": dockerfile,
         "build_args": build_args,
         "base_digest": base_digest,
+        "dependencies_layer": dependencies_layer,
     }
     try:
         marker = Marker.parse({key: value for key, value in data.items() if value is not None})

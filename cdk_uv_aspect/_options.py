@@ -104,6 +104,14 @@ class UvOptions(BaseModel):
         "so the function runs with the runtime's versions. The uv-runtime-sdk policy check warns when the "
         "locked version is newer than what the runtime is known to ship.",
     )
+    dependencies_layer: bool = Field(
+        default=False,
+        description="Put every marked zip function's third-party dependencies into a Lambda layer the aspect "
+        "makes and attaches (one per distinct set, target and stack, named by its content), so that the "
+        "function's own zip holds its workspace packages only and a code edit uploads a small zip. A marker's "
+        "{'dependencies_layer': ...} decides per function. Image and Lambda@Edge functions, which can't have "
+        "layers, keep their dependencies.",
+    )
     bytecode: bool = Field(
         default=True,
         description="Compile .pyc files for the runtime's exact Python version (needs that interpreter "

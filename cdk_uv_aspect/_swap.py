@@ -10,7 +10,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
-from constructs import Node
+from constructs import IConstruct, Node
 
 from . import _sbom, _state
 from ._build import Built
@@ -78,7 +78,7 @@ def swap_image(function: lambda_.Function, built: Built, spec: ImageSpec, contex
     return asset
 
 
-def write_sbom(function: lambda_.Function, built: Built) -> str:
+def write_sbom(function: IConstruct, built: Built) -> str:
     """Put the build's SBOM into the cloud assembly, beside the assets the CDK stages there; its path there.
 
     Named by its content, as the CDK names assets: written once, never changed, the same name on every synth

@@ -265,10 +265,11 @@ print(json.dumps(failed))
 """
 
 
-def compile_bytecode(python: str, site: Path) -> list[str]:
+def compile_bytecode(python: str, site: Path, recorded_at: str = TASK_ROOT) -> list[str]:
     # -s: no user site. Not -I/-E: they would ignore PYTHONHASHSEED, which keeps marshal output stable.
     # Unchecked hash-based pycs: Lambda code never changes under its bytecode, so skip the source check.
-    return [python, "-s", "-c", COMPILE, str(site), TASK_ROOT]
+    # recorded_at: where Lambda puts the folder (/var/task; a layer's python/ is at /opt/python).
+    return [python, "-s", "-c", COMPILE, str(site), recorded_at]
 
 
 COMPILE_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "", "PYTHONPATH": ""}

@@ -265,6 +265,19 @@ def test_uv_asset_size_noncompliance_2_over_warning_threshold(tmp_path: Path):
     assert isinstance(size.check(facts(asset_dir=root), PolicyOptions(size_warning_mb=220)), Compliant)
 
 
+def test_uv_asset_size_noncompliance_3_counts_the_function_layers(tmp_path: Path):
+    """150 MiB of code and a 110 MiB layer: over Lambda's limit together, though each is under it."""
+    root = asset(tmp_path, {})
+    sparse(root, "blob.bin", 150 * 1024 * 1024)
+    layer = tmp_path / "layer"
+    sparse(layer, "python/big/blob.bin", 110 * 1024 * 1024)
+    assert isinstance(size.check(facts(asset_dir=root), OPTIONS), Compliant)
+    result = size.check(facts(asset_dir=root, layer_dirs=(layer,), unmeasured_layers=1), OPTIONS)
+    assert isinstance(result, NonCompliant) and result.level is None
+    assert "260.0 MiB unzipped (150.0 MiB of its own code, 110.0 MiB in 1 layer)" in result.message
+    assert "1 layer(s) defined outside this app, not counted" in result.message
+
+
 # --- uv-requires-python -------------------------------------------------------------------------------
 
 

@@ -20,7 +20,8 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         parents=[debug],
         help="run a synthesized function's handler locally, from its asset alone (or inside its image)",
         description="Run a function's handler the way the Lambda Python runtime would: with the "
-        "runtime's Python version, only the asset folder and the standard library importable, only the "
+        "runtime's Python version, only the asset folder, the python/ folders of its layers (in its "
+        "order, as Lambda puts them at /opt/python) and the standard library importable, only the "
         "function's literal environment variables and those Lambda sets (none of this shell's: no "
         "credentials, tokens or HOME), a context object with the usual attributes, the event as JSON, "
         "and the function's timeout. Nothing is written into the assembly. Prints the result as JSON on "
@@ -83,6 +84,8 @@ def run(options: argparse.Namespace) -> int:
             runtime=fn.runtime or "",
             # Where the stack would deploy when it names no region: the developer's region, as the CLI's.
             region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            # Lambda extracts each layer into /opt: a Python layer's packages are in its python/ folder.
+            layers=[layer / "python" for layer in fn.layers if (layer / "python").is_dir()],
         )
     except CannotRunHere as exc:
         raise CannotRun(f"{fn.path} can't run here: {exc}") from None

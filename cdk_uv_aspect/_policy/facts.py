@@ -18,6 +18,7 @@ from constructs import IConstruct
 from .. import _state
 from .._lambda import python_of
 from .._marker import BUILT, MARKER
+from .._swap import ASSET_ID
 
 # The CDK marks its own handler functions (singleton providers, custom resource providers, log
 # retention) with metadata of these types; CustomResourceConfig finds them the same way. Releases before
@@ -44,6 +45,8 @@ class FunctionFacts:
     bundling_required: bool = True  # False for `cdk ls` or stacks left out by --exclusively
     edge: bool = False  # the function of a cloudfront.experimental.EdgeFunction (Lambda@Edge)
     environment: tuple[str, ...] = ()  # its environment variables' names (read for Lambda@Edge functions only)
+    layer_dirs: tuple[Path, ...] = ()  # the folders of its layers defined in this app, in its order
+    unmeasured_layers: int = 0  # its layers whose content is not in this app (an ARN, another stack's)
     today: datetime.date = field(default_factory=datetime.date.today)
 
     @property
@@ -78,6 +81,8 @@ class Tree:
         self._bundling: dict[str, bool] = {}  # stack path -> Stack.bundling_required
         self.functions: list[tuple[IConstruct, lambda_.CfnFunction, str, str]] = []  # owner, cfn, their paths
         self.edge: set[str] = set()  # paths of the functions of EdgeFunctions
+        self._layers: list[lambda_.CfnLayerVersion] = []
+        self._layer_ids: dict[tuple[str, str], lambda_.CfnLayerVersion] | None = None  # (stack, logical id) ->
         scope_path = scope.node.path
         for construct in scope.node.find_all():
             if isinstance(construct, Stage):
@@ -86,6 +91,8 @@ class Tree:
                     self.stages.append(path)
             elif isinstance(construct, Stack):
                 self._bundling[construct.node.path] = construct.bundling_required
+            elif isinstance(construct, lambda_.CfnLayerVersion):
+                self._layers.append(construct)
             elif isinstance(construct, cloudfront.experimental.EdgeFunction):
                 self.edge.add(construct.lambda_.node.path)
             elif isinstance(construct, lambda_.CfnFunction):
@@ -121,6 +128,15 @@ class Tree:
 
     def in_nested_stage(self, path: str) -> bool:
         return any(path.startswith(stage + "/") for stage in self.stages)
+
+    def layer(self, stack: Stack, logical_id: str) -> lambda_.CfnLayerVersion | None:
+        """The layer of ``stack`` whose logical id is ``logical_id`` (read for every layer on first use)."""
+        if self._layer_ids is None:
+            self._layer_ids = {}
+            for layer in self._layers:
+                holder = Stack.of(layer)
+                self._layer_ids[(holder.node.path, str(holder.resolve(layer.logical_id)))] = layer
+        return self._layer_ids.get((stack.node.path, logical_id))
 
     def read(self) -> dict[str, list[Any]]:
         """Path -> metadata of every construct read so far."""
@@ -166,6 +182,7 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
         command = _known(getattr(config, "command", None)) if config is not None else None
         handler = command[0] if command else None
     edge = owner_path in tree.edge
+    layer_dirs, unmeasured = _layers(cfn, tree) if package_type == "Zip" else ((), 0)
     return FunctionFacts(
         path=owner_path,
         kind="Function" if owner_path != cfn_path else "CfnFunction",
@@ -181,7 +198,33 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
         bundling_required=tree.bundling_required(cfn_path),
         edge=edge,
         environment=_environment(cfn) if edge else (),
+        layer_dirs=layer_dirs,
+        unmeasured_layers=unmeasured,
     )
+
+
+def _layers(cfn: lambda_.CfnFunction, tree: Tree) -> tuple[tuple[Path, ...], int]:
+    """The folders of a function's layers that this app builds or stages, and how many others it has.
+
+    The L2 Function renders its layers lazily: resolve them (``{"Ref": <logical id>}`` for a layer of the
+    same stack; an ARN or an import for any other)."""
+    stack = Stack.of(cfn)
+    rendered = stack.resolve(cfn._cfn_properties.get("layers")) or []
+    found: list[Path] = []
+    unmeasured = 0
+    for ref in rendered if isinstance(rendered, list) else []:
+        layer = tree.layer(stack, ref["Ref"]) if isinstance(ref, dict) and isinstance(ref.get("Ref"), str) else None
+        owner = layer.node.scope if layer is not None else None
+        folder = None
+        if owner is not None:
+            # The asset the bundling aspect gave it (a marked layer), else Code.from_asset's.
+            asset = owner.node.try_find_child(ASSET_ID) or owner.node.try_find_child("Code")
+            folder = _asset_dir(asset, owner) if isinstance(asset, s3_assets.Asset) else None
+        if folder is None:
+            unmeasured += 1
+        else:
+            found.append(folder)
+    return tuple(found), unmeasured
 
 
 def _environment(cfn: lambda_.CfnFunction) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
-"""uv-asset-size: the unzipped asset fits Lambda's 250 MB limit, with a warning below it."""
+"""uv-asset-size: the unzipped asset and the function's layers fit Lambda's 250 MB limit, with a warning below it."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ..facts import FunctionFacts
 from ..options import LAMBDA_UNZIPPED_LIMIT, PolicyOptions
@@ -16,10 +17,15 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
         return NotApplicable("a container image (Lambda's limit for images is 10 GB)")
     if facts.asset_dir is None:
         return NotApplicable("no uv-built asset to inspect")
-    total = 0
-    for dirpath, _dirs, files in os.walk(facts.asset_dir):
-        total += sum(os.stat(os.path.join(dirpath, name)).st_size for name in files)
+    own = _size(facts.asset_dir)
+    layers = sum(_size(folder) for folder in facts.layer_dirs)
+    total = own + layers
     size = f"{total / MIB:.1f} MiB unzipped"
+    if facts.layer_dirs:
+        count = len(facts.layer_dirs)
+        size += f" ({own / MIB:.1f} MiB of its own code, {layers / MIB:.1f} MiB in {count} layer{'s' * (count > 1)})"
+    if facts.unmeasured_layers:
+        size += f", and {facts.unmeasured_layers} layer(s) defined outside this app, not counted"
     if total > LAMBDA_UNZIPPED_LIMIT:
         return NonCompliant(f"{size}, over Lambda's limit of 250 MiB (262,144,000 bytes, layers included)")
     if total > options.size_warning_mb * MIB:
@@ -29,6 +35,13 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
             level="warning",
         )
     return Compliant(size)
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        total += sum(os.lstat(os.path.join(dirpath, name)).st_size for name in files)
+    return total
 
 
 RULE = Rule(
