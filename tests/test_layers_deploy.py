@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, python_for
-from test_deploy import Checkout, Emulator, _free_port, sha256_b64
+from emulator import Checkout, Emulator, _free_port, sha256_b64
 
 from cdk_uv_aspect._invoke import invoke
 from cdk_uv_aspect._uv import Uv
