@@ -619,7 +619,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     rows = (len(SCENARIOS) if compare else 0) + (1 if "big" in results else 0)
     if not rows:
         return
-    cols = max(2, len(ks))
+    cols = max(1, len(ks))
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4 * rows), squeeze=False)
     styles = {"plain": "x:", "noop": "^--", "seed": "s-", "aspect": "o-"}
     for r, scenario in enumerate(SCENARIOS if compare else ()):
@@ -687,7 +687,7 @@ def main() -> int:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))} (choose from compare, big, pip, start)")
     options.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="work-", dir=options.out))
-    bench = Bench(work, ns, ks, rounds, big_n=options.big_n or (50 if options.quick else 200))
+    bench = Bench(work, ns, ks, rounds, big_n=options.big_n or (20 if options.quick else 200))
     info = machine()
     bench.results.update(
         {
