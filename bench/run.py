@@ -674,7 +674,7 @@ def main() -> int:
     parser.add_argument("--n", help="comma-separated numbers of functions (default 10,50,200)")
     parser.add_argument("--k", help="comma-separated numbers of packages (default 5,20)")
     parser.add_argument("--rounds", type=int, help="alternating rounds per scenario (default 5; quick 2)")
-    parser.add_argument("--big-n", type=int, help="functions of the big part (default 200; quick 50)")
+    parser.add_argument("--big-n", type=int, help="functions of the big part (default 200; quick 20)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
     options = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress, when piped to a file
