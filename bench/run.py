@@ -204,6 +204,7 @@ class Bench:
                     block[scenario] = self._scenario(setup, n, scenario)
                 block["load_after"], block["seconds"] = load(), round(time.perf_counter() - started, 1)
                 data.append(block)
+                self.results["compare"] = data  # kept in results.json if a later block is interrupted
                 print(
                     f"  N={n:<3} K={k:<2} done in {block['seconds']:.0f}s (load {load_before[0]} -> "
                     f"{block['load_after'][0]})",
@@ -255,7 +256,7 @@ class Bench:
         n = self.big_n
         setup = self.setup(k)
         print(
-            f"\nbig: {n} functions over K={k} packages, alone and in an app of 2,000+ constructs, warm; "
+            f"\nbig: {n} functions over K={k} packages, alone and in a big app (about 15 constructs each), warm; "
             f"{self.rounds} rounds of alternating runs",
             flush=True,
         )
