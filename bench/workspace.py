@@ -31,6 +31,13 @@ def main(event, context):
     return orjson.loads(orjson.dumps({{"package": "{name}", "message": greet(event.get("name", "x"))}}))
 """
 
+PER_STACK = 50  # functions per stack in the benchmark app, as real apps split them (and under 500 resources)
+
+
+def package_of(i: int, k: int) -> str:
+    """The package of the benchmark app's function ``i``: functions take the K packages in turn."""
+    return f"fn{i % k:02d}"
+
 
 def generate(root: Path, k: int, uv: str) -> Path:
     """K packages fn00..: each depends on `common` and orjson, every fourth on pydantic too."""
@@ -53,3 +60,11 @@ def _package(root: Path, name: str, deps: list[str], files: dict[str, str]) -> N
     (folder / "pyproject.toml").write_text(PACKAGE.format(name=name, deps=", ".join(f'"{d}"' for d in deps)))
     for file, text in files.items():
         (folder / "src" / name / file).write_text(text)
+
+
+def edit(root: Path, package: str, token: str) -> Path:
+    """Edit one source file of ``package`` (its handler), as a developer would: the handler now says ``token``."""
+    handler = root / "packages" / package / "src" / package / "handler.py"
+    lines = [line for line in handler.read_text().splitlines() if not line.startswith("EDITED = ")]
+    handler.write_text("\n".join([*lines, f"EDITED = {token!r}"]) + "\n")
+    return handler
