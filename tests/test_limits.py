@@ -34,7 +34,8 @@ def many_packages_workspace(root: Path, count: int) -> Path:
     for name, deps in [*((m, []) for m in members), ("fn", members)]:
         folder = root / "packages" / name
         (folder / "src" / name).mkdir(parents=True)
-        (folder / "src" / name / "__init__.py").write_text(f"NAME = {name!r}\n")
+        handler = "\n\ndef main(event, context):\n    return NAME\n"  # the handler the function names
+        (folder / "src" / name / "__init__.py").write_text(f"NAME = {name!r}\n{handler}")
         sources = "".join(f"{d} = {{ workspace = true }}\n" for d in deps)
         (folder / "pyproject.toml").write_text(
             f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
@@ -47,18 +48,20 @@ def many_packages_workspace(root: Path, count: int) -> Path:
 
 
 def uv_builds_running(token: str) -> int:
-    """How many `uv build` processes carrying ``token`` in their environment run now."""
-    count = 0
+    """How many `uv build` processes carrying ``token`` in their environment run now. A child of one with
+    the same command line is uv forking before it starts the build backend: the same build, not counted."""
+    found: dict[str, str] = {}  # pid -> parent pid
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if len(argv) > 1 and argv[0].endswith(b"uv") and argv[1] == b"build":
-                count += token.encode() in (entry / "environ").read_bytes()
-        except OSError:
+            ours = len(argv) > 1 and argv[0].endswith(b"uv") and argv[1] == b"build"
+            if ours and token.encode() in (entry / "environ").read_bytes():
+                found[entry.name] = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
             continue
-    return count
+    return sum(parent not in found for parent in found.values())
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from aws_cdk import App, Environment
 from aws_cdk import aws_lambda as lambda_
 from conftest import REPO
 
-from cdk_uv_aspect import UvCode, UvPolicyChecks, mark_package
+from cdk_uv_aspect import UvPolicyChecks
 
 pytestmark = pytest.mark.slow
 
@@ -396,8 +396,9 @@ def load_sample(checkout: Path):
 def test_a_policy_error_fails_the_synth_step_so_nothing_deploys(
     runner_a: tuple[Runner, Synth], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """The checks run as a plugin over every Stage: a Beta function that would not start fails the synth
-    (so the synth step, before any Stage deploys), naming the rule and the function."""
+    """The checks run as a plugin over every Stage: a Beta function that is not uv-built fails the synth
+    (so the synth step, before any Stage deploys), naming the rule and the function. (A marked function
+    whose handler is missing never gets this far: the bundling aspect refuses it itself.)"""
     runner, _ = runner_a
     monkeypatch.setenv("CDK_UV_CACHE_DIR", str(runner.build_cache))  # runner A's builds: nothing to build
     sample = load_sample(runner.repo)
@@ -406,10 +407,13 @@ def test_a_policy_error_fails_the_synth_step_so_nothing_deploys(
         def __init__(self, scope, id: str, **kwargs) -> None:
             super().__init__(scope, id, **kwargs)
             if scope.node.id == "Beta":
-                fn = lambda_.Function(
-                    self, "Broken", runtime=lambda_.Runtime.PYTHON_3_12, code=UvCode(), handler="orders.handler.missing"
+                lambda_.Function(
+                    self,
+                    "Broken",
+                    runtime=lambda_.Runtime.PYTHON_3_12,
+                    code=lambda_.Code.from_inline("def main(event, context):\n    return 1\n"),
+                    handler="index.main",
                 )
-                mark_package(fn, "orders")
 
     # CDK Pipelines synthesizes a Stage when it is added: the function must be there from the start.
     monkeypatch.setattr(sample, "SampleStack", ServiceWithABrokenFunction)
@@ -423,5 +427,5 @@ def test_a_policy_error_fails_the_synth_step_so_nothing_deploys(
     report = json.loads((out / "validation-report.json").read_text())
     (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "cdk-uv-aspect"]
     assert [(v["ruleName"], c["constructPath"]) for v in plugin["violations"] for c in v["violatingConstructs"]] == [
-        ("uv-handler", f"{PIPELINE}/Beta/UvService/Broken/Resource")
+        ("uv-built", f"{PIPELINE}/Beta/UvService/Broken/Resource")
     ]
