@@ -10,6 +10,7 @@ session-wide (conftest.py imports them): one server for every deploy test.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -82,11 +83,18 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """moto_server on a free loopback port, stopped by its pid at the end (also when a test failed)."""
     server = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
     assert server, "the deploy tests need moto_server: install the test extras (`pip install -e '.[test]'`)"
-    folder = tmp_path_factory.mktemp("emulator")
+    with running_moto([server], tmp_path_factory.mktemp("emulator")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_moto(command: list[str], folder: Path) -> Iterator[Emulator]:
+    """``command`` (moto_server, or a script that runs it) on a free loopback port, its log in ``folder``;
+    stopped by its pid when the block ends."""
     port = _free_port()
     log = (folder / "moto.log").open("wb")
     proc = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)],
+        [*command, "-H", "127.0.0.1", "-p", str(port)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -13,8 +13,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, python_for
-from emulator import Checkout, Emulator, _free_port, sha256_b64
+from emulator import Checkout, Emulator, running_moto, sha256_b64
 
 from cdk_uv_aspect._invoke import invoke
 from cdk_uv_aspect._uv import Uv
@@ -116,46 +114,9 @@ class History:
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """moto_server (see MOTO) on a free loopback port, stopped by its pid at the end."""
-    folder = tmp_path_factory.mktemp("layers-emulator")
-    port = _free_port()
-    with (folder / "moto.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", MOTO, "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, (folder / "moto.log").read_text()[-2000:]
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "moto_server did not answer within 60 s"
-                    time.sleep(0.2)
-            env = {
-                "AWS_ENDPOINT_URL": f"http://localhost:{port}",  # localhost: see tests/test_deploy.py
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_REGION": "us-east-1",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_CONFIG_FILE": str(folder / "no-config"),
-                "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-credentials"),
-                "CDK_DISABLE_VERSION_CHECK": "1",
-                "CDK_DISABLE_CLI_TELEMETRY": "true",
-            }
-            yield Emulator(env["AWS_ENDPOINT_URL"], env)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    """moto_server patched as MOTO says, on a free loopback port, stopped by its pid at the end."""
+    with running_moto([sys.executable, "-c", MOTO], tmp_path_factory.mktemp("layers-emulator")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
