@@ -22,6 +22,7 @@ from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 from emulator import build_cache, emulator  # noqa: F401  (session fixtures of the deploy tests)
+from shell_docs import installed  # noqa: F401  (the session fixture of the doc tests)
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode, _state, mark_package
 from cdk_uv_aspect._cache import _IN_PROGRESS

@@ -3,13 +3,17 @@ they are run with: a user's machine may find any of its Pythons first."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
-from conftest import REPO
+import pytest
+
+REPO = Path(__file__).parent.parent
 
 
 def shell_blocks(doc: str) -> dict[str, list[str]]:
@@ -66,3 +70,44 @@ def run_script(script: str, cwd: Path, env: dict[str, str], timeout: float = 120
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def copy_checkout(dest: Path) -> Path:
+    """A copy of this checkout's files as they are now (tracked or new, not ignored): what a clone holds."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
+    for rel in filter(None, listed.stdout.decode().split("\0")):
+        if (REPO / rel).is_file():  # a file deleted in the work tree is still listed
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment a user has after the README's "Install" blocks, run as written: uv from pipx (no
+    other uv on PATH), and this checkout's wheel built in a copy of it and found through UV_FIND_LINKS and
+    PIP_FIND_LINKS (until the first release is on PyPI). Run once for every doc test."""
+    root = tmp_path_factory.mktemp("user")
+    checkout = copy_checkout(root / "cdk-uv-aspect")
+    tools = root / "tools"  # pipx, without the test environment's uv beside it
+    tools.mkdir()
+    (tools / "pipx").symlink_to(Path(sys.executable).with_name("pipx"))
+    path = [str(root / "bin"), str(tools), str(REPO / "node_modules" / ".bin")]
+    path += [p for p in os.environ["PATH"].split(os.pathsep) if p and not (Path(p) / "uv").exists()]
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.update(PATH=os.pathsep.join(path), PIPX_HOME=str(root / "pipx"), PIPX_BIN_DIR=str(root / "bin"))
+    blocks = shell_blocks("README.md").get("Install")
+    assert blocks, "the README's Install section has no shell block"
+    saved = root / "env"
+    done = run_script("\n".join(blocks) + f'\nenv -0 > "{saved}"\n', checkout, env)
+    assert done.returncode == 0, f"the README's install failed:\n{done.stdout}\n{done.stderr}"
+    after = dict(line.split("=", 1) for line in saved.read_text().split("\0") if "=" in line)
+    for name in ("PWD", "OLDPWD", "SHLVL", "_"):  # the shell's own, not the user's settings
+        after.pop(name, None)
+    assert shutil.which("uv", path=after["PATH"]) == str(root / "bin" / "uv")  # pipx's, nothing else
+    return after

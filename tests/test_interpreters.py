@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_complete_error
+from conftest import REPO, assert_complete_error
 
 from cdk_uv_aspect._build import BuildRequest, build
 from cdk_uv_aspect._errors import ToolError
@@ -52,6 +52,27 @@ def test_an_installed_but_unselected_pyenv_python_is_found(monkeypatch: pytest.M
     assert subprocess.run([UV, "python", "find", "--no-project", "3.12"], capture_output=True).returncode != 0
     found = find_python(UV, "3.12")
     assert found is not None and found.startswith(str(pyenv_root / "versions")) and version_of(found) == "3.12"
+
+
+def test_uv_finds_a_pyenv_python_offline_once_it_is_selected():
+    """What the README says about pyenv: its shims answer uv only for the versions selected, so with
+    downloads off `uv python find 3.12` (as `uv init`, `uv add` and `uv run` look) fails until
+    PYENV_VERSION lists a 3.12, and then finds pyenv's own install."""
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    versions = sorted(p.name for p in (pyenv_root / "versions").glob("3.1[12].*"))
+    selected = {v[:4]: v for v in versions}
+    if set(selected) != {"3.11", "3.12"} or shutil.which("python3.12", path="/usr/local/bin:/usr/bin:/bin"):
+        pytest.skip("needs pyenv's Python 3.11 and 3.12, and no python3.12 of the OS")
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PATH": f"{pyenv_root / 'shims'}:/usr/local/bin:/usr/bin:/bin"}
+    find = [UV, "python", "find", "--no-project", "3.12"]
+    only_311 = subprocess.run(find, env={**env, "PYENV_VERSION": selected["3.11"]}, capture_output=True, text=True)
+    assert only_311.returncode != 0, only_311.stdout
+    both = f"{selected['3.12']}:{selected['3.11']}"
+    found = subprocess.run(find, env={**env, "PYENV_VERSION": both}, capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip().startswith(str(pyenv_root / "versions" / selected["3.12"]))
+    readme = (REPO / "README.md").read_text()
+    assert "export PYENV_VERSION=3.12.1:3.11.7" in readme and "UV_PYTHON_DOWNLOADS=never" in readme
 
 
 @pytest.mark.parametrize(
