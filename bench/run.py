@@ -300,9 +300,10 @@ class Bench:
     def pip(self) -> None:
         # The library's build step, called directly: these imports follow its internal layout.
         from cdk_uv_aspect import UvOptions
-        from cdk_uv_aspect._build import BuildRequest, build
+        from cdk_uv_aspect._build import build
+        from cdk_uv_aspect._interpreters import find_python
+        from cdk_uv_aspect._request import BuildRequest
         from cdk_uv_aspect._target import Target
-        from cdk_uv_aspect._uv import find_python
         from cdk_uv_aspect._workspace import Workspace
 
         runs = max(1, self.rounds - 2)
@@ -364,9 +365,10 @@ class Bench:
 
     def start(self) -> None:
         from cdk_uv_aspect import UvOptions
-        from cdk_uv_aspect._build import BuildRequest, build
+        from cdk_uv_aspect._build import build
+        from cdk_uv_aspect._interpreters import find_python
+        from cdk_uv_aspect._request import BuildRequest
         from cdk_uv_aspect._target import Target
-        from cdk_uv_aspect._uv import find_python
         from cdk_uv_aspect._workspace import Workspace
 
         runs = 3 * self.rounds

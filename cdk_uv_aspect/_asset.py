@@ -16,11 +16,13 @@ from typing import Any
 
 from . import _uv
 from ._errors import CodeError
+from ._failure import Failure
 from ._files import atomic_write
+from ._interpreters import find_python, no_python
 from ._marker import normalize
 from ._runner import Runner
-from ._uv import Failure
-from ._workspace import Package, source_files
+from ._sources import source_files
+from ._workspace import Package
 
 Log = Callable[[str], None]
 
@@ -87,9 +89,9 @@ def compile_bytecode(
     imported) is only a warning on ``log``.
     """
     target = failure.target
-    python = _uv.find_python(uv, target.python, runner, cwd=failure.root)
+    python = find_python(uv, target.python, runner, cwd=failure.root)
     if python is None:
-        raise _uv.no_python(
+        raise no_python(
             uv, target.python, f"compile bytecode for {target.runtime}", package=failure.package, target=target
         )
     result = runner.run(_uv.compile_bytecode(python, site, recorded_at), cwd=site.parent, env=_uv.COMPILE_ENV)

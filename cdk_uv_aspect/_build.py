@@ -1,6 +1,6 @@
 """Build: one package for one target, into a private folder, published atomically into the build cache.
 
-A build request is keyed by everything that decides its output: uv.lock, the sources of the local
+A build request (``_request``) is keyed by everything that decides its output: uv.lock, the sources of the local
 packages in its closure, the target, the options that change the output, this library's version and
 uv's. A folder published under that key is complete (it is renamed into place whole) and is reused
 after checking it against the manifest in its build.json (see _cache.py); the CDK hashes its content,
@@ -21,96 +21,23 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _asset, _cache, _docker, _index, _sbom, _uv
-from ._errors import TargetError, UvError, WheelError, WorkspaceError
+from . import _asset, _cache, _docker, _index, _prune, _sbom, _uv
+from ._errors import TargetError, UvError, WheelError
 from ._files import atomic_write, file_error, work_dir
 from ._lambda import RUNTIME_PROVIDED
-from ._marker import normalize
-from ._options import UvOptions
+from ._pipconfig import pip_config
+from ._request import BuildRequest
 from ._runner import Bounded, Runner
-from ._target import Target
-from ._uv import Failure, Uv
-from ._version import LIBRARY_VERSION
+from ._uv import Uv
 from ._wheels import local_wheels
-from ._workspace import Package, Workspace
+from ._workspace import Package
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    """What to build: a package of a workspace, for a target, with the options that shape the output.
-
-    ``extras`` and ``groups``: what is deployed besides the package's runtime dependencies, the options'
-    and the function's own together (``BuildRequest.create`` checks them against the package).
-    """
-
-    workspace: Workspace
-    package: str
-    target: Target
-    options: UvOptions
-    extras: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
-
-    @classmethod
-    def create(
-        cls,
-        workspace: Workspace,
-        package: str,
-        target: Target,
-        options: UvOptions,
-        *,
-        extras: Sequence[str] = (),
-        groups: Sequence[str] = (),
-    ) -> BuildRequest:
-        """The request for ``package``, with ``options``' extras and groups and a function's own (``extras``,
-        ``groups``), each checked against the package's pyproject.toml."""
-        found = workspace.package(package)
-        chosen = {}
-        for kind, given, by_function, defined in (
-            ("extras", options.extras, extras, found.extras),
-            ("groups", options.groups, groups, found.groups),
-        ):
-            chosen[kind] = tuple(sorted({*given, *(normalize(name) for name in by_function)}))
-            unknown = [name for name in chosen[kind] if name not in defined]
-            if unknown:
-                raise _unknown(found, target, kind, unknown, defined, from_options=set(unknown) & set(given))
-        return cls(workspace, found.name, target, options, chosen["extras"], chosen["groups"])
-
-    @property
-    def output_options(self) -> dict[str, object]:
-        return {
-            "bytecode": self.options.bytecode,
-            "exclude": list(self.options.exclude),
-            "lock": self.options.lock,
-            "extras": list(self.extras),
-            "groups": list(self.groups),
-            "omit_runtime_provided": self.options.omit_runtime_provided,
-        }
-
-    def key(self, uv_version: str) -> str:
-        parts = {
-            "library": LIBRARY_VERSION,
-            "uv": uv_version,
-            "package": self.package,
-            "target": self.target.key,
-            "options": self.output_options,
-            "lock": hashlib.sha256(self.workspace.lock_bytes).hexdigest(),
-            "sources": {
-                p.name: self.workspace.fingerprint(p.name, self.options.cache_dir)
-                for p in self.workspace.closure(self.package, self.groups)
-            },
-        }
-        return _cache.entry_key(f"{self.package}-{self.target.key}", parts)
-
-    @property
-    def failure(self) -> Failure:
-        return Failure(self.package, self.target, self.workspace.root)
 
 
 @dataclass(frozen=True)
@@ -158,7 +85,7 @@ def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
     _check_requires_python(request, package)
     key = request.key(uv.version)
     builds = _cache.private_dir(request.options.cache_dir / _cache.BUILDS)
-    _cache.sweep(builds)
+    _prune.sweep(builds)
     final = builds / key
     if not request.options.rebuild:
         info = _cache.use(final)
@@ -232,25 +159,6 @@ def _check_requires_python(request: BuildRequest, package: Package) -> None:
         )
 
 
-def _unknown(
-    package: Package, target: Target, kind: str, unknown: list[str], defined: tuple[str, ...], *, from_options: set[str]
-) -> WorkspaceError:
-    what = "extra" if kind == "extras" else "dependency group"
-    table = "[project.optional-dependencies]" if kind == "extras" else "[dependency-groups]"
-    where = f" (from UvOptions({kind}=...), which applies to every marked function)" if from_options else ""
-    pyproject = package.path / "pyproject.toml"
-    fix = f"choose among the package's {kind}, or define it in {table} of {pyproject} and run `uv lock`"
-    if from_options:
-        fix += f"; to choose it for some functions only, put it in their marker: {{'{kind}': [...]}}"
-    return WorkspaceError(
-        f"package {package.name} has no {what} {', '.join(map(repr, unknown))}{where}; its {kind}: "
-        f"{', '.join(defined) or 'none'}",
-        package=package.name,
-        target=target,
-        fix=fix,
-    )
-
-
 def _install(
     request: BuildRequest, package: Package, uv: Uv, runner: Runner, work: Path, site: Path, log: Log | None
 ) -> dict[str, str]:
@@ -278,7 +186,7 @@ def _install(
         exported = export(work / "requirements.txt")
     registry, local = _uv.split_requirements(exported)
     # The workspace's uv settings (indexes...) without those the lock already applied (constraints).
-    config = _uv.pip_config(root, work / "uv-config")
+    config = pip_config(root, work / "uv-config")
     if registry.strip():
         # One install per explicit index the lock pins packages to, one for the rest (see _index.split).
         groups = [

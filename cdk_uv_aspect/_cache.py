@@ -1,5 +1,7 @@
-"""The build cache: ``<cache_dir>/builds/<key>/`` holds ``asset/`` (the Lambda code), ``build.json`` and
-``sbom.cdx.json`` (the asset's SBOM: beside the asset, so that it never changes the asset's hash).
+"""The build cache's entries: one place to name, look up, verify, write and publish an entry.
+
+``<cache_dir>/builds/<key>/`` holds ``asset/`` (the Lambda code), ``build.json`` and ``sbom.cdx.json`` (the
+asset's SBOM: beside the asset, so that it never changes the asset's hash).
 
 ``<cache_dir>/wheels/<key>/`` is laid out the same way, with the pure wheel of a local package (a shared
 library, say) in ``asset/``, keyed by its sources: it is built once for every package that uses it.
@@ -18,13 +20,12 @@ a CI cache with new mtimes is verified once, then its mtimes are recorded again)
 that keeps size and mtime is not caught here, but still can't deploy stale code: the CDK hashes the
 content it stages.
 
-Entries are touched (``build.json``'s mtime) each time they are used, so pruning by age removes only
-builds no synth has used for that long. Pruning deletes only folders this library wrote and
-recognises (their names, and a ``build.json`` with its fields): a user's own folder in the cache stays.
+Entries are touched (``build.json``'s mtime) each time they are used, so pruning by age (``_prune``)
+removes only builds no synth has used for that long.
 
 Its API, for the builds: ``private_dir`` (the cache's folders, this user's only), ``entry_key`` (an
-entry's name from what decides its content), ``use`` (an intact entry, or None), ``write_info`` and
-``publish`` (a finished entry into place, atomically).
+entry's name from what decides its content), ``use`` (an intact entry, or None), ``manifest`` and
+``write_info`` (an entry's record), ``publish`` (a finished entry into place, atomically) and ``discard``.
 """
 
 from __future__ import annotations
@@ -32,35 +33,27 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
-import re
 import shutil
 import stat
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _state
-from ._errors import SettingError, ToolError
-from ._files import atomic_write, file_error, publish_dir, remove_if_abandoned
+from ._errors import ToolError
+from ._files import atomic_write, file_error, publish_dir
 
 ASSET = "asset"
 INFO = "build.json"
 BUILDS = "builds"
 WHEELS = "wheels"  # wheels of local packages, by their sources: entries laid out as builds are
 
-# A build folder (".<key>.<random>") or a replaced entry (".trash-...") older than this is abandoned: a
-# build never takes this long, so pruning it can't pull a folder from under a running synth.
-_ABANDONED_SECONDS = 24 * 3600
-
 
 def manifest(asset_dir: Path) -> dict[str, list[Any]]:
     """Every file below ``asset_dir``: relative path -> [size, mtime_ns, sha256] (symlinks: their target)."""
     files: dict[str, list[Any]] = {}
-    for rel, st, path in _walk(asset_dir):
+    for rel, st, path in walk(asset_dir):
         if path.is_symlink():
             files[rel] = [-1, 0, "link:" + os.readlink(path)]
         else:
@@ -84,7 +77,7 @@ def verify(entry: Path, info: dict[str, Any]) -> bool:
     seen = 0
     refreshed = False
     try:
-        for rel, st, path in _walk(asset_dir):
+        for rel, st, path in walk(asset_dir):
             expected = recorded.get(rel)
             seen += 1
             if expected is None:
@@ -216,110 +209,6 @@ def touch(entry: Path) -> None:
         os.utime(entry / INFO)
 
 
-@dataclass(frozen=True)
-class Entry:
-    path: Path
-    last_used: float  # epoch seconds
-    bytes: int
-    complete: bool
-
-    @property
-    def kind(self) -> str:
-        """``builds`` or ``wheels``."""
-        return self.path.parent.name
-
-
-# What this library names the folders it writes in builds/ and wheels/ (see entry_key, work_dir and
-# discard): "<name>-<32 hex digits>", ".<that>.<8 random characters>" while being built, and
-# ".trash-<that>-<pid>-<ns>" while being deleted. Only folders named so are ever deleted by pruning.
-_KEY = r"[A-Za-z0-9][A-Za-z0-9._-]*-[0-9a-f]{32}"
-_FINISHED = re.compile(rf"{_KEY}")
-_IN_PROGRESS = re.compile(rf"\.{_KEY}\.[a-z0-9_]{{8}}|\.trash-{_KEY}-\d+-\d+")
-
-
-def entries(cache_dir: Path, *, sizes: bool = True) -> list[Entry]:
-    """The folders of ``<cache_dir>/builds`` and ``wheels`` that this library wrote: finished entries,
-    and abandoned or running builds. Anything else there (a user's own folder, a link) is not listed.
-
-    A finished entry is recognised by its name and its ``build.json`` (a JSON object naming the package
-    and the manifest of its files); a build in progress by its name and the ``asset/`` folder or
-    ``build.json`` it holds.
-    """
-    found = []
-    for folder in (cache_dir / BUILDS, cache_dir / WHEELS):
-        try:
-            names = sorted(os.listdir(folder))
-        except OSError:
-            continue  # no such folder (or not one): nothing of ours there
-        for name in names:
-            path = folder / name
-            try:
-                st = path.lstat()
-            except OSError:
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                continue  # a file or a link is never ours: entries are real folders
-            complete = bool(_FINISHED.fullmatch(name)) and _is_ours(read_info(path))
-            if not complete and not (_IN_PROGRESS.fullmatch(name) or _FINISHED.fullmatch(name)):
-                continue
-            if not complete and not ((path / ASSET).is_dir() or (path / INFO).is_file()):
-                continue  # named like ours, but holding nothing we write: leave it alone
-            try:
-                last_used = (path / INFO if complete else path).stat().st_mtime
-            except OSError:
-                continue
-            size = sum(st.st_size for _, st, _ in _walk(path)) if sizes else 0
-            found.append(Entry(path, last_used, size, complete))
-    return found
-
-
-def _is_ours(info: dict[str, Any] | None) -> bool:
-    """Whether a ``build.json`` is one this library wrote: it names the package and lists its files."""
-    return info is not None and isinstance(info.get("package"), str) and isinstance(info.get("manifest"), dict)
-
-
-def check_days(days: float) -> float:
-    """A number of days to prune by: finite and 0 or more (0: everything unused now)."""
-    if not (isinstance(days, (int, float)) and math.isfinite(days) and days >= 0):
-        raise SettingError(
-            f"an age of {days!r} days can't be used to prune the build cache",
-            fix="give a number of days, 0 or more (e.g. 30; 0 deletes every finished build)",
-        )
-    return float(days)
-
-
-def prune(cache_dir: Path, older_than_days: float, now: float | None = None) -> list[Entry]:
-    """Delete this library's entries unused for ``older_than_days`` and its abandoned build folders
-    (a day old); return what went. Folders it did not write are never deleted."""
-    limit = check_days(older_than_days) * 86400
-    now = time.time() if now is None else now
-    removed = []
-    for entry in entries(cache_dir, sizes=False):
-        age = now - entry.last_used
-        if age > (limit if entry.complete else _ABANDONED_SECONDS):
-            discard(entry.path)
-            removed.append(entry)
-    return removed
-
-
-def sweep(folder: Path) -> None:
-    """Once per process and folder: remove the private build folders there that a killed process left
-    (a work folder or trash that no live process holds; see ``_files.work_dir``)."""
-    with _state.LOCK:
-        if folder in _state.SWEPT:
-            return
-        _state.SWEPT.add(folder)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        path = folder / name
-        # Named like ours and holding what we write first (a user's look-alike folder stays).
-        if _IN_PROGRESS.fullmatch(name) and ((path / ASSET).is_dir() or (path / INFO).is_file()):
-            remove_if_abandoned(path)
-
-
 def discard(entry: Path) -> None:
     """Remove an entry: first renamed out of the way (atomic), so no reader finds it half deleted."""
     trash = entry.with_name(f".trash-{entry.name}-{os.getpid()}-{time.monotonic_ns()}")
@@ -330,7 +219,7 @@ def discard(entry: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _walk(folder: Path) -> Iterator[tuple[str, os.stat_result, Path]]:
+def walk(folder: Path) -> Iterator[tuple[str, os.stat_result, Path]]:
     """(relative path, lstat, path) of every file and symlink below ``folder``, in no particular order."""
     stack = [(folder, "")]
     while stack:

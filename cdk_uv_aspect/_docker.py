@@ -35,9 +35,9 @@ from pathlib import Path
 
 from . import _engine, _index, _uv
 from ._errors import DockerError, UvError
+from ._failure import Failure
 from ._runner import Result, Runner
 from ._target import Target
-from ._uv import Failure
 
 # One image per wheel policy and machine, pinned by digest so a build does not change when the tag
 # moves (and so no tag resolves to the host's architecture: each image is single-architecture). The

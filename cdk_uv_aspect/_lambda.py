@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from packaging.tags import Tag
+
 Arch = Literal["x86_64", "arm64"]
 
 
@@ -131,6 +133,40 @@ def python_of(runtime: str | None) -> str | None:
     """``"3.12"`` for a Python runtime's name (``python3.12``), known to this table or not; else None."""
     match = re.fullmatch(r"python(\d+\.\d+)", runtime or "")
     return match.group(1) if match else None
+
+
+# --- which wheels load on a runtime ----------------------------------------------------------------------
+
+# The glibc of the manylinux tags older than PEP 600 (manylinux_X_Y names its glibc itself).
+_LEGACY_GLIBC: dict[str, tuple[int, ...]] = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def tag_loads(tag: Tag, python: str, arch: str, glibc: str) -> bool:
+    """Whether a wheel with ``tag`` loads on Lambda's Python ``python`` ("3.12") on ``arch`` with ``glibc``."""
+    major, minor = (int(n) for n in python.split("."))
+    interpreter, abi, platform = tag.interpreter, tag.abi, tag.platform
+    if platform != "any":
+        machine = ARCHITECTURES[arch].machine
+        if not platform.endswith("_" + machine):
+            return False
+        kind = platform.removesuffix("_" + machine)
+        available = tuple(int(n) for n in glibc.split("."))
+        if kind in _LEGACY_GLIBC:
+            needed = _LEGACY_GLIBC[kind]
+        elif kind.startswith("manylinux_"):
+            needed = tuple(int(n) for n in kind.split("_")[1:3])
+        else:
+            return False  # musllinux, linux (not portable)
+        if needed > available:
+            return False
+    version = interpreter[2:]
+    if interpreter.startswith("py"):
+        return version in ("", str(major), f"{major}{minor}") or (len(version) > 1 and int(version[1:]) <= minor)
+    if not interpreter.startswith("cp"):
+        return False
+    if abi == "abi3" or abi == "none":
+        return version.startswith(str(major)) and int(version[1:] or 0) <= minor
+    return version == f"{major}{minor}"
 
 
 # Python layers ("Packaging your layer content" in the Lambda developer guide): Lambda extracts each layer's

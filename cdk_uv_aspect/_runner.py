@@ -2,7 +2,7 @@
 
 Commands are argument lists, never shell strings. Each child runs in a process group of its own, so that
 a timeout or an interrupt ends it together with everything it started (a build backend under
-``uv build``), and the groups still running are known (``running``) to whoever must end them.
+``uv build``), and the groups still running are known (``_signals.running``) to whoever must end them.
 
 Three limits hold for every command:
 
@@ -11,28 +11,26 @@ Three limits hold for every command:
   it runs (``on_slow``), so nothing waits forever or in silence.
 - **Cores.** At most as many commands run at once in this process as it has cores (``SLOTS``), however
   many builds and local wheels run side by side.
-- **Signals.** Inside ``interruptible()``, SIGINT and SIGTERM end every child's process group, let the
+- **Signals.** Inside ``_signals.interruptible()``, SIGINT and SIGTERM end every child's process group, let the
   builds unwind (their ``finally`` blocks remove private folders) and then stop the process as the
   signal asks; no new command starts once a signal came.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from ._options import DEFAULT_COMMAND_TIMEOUT, env_seconds
+from ._signals import RUNNING, RUNNING_LOCK, STOP, Interrupted, end_group
 
 log = logging.getLogger("cdk_uv_aspect")
 
@@ -147,11 +145,6 @@ def default_timeout() -> float:
     return env_seconds(TIMEOUT_VARIABLE, DEFAULT_COMMAND_TIMEOUT)
 
 
-class Interrupted(BaseException):
-    """A signal is stopping this process: no new command starts. A BaseException, like KeyboardInterrupt,
-    so that no ``except Exception`` turns it into a build error."""
-
-
 class Runner:
     """Runs a command and returns its result; tests replace it to reach errors a real tool can't."""
 
@@ -175,7 +168,7 @@ class Runner:
         limit = default_timeout() if timeout is None else timeout
         environment = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
         with SLOTS:
-            if _STOP.is_set():
+            if STOP.is_set():
                 raise Interrupted
             try:
                 child = subprocess.Popen(
@@ -224,11 +217,6 @@ class Bounded(Runner):
         )
 
 
-_RUNNING: set[subprocess.Popen[str]] = set()
-_RUNNING_LOCK = threading.Lock()
-_STOP = threading.Event()  # set by a signal inside interruptible(): no new command starts
-
-
 def _wait(
     child: subprocess.Popen[str],
     argv: tuple[str, ...],
@@ -236,9 +224,9 @@ def _wait(
     timeout: float,
     on_slow: Callable[[float], None] | None,
 ) -> Result:
-    with _RUNNING_LOCK:
-        _RUNNING.add(child)
-    if _STOP.is_set():  # a signal came between the check before starting and now: it ends too
+    with RUNNING_LOCK:
+        RUNNING.add(child)
+    if STOP.is_set():  # a signal came between the check before starting and now: it ends too
         end_group(child, grace=0)
     started = time.monotonic()
     notice = _FIRST_NOTICE
@@ -264,96 +252,5 @@ def _wait(
         end_group(child)  # interrupted: the child and what it started go too
         raise
     finally:
-        with _RUNNING_LOCK:
-            _RUNNING.discard(child)
-
-
-def running() -> list[subprocess.Popen[str]]:
-    """The children started here that are still running."""
-    with _RUNNING_LOCK:
-        return list(_RUNNING)
-
-
-def end_group(child: subprocess.Popen[str], grace: float = 2.0) -> None:
-    """End ``child``'s process group: SIGTERM, then SIGKILL for whatever is left after ``grace`` seconds."""
-    end_groups([child], grace)
-
-
-def end_groups(children: Sequence[subprocess.Popen[str]], grace: float) -> None:
-    """End several process groups at once: SIGTERM to all, at most ``grace`` seconds, SIGKILL to all."""
-    for child in children:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for child in children:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=max(deadline - time.monotonic(), 0))
-    for child in children:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signal.SIGKILL)  # what the child started may outlive it
-
-
-def stop_all(grace: float = 1.0) -> int:
-    """No new command starts; every running child's group ends. Returns how many were running."""
-    _STOP.set()
-    children = running()
-    end_groups(children, grace)
-    return len(children)
-
-
-_HANDLING = threading.Lock()
-_depth = 0
-
-
-@contextlib.contextmanager
-def interruptible() -> Iterator[None]:
-    """While the block runs, SIGINT and SIGTERM end every child first, then stop this process.
-
-    The handler ends every running child's process group (no new one starts), then raises in the main
-    thread: ``KeyboardInterrupt`` for SIGINT, ``SystemExit(143)`` for SIGTERM (after calling a handler
-    the program had installed). The block unwinds, so the builds' ``finally`` blocks remove their private
-    folders, and the process exits as the signal asked (jsii's node process is stopped at exit). Signals
-    can only be handled in the main thread: elsewhere, and for a signal the process ignores, nothing
-    changes. Nested blocks share the outer one's handlers.
-    """
-    global _depth
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    with _HANDLING:
-        _depth += 1
-        outer = _depth == 1
-    previous: dict[int, Any] = {}
-    if outer:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            before = signal.getsignal(signum)
-            if before in (signal.SIG_IGN, None):
-                continue
-            previous[signum] = before
-            signal.signal(signum, _handler(before))
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        with _HANDLING:
-            _depth -= 1
-        if outer:
-            _STOP.clear()
-
-
-def _handler(before: Any) -> Callable[[int, FrameType | None], None]:
-    def handle(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        started = time.monotonic()
-        ended = stop_all()
-        # os.write, not print: a print interrupted by this handler would refuse a second one.
-        took = time.monotonic() - started
-        os.write(2, f"cdk-uv-aspect: {name}: stopping; {ended} running command(s) ended in {took:.1f} s\n".encode())
-        if callable(before) and before is not signal.default_int_handler:
-            before(signum, frame)
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise SystemExit(128 + signum)
-
-    return handle
+        with RUNNING_LOCK:
+            RUNNING.discard(child)

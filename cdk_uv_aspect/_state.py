@@ -4,22 +4,28 @@ Aspects, placeholder codes and policy checks are separate objects that meet only
 and every read of the tree is a round trip to node; these registries let them share what one of them
 already knows. Functions are keyed by their jsii ref (``jsii_ref``), which is never reused in a process.
 
-================  =====================================  =========================================
-registry          written by                             read by
-================  =====================================  =========================================
-SWAPPED           _swap (each function it swapped)       _placeholder (UvCode's check), _aspect
-FAILED            _aspect (each function it failed on)    _placeholder: their own error says why
-PLACEHOLDERS      _placeholder.UvCode.bind               _swap (warns about a placeholder asset)
-BUILT_FOLDERS     _swap (asset hash -> built folder)     _policy.facts (the folder a rule reads)
-WHEEL_LOCKS       _wheels (one lock per wheel entry)     _wheels: builds side by side wait on it
-WHEELS_BUILT      _wheels (entries built here)           _wheels: fresh even with rebuild=True
-TOOLS             _uv (uv binaries, interpreters found)  _uv: each looked up once per process
-SWEPT             _cache.sweep (cache folders swept)     _cache.sweep: once per process and folder
-_runner._RUNNING  _runner (children still running)       _runner.running(): to end them all
-_runner._STOP     a signal inside _runner.interruptible  _runner: no new command starts; cleared
-                                                         when the interruptible block ends
-_runner.SLOTS     (one per core, fixed)                  _runner: a command runs while it holds one
-================  =====================================  =========================================
+===================  =====================================  ======================================
+registry             written by                             read by
+===================  =====================================  ======================================
+SWAPPED              _swap (each function and layer it      _placeholder (UvCode's check), _aspect
+                     swapped)
+FAILED               _validation (each function the         _placeholder: their own error says why
+                     aspect failed on)
+PLACEHOLDERS         _placeholder.UvCode.bind               _swap (warns about a placeholder asset)
+BUILT_FOLDERS        _swap, _layer (asset hash -> built     _policy.facts (the folder a rule reads)
+                     folder)
+WHEEL_LOCKS          _wheels (one lock per wheel entry)     _wheels: builds side by side wait on it
+WHEELS_BUILT         _wheels (entries built here)           _wheels: fresh even with rebuild=True
+TOOLS                _uv (uv binaries), _interpreters       the same: each looked up once per
+                     (interpreters found)                   process
+SWEPT                _prune.sweep (cache folders swept)     _prune.sweep: once per process and
+                                                            folder
+_signals.RUNNING     _runner (children still running)       _signals.running(): to end them all
+_signals.STOP        a signal inside                        _runner: no new command starts;
+                     _signals.interruptible                 cleared when the block ends
+_runner.SLOTS        (one per core, fixed)                  _runner: a command runs while it holds
+                                                            one
+===================  =====================================  ======================================
 
 ``reset()`` empties them all; the tests call it before each test.
 """

@@ -1,9 +1,11 @@
-"""Swap: point a function's code at the built folder, as an asset hashed by its content."""
+"""Swap: point a function's code (or a marked layer's content) at the built folder, as an asset hashed by its
+content, and record what was built on it (``uv:build``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Annotations, Stage
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -78,6 +80,20 @@ def swap_image(function: lambda_.Function, built: Built, spec: ImageSpec, contex
     return asset
 
 
+def swap_layer(layer: lambda_.LayerVersion, node: Node, built: Built) -> None:
+    """Point a marked layer's content at its built folder, and record the build on it (``uv:build``).
+
+    ``node`` is the layer's ``.node``."""
+    asset = s3_assets.Asset(layer, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
+    cfn = node.default_child
+    assert isinstance(cfn, lambda_.CfnLayerVersion)
+    cfn.content = lambda_.CfnLayerVersion.ContentProperty(s3_bucket=asset.s3_bucket_name, s3_key=asset.s3_object_key)
+    asset.add_resource_metadata(cfn, "Content")
+    _state.SWAPPED.add(_state.jsii_ref(layer))  # a layer made with code=UvCode() passes its check
+    _state.BUILT_FOLDERS[asset.asset_hash] = built.asset_dir
+    node.add_metadata(BUILT, layer_record(built, asset.asset_hash, write_sbom(layer, built), asset.node.path))
+
+
 def write_sbom(function: IConstruct, built: Built) -> str:
     """Put the build's SBOM into the cloud assembly, beside the assets the CDK stages there; its path there.
 
@@ -121,6 +137,23 @@ def _record_build(
             **extra,
         },
     )
+
+
+def layer_record(built: Built, asset_hash: str, sbom: str | None, asset_path: str) -> dict[str, Any]:
+    """What ``uv:build`` records on a layer: a marked one (with its SBOM) or one the aspect made."""
+    return {
+        "package": built.request.package,
+        "target": built.request.target.key,
+        "layer": True,
+        "extras": list(built.request.extras),
+        "groups": list(built.request.groups),
+        "sbom": sbom,
+        "assetHash": asset_hash,
+        "asset": asset_path,
+        "files": built.info["files"],
+        "bytes": built.info["bytes"],
+        "cached": built.cached,
+    }
 
 
 def _warn_about_placeholder_asset(function: lambda_.Function, node: Node) -> None:

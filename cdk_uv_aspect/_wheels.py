@@ -18,13 +18,15 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import _cache, _index, _state, _uv
+from . import _cache, _index, _prune, _state, _uv
 from ._errors import WorkspaceError
+from ._failure import Failure
 from ._files import work_dir
 from ._runner import Runner, cores
-from ._uv import Failure, Uv
+from ._sources import copy_sources
+from ._uv import Uv
 from ._version import LIBRARY_VERSION
-from ._workspace import Package, Workspace, copy_sources
+from ._workspace import Package, Workspace
 
 
 def local_wheels(
@@ -52,7 +54,7 @@ def local_wheels(
             )
         packages.append(package)
     cache = _cache.private_dir(cache_dir / _cache.WHEELS)
-    _cache.sweep(cache)
+    _prune.sweep(cache)
     # The copy is outside the workspace: its build backend comes from the workspace's indexes all the same.
     env = {**_uv.UV_ENV, **_index.environment(workspace.root, os.environ)}
 

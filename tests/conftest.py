@@ -25,9 +25,10 @@ from emulator import build_cache, emulator  # noqa: F401  (session fixtures of t
 from shell_docs import installed  # noqa: F401  (the session fixture of the doc tests)
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode, _state, mark_package
-from cdk_uv_aspect._cache import _IN_PROGRESS
+from cdk_uv_aspect._interpreters import find_python
 from cdk_uv_aspect._invoke import Invocation, invoke
-from cdk_uv_aspect._uv import Uv, find_python
+from cdk_uv_aspect._prune import _IN_PROGRESS
+from cdk_uv_aspect._uv import Uv
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent

@@ -47,9 +47,10 @@ from typing import Any
 from cdk_uv_aspect import _engine
 from cdk_uv_aspect._assembly import AssemblyFunction, ImageAsset
 from cdk_uv_aspect._image import final_base
+from cdk_uv_aspect._interpreters import find_python
 from cdk_uv_aspect._invoke import Invocation
 from cdk_uv_aspect._runner import Runner
-from cdk_uv_aspect._uv import Uv, find_python
+from cdk_uv_aspect._uv import Uv
 
 BASE_IMAGE = "public.ecr.aws/lambda/python"
 STAND_IN = "localhost/cdk-uv-stand-in/lambda-python"

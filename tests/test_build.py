@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import assert_api_asset, call_handler, tree_digest
 
-from cdk_uv_aspect._build import BuildRequest, Built, build
+from cdk_uv_aspect._build import Built, build
 from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._workspace import Workspace
 
@@ -116,7 +117,8 @@ def test_two_checkouts_built_at_once_give_identical_folders(workspace: Path, tmp
     other = tmp_path / "elsewhere" / "checkout"
     shutil.copytree(workspace, other)
     script = (
-        "import sys; from pathlib import Path; from cdk_uv_aspect._build import BuildRequest, build; "
+        "import sys; from pathlib import Path; from cdk_uv_aspect._build import build; "
+        "from cdk_uv_aspect._request import BuildRequest; "
         "from cdk_uv_aspect._options import UvOptions; from cdk_uv_aspect._target import Target; "
         "from cdk_uv_aspect._workspace import Workspace; "
         "r = BuildRequest(Workspace.find(Path(sys.argv[1])), 'api', Target('3.12', 'arm64'), "

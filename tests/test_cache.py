@@ -19,10 +19,12 @@ from fakes import ScriptedRunner, uv_command
 
 from cdk_uv_aspect import UvOptions
 from cdk_uv_aspect._assembly import functions
-from cdk_uv_aspect._build import BuildRequest, Built, build
-from cdk_uv_aspect._cache import INFO, prune
+from cdk_uv_aspect._build import Built, build
+from cdk_uv_aspect._cache import INFO
 from cdk_uv_aspect._cli import main as cli
 from cdk_uv_aspect._errors import SettingError
+from cdk_uv_aspect._prune import prune
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._runner import Runner
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._workspace import Workspace
@@ -415,8 +417,8 @@ def test_resynth_into_the_same_cdk_out_copies_nothing(workspace: Path, cache_dir
 def test_a_killed_builds_work_folder_is_removed_by_the_next_build_of_that_entry(tmp_path: Path):
     """A process killed outright (SIGKILL) can't remove its private work folder: the next build of the
     same entry does, while a folder a live process works in stays."""
-    from cdk_uv_aspect._cache import sweep
     from cdk_uv_aspect._files import work_dir
+    from cdk_uv_aspect._prune import sweep
 
     builds = tmp_path / "builds"
     builds.mkdir()

@@ -12,9 +12,10 @@ from conftest import add_function, assert_complete_error, call_handler, synth_ap
 
 from cdk_uv_aspect._asset import compile_bytecode
 from cdk_uv_aspect._errors import CodeError
+from cdk_uv_aspect._failure import Failure
 from cdk_uv_aspect._runner import Runner
 from cdk_uv_aspect._target import Target
-from cdk_uv_aspect._uv import Failure, Uv
+from cdk_uv_aspect._uv import Uv
 from cdk_uv_aspect._workspace import Workspace
 
 pytestmark = pytest.mark.slow

@@ -17,11 +17,12 @@ from conftest import add_function, synth_app
 from fakes import ScriptedRunner, fail, mount_source, program, succeed
 
 from cdk_uv_aspect import _uv
-from cdk_uv_aspect._build import BuildRequest, build
+from cdk_uv_aspect._build import build
 from cdk_uv_aspect._docker import BUILD_IMAGES, ROOT, ContainerInstall, Locked, build_image, container_python
 from cdk_uv_aspect._errors import DockerError, ToolError, WheelError
 from cdk_uv_aspect._lambda import RUNTIMES
 from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._runner import Result, Runner
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._workspace import Workspace

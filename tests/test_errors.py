@@ -17,9 +17,10 @@ from conftest import REPO, add_function, assert_complete_error, synth_error, tre
 from fakes import ScriptedRunner, fail, succeed, uv_command
 
 from cdk_uv_aspect import UvCode
-from cdk_uv_aspect._build import BuildRequest, build
+from cdk_uv_aspect._build import build
 from cdk_uv_aspect._errors import ToolError
 from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._uv import Uv
 from cdk_uv_aspect._workspace import Workspace

@@ -23,9 +23,10 @@ import pytest
 from conftest import REPO, add_function, assert_complete_error, half_written, synth_app, synth_error
 
 from cdk_uv_aspect import _runner
-from cdk_uv_aspect._build import BuildRequest, build
+from cdk_uv_aspect._build import build
 from cdk_uv_aspect._errors import WorkspaceError
 from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._runner import Bounded, Runner
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._workspace import Workspace

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import tree_digest
 
-from cdk_uv_aspect._build import BuildRequest, build
+from cdk_uv_aspect._build import build
 from cdk_uv_aspect._errors import ToolError, UvError, WorkspaceError
 from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._workspace import Workspace
 

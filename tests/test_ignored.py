@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from conftest import call_handler
 
-from cdk_uv_aspect._build import BuildRequest, Built, build
+from cdk_uv_aspect._build import Built, build
 from cdk_uv_aspect._ignore import Rules, parse
 from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._request import BuildRequest
+from cdk_uv_aspect._sources import source_files
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._uv import Uv
-from cdk_uv_aspect._workspace import Workspace, source_files
+from cdk_uv_aspect._workspace import Workspace
 
 GIT = shutil.which("git")
 needs_git = pytest.mark.skipif(GIT is None, reason="needs git")

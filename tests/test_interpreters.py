@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import REPO, assert_complete_error
 
-from cdk_uv_aspect._build import BuildRequest, build
+from cdk_uv_aspect._build import build
 from cdk_uv_aspect._errors import ToolError
+from cdk_uv_aspect._interpreters import find_python, python_installs
 from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._target import Target
-from cdk_uv_aspect._uv import Uv, find_python, python_installs
+from cdk_uv_aspect._uv import Uv
 from cdk_uv_aspect._workspace import Workspace
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk_uv_aspect._layer import _source_of, unloadable
+from cdk_uv_aspect._derive import _source_of, unloadable
 from cdk_uv_aspect._target import Target
 
 AL2_311 = Target("3.11", "x86_64")  # Amazon Linux 2, glibc 2.26

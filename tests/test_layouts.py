@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import assert_api_asset, call_handler
 
-from cdk_uv_aspect._build import BuildRequest, Built, build
+from cdk_uv_aspect._build import Built, build
 from cdk_uv_aspect._errors import UvError
 from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._pipconfig import pip_config
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._target import Target
-from cdk_uv_aspect._uv import Uv, pip_config
+from cdk_uv_aspect._uv import Uv
 from cdk_uv_aspect._workspace import Workspace
 
 

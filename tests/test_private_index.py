@@ -32,9 +32,10 @@ from conftest import add_function, assert_complete_error, call_handler, function
 from fakes import ScriptedRunner, fail, mount_source, uv_command
 
 from cdk_uv_aspect import _index
-from cdk_uv_aspect._build import BuildRequest, build
+from cdk_uv_aspect._build import build
 from cdk_uv_aspect._docker import ROOT, ContainerInstall, Locked
 from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._runner import Result
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._uv import Uv

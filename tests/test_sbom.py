@@ -21,9 +21,10 @@ from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 
 from cdk_uv_aspect import mark_package, uv_image_code
-from cdk_uv_aspect._build import BuildRequest, Built, build
+from cdk_uv_aspect._build import Built, build
 from cdk_uv_aspect._cli import main as cdk_uv
 from cdk_uv_aspect._options import UvOptions
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._sbom import FILE, installed
 from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._workspace import Workspace

@@ -18,10 +18,10 @@ from conftest import FIXTURES, REPO, assert_complete_error
 from pydantic import ValidationError
 
 from cdk_uv_aspect import UvOptions
-from cdk_uv_aspect._build import BuildRequest
 from cdk_uv_aspect._errors import MarkerError, TargetError, ToolError, WorkspaceError
 from cdk_uv_aspect._image import final_base, lambda_python
 from cdk_uv_aspect._marker import Marker, package_of
+from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._target import Target, target_of
 from cdk_uv_aspect._uv import (
     UV_ENV,
@@ -358,7 +358,7 @@ def test_exported_requirements_split_into_registry_and_local():
 
 def test_progress_lines_of_builds_ending_together_never_share_a_line(monkeypatch: pytest.MonkeyPatch):
     """Builds run in threads and each says one line when it ends: every line arrives whole."""
-    from cdk_uv_aspect._aspect import _say
+    from cdk_uv_aspect._builds import say
 
     class SlowStream:
         """A stream that lets other threads run between two writes, as a busy terminal or pipe does."""
@@ -376,7 +376,7 @@ def test_progress_lines_of_builds_ending_together_never_share_a_line(monkeypatch
 
     stream = SlowStream()
     monkeypatch.setattr(sys, "stderr", stream)
-    threads = [threading.Thread(target=lambda i=i: [_say(f"build {i}.{n}") for n in range(10)]) for i in range(4)]
+    threads = [threading.Thread(target=lambda i=i: [say(f"build {i}.{n}") for n in range(10)]) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -28,7 +28,7 @@ from .common import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_USAGE, CannotRun, UsageEr
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .._runner import interruptible
+    from .._signals import interruptible
 
     parser = _parser()
     options = parser.parse_args(argv)

@@ -93,10 +93,11 @@ def run(options: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from .._archive import copy_folder, write_zip
-    from .._build import BuildRequest, build, progress_line
+    from .._build import build, progress_line
     from .._errors import UvError
     from .._marker import package_of
     from .._options import UvOptions
+    from .._request import BuildRequest
     from .._target import target_of
     from .._workspace import Workspace
 

@@ -31,8 +31,8 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
 
 def _days(text: str) -> float:
     """A number of days, finite and 0 or more: `nan`, `inf` and `-1` are refused (exit code 2)."""
-    from .._cache import check_days
     from .._errors import SettingError
+    from .._prune import check_days
 
     try:
         return check_days(float(text))
@@ -43,8 +43,8 @@ def _days(text: str) -> float:
 
 
 def run(options: argparse.Namespace) -> int:
-    from .._cache import entries, prune
     from .._options import default_cache_dir
+    from .._prune import entries, prune
 
     cache_dir = (options.cache_dir or default_cache_dir()).expanduser().absolute()
     if options.action == "prune":

@@ -46,8 +46,9 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
 
 
 def run(options: argparse.Namespace) -> int:
+    from .._interpreters import find_python
     from .._invoke import CannotRunHere, invoke
-    from .._uv import Uv, find_python
+    from .._uv import Uv
 
     if len(options.args) > 2:
         extra = " ".join(options.args[2:])

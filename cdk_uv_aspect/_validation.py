@@ -1,0 +1,89 @@
+"""The aspect's errors as the CDK reports them: each a validation error of the first construct it names.
+
+The aspect never raises a ``UvError`` out of ``visit`` (jsii would wrap it in a Python and a JavaScript
+traceback, the message twice): it collects them, merges those that failed alike into one error naming
+each construct, and adds them as validations, so that the CDK fails ``app.synth()`` with them.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsii
+from aws_cdk import aws_lambda as lambda_
+from constructs import IValidation, Node
+
+from . import _state
+from ._errors import UvError, debugging, report_cleanly
+from ._state import jsii_ref
+
+
+@dataclass
+class _Failure:
+    """An error to report, on the construct where the CDK shows it, for the functions it stopped."""
+
+    error: UvError
+    where: Node
+    functions: list[lambda_.Function] = field(default_factory=list)
+
+
+class Failures:
+    """The errors found during one visit of the aspect, reported at its end."""
+
+    def __init__(self) -> None:
+        self._found: list[_Failure] = []
+
+    def add(
+        self, error: UvError, where: Node, functions: list[lambda_.Function], cause: BaseException | None = None
+    ) -> None:
+        if cause is not None and debugging():
+            where_raised = "".join(traceback.format_exception(cause)).rstrip()
+            error.details = f"{error.details}\n{where_raised}".strip()
+            error.args = (error.render(),)
+        self._found.append(_Failure(error, where, functions))
+
+    def report(self) -> None:
+        """Each error found during a visit as a validation error of its first construct: the CDK fails
+        synthesis with it (``cdk synth`` and ``python app.py`` alike), and prints each once."""
+        failures, self._found = self._found, []
+        for failure in _merged(failures):
+            for function in failure.functions:
+                _state.FAILED.add(jsii_ref(function))
+            failure.where.add_validation(_Refused(str(failure.error)))
+        if failures:
+            report_cleanly()
+
+
+@jsii.implements(IValidation)
+class _Refused:
+    """A validation that fails synthesis with one of our errors."""
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def validate(self) -> list[str]:
+        return [self._message]
+
+
+def _merged(failures: list[_Failure]) -> list[_Failure]:
+    """One error for the functions that failed alike (no workspace, say), naming each of them."""
+    groups: dict[tuple[Any, ...], _Failure] = {}
+    for failure in failures:
+        e = failure.error
+        key = (type(e), e.problem, e.fix, e.details)
+        if key not in groups:
+            groups[key] = _Failure(e, failure.where, list(failure.functions))
+            continue
+        group = groups[key]
+        known = group.error
+        constructs = [*known.constructs, *(c for c in e.constructs if c not in known.constructs)]
+        package = known.package if known.package == e.package else None
+        target = known.target if known.target == e.target else None
+        merged = known.with_constructs(constructs)
+        merged.package, merged.target = package, target
+        merged.args = (merged.render(),)
+        group.error = merged
+        group.functions += failure.functions
+    return list(groups.values())
