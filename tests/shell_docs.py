@@ -101,6 +101,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     path += [p for p in os.environ["PATH"].split(os.pathsep) if p and not (Path(p) / "uv").exists()]
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env.update(PATH=os.pathsep.join(path), PIPX_HOME=str(root / "pipx"), PIPX_BIN_DIR=str(root / "bin"))
+    # A doc command that fails to find its environment's pip must not install into a pyenv or OS Python.
+    env["PIP_REQUIRE_VIRTUALENV"] = "1"
     blocks = shell_blocks("README.md").get("Install")
     assert blocks, "the README's Install section has no shell block"
     saved = root / "env"
