@@ -145,6 +145,18 @@ class UvOptions(BaseModel):
         "fits; raise it for Docker fallback builds under emulation). A command still running after 30 s "
         "is reported on stderr, then again at 60 s, 120 s...",
     )
+    remote_cache: str | None = Field(
+        default=None,
+        description="A team build cache on S3, s3://BUCKET or s3://BUCKET/PREFIX: before building, each build is "
+        "looked up there, and a hit is downloaded, checked against its manifest and used as if built here. "
+        "$CDK_UV_REMOTE_CACHE wins over it (off: none). The AWS SDK's configuration decides credentials, region "
+        "and endpoint. See docs/remote-cache.md.",
+    )
+    remote_cache_write: bool = Field(
+        default=False,
+        description="Upload what is built here to the team cache (on CI; laptops read). "
+        "$CDK_UV_REMOTE_CACHE_WRITE (1/true/yes/on, 0/false/no/off) wins over it.",
+    )
     uv: str | None = Field(
         default=None,
         description="The uv binary. Default: the one installed with the uv package from PyPI, else `uv` on PATH.",
@@ -219,6 +231,13 @@ class UvOptions(BaseModel):
             if not is_digest(digest):
                 raise ValueError(f"the base image digest for {python} must be sha256:<64 hex digits>, got {digest!r}")
         return tuple(pairs) if isinstance(pairs, list) else pairs
+
+    @field_validator("remote_cache", mode="after")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        from ._remote import check_url
+
+        return check_url(value) if value is not None else None
 
     @field_validator("workspace", "cache_dir", mode="after")
     @classmethod

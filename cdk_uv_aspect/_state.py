@@ -20,6 +20,7 @@ TOOLS                _uv (uv binaries), _interpreters       the same: each looke
                      (interpreters found)                   process
 SWEPT                _prune.sweep (cache folders swept)     _prune.sweep: once per process and
                                                             folder
+TEAM_CACHES          _remote.team_cache (one per bucket)    _remote: one breaker for every build
 _signals.RUNNING     _runner (children still running)       _signals.running(): to end them all
 _signals.STOP        a signal inside                        _runner: no new command starts;
                      _signals.interruptible                 cleared when the block ends
@@ -44,9 +45,11 @@ WHEEL_LOCKS: dict[Path, threading.Lock] = {}
 WHEELS_BUILT: set[Path] = set()
 TOOLS: dict[tuple[str, ...], Any] = {}
 SWEPT: set[Path] = set()
+TEAM_CACHES: dict[tuple[Any, bool], Any] = {}
 
 LOCK = threading.Lock()
-"""Guards the registries that build threads write (WHEEL_LOCKS, WHEELS_BUILT, TOOLS, SWEPT)."""
+"""Guards the registries that build threads write (WHEEL_LOCKS, WHEELS_BUILT, TOOLS, SWEPT,
+TEAM_CACHES)."""
 
 
 def jsii_ref(value: object) -> str:
@@ -68,5 +71,15 @@ def wheel_lock(entry: Path) -> threading.Lock:
 def reset() -> None:
     """Forget everything: as in a new process."""
     with LOCK:
-        for registry in (SWAPPED, FAILED, PLACEHOLDERS, BUILT_FOLDERS, WHEEL_LOCKS, WHEELS_BUILT, TOOLS, SWEPT):
+        for registry in (
+            SWAPPED,
+            FAILED,
+            PLACEHOLDERS,
+            BUILT_FOLDERS,
+            WHEEL_LOCKS,
+            WHEELS_BUILT,
+            TOOLS,
+            SWEPT,
+            TEAM_CACHES,
+        ):
             registry.clear()
