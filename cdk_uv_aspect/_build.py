@@ -20,35 +20,46 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _asset, _cache, _docker, _index, _prune, _sbom, _uv
+from . import _asset, _cache, _docker, _index, _prune, _remote, _sbom, _uv
 from ._errors import TargetError, UvError, WheelError
 from ._files import atomic_write, file_error, work_dir
 from ._lambda import RUNTIME_PROVIDED
 from ._pipconfig import pip_config
 from ._request import BuildRequest
-from ._runner import Bounded, Runner
+from ._runner import Bounded, Runner, cores
 from ._uv import Uv
 from ._wheels import local_wheels
 from ._workspace import Package
 
 Log = Callable[[str], None]
 
+# Builds made here at once: one per core. More threads than that may wait on the team cache (downloads,
+# uploads) side by side with them.
+_BUILDING = threading.BoundedSemaphore(cores())
+
 
 @dataclass(frozen=True)
 class Built:
-    """A finished build: its entry in the build cache, what it took, and its build.json."""
+    """A finished build: its entry in the build cache, what it took, where it came from, its build.json."""
 
     request: BuildRequest
     entry: Path  # <cache_dir>/builds/<key>: asset/ and build.json
     seconds: float
-    cached: bool
+    cached: bool  # not built by this process: from the build cache or the team cache
     info: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    origin: str = "built"  # "built", "cache" or "team cache"
+
+    @property
+    def key(self) -> str:
+        """The build's key: the entry's name in the build cache and in the team cache."""
+        return self.entry.name
 
     @property
     def asset_dir(self) -> Path:
@@ -61,12 +72,14 @@ class Built:
         return self.entry / _sbom.FILE
 
 
-def build(request: BuildRequest, runner: Runner | None = None, log: Log | None = None) -> Built:
-    """Build ``request``, or take it from the build cache when an identical, intact build is there."""
+def build(request: BuildRequest, runner: Runner | None = None, log: Log | None = None, *, team: bool = True) -> Built:
+    """Build ``request``, or take it from the build cache when an identical, intact build is there, else from
+    the team cache when one is configured (``team=False``: never; `cdk-uv verify` rebuilds)."""
     # Every command of the build is stopped after command_timeout, and reported while it is slow.
     bounded = Bounded(runner or Runner(), request.options.command_timeout, what=_what(request), say=log)
     try:
-        return _build(request, bounded, log)
+        remote = _remote.team_cache(request.options.remote_cache, request.options.remote_cache_write) if team else None
+        return _build(request, bounded, log, remote)
     except UvError as exc:  # each error names what was being built, wherever it was raised
         raise exc.with_constructs(exc.constructs, package=request.package, target=request.target) from None
     except (OSError, UnicodeError) as exc:  # a full or read-only disk, a cache path that is a file...
@@ -78,7 +91,7 @@ def _what(request: BuildRequest) -> str:
     return f"{request.package} ({request.target.key})"
 
 
-def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
+def _build(request: BuildRequest, runner: Runner, log: Log | None, remote: _remote.TeamCache | None) -> Built:
     uv = Uv.locate(request.options.uv, runner)
     started = time.monotonic()
     package = request.workspace.package(request.package)
@@ -90,18 +103,40 @@ def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
     if not request.options.rebuild:
         info = _cache.use(final)
         if info is not None:
-            return Built(request, final, time.monotonic() - started, cached=True, info=info)
+            return Built(request, final, time.monotonic() - started, cached=True, info=info, origin="cache")
         if final.exists() and log:
             log(
                 f"the cached build of {request.package} for {request.target} is damaged or incomplete: "
                 "building it again"
             )
+        info = remote.fetch(_cache.BUILDS, key, builds, log) if remote is not None else None
+        if info is not None:
+            return Built(request, final, time.monotonic() - started, cached=True, info=info, origin="team cache")
 
+    with _BUILDING:
+        built = _build_here(request, runner, log, uv, package, key, builds, started, remote)
+    if remote is not None:
+        remote.store(_cache.BUILDS, built.entry, log)  # side by side with the next builds
+    return built
+
+
+def _build_here(
+    request: BuildRequest,
+    runner: Runner,
+    log: Log | None,
+    uv: Uv,
+    package: Package,
+    key: str,
+    builds: Path,
+    started: float,
+    remote: _remote.TeamCache | None,
+) -> Built:
+    final = builds / key
     with work_dir(builds, key) as work:
         site = work / _cache.ASSET
         site.mkdir()
         began = time.time()
-        omitted = _install(request, package, uv, runner, work, site, log)
+        omitted = _install(request, package, uv, runner, work, site, log, remote)
         _asset.tidy(site, request.options.exclude)
         if request.options.bytecode:
             own = request.workspace.closure(request.package)
@@ -129,6 +164,7 @@ def _build(request: BuildRequest, runner: Runner, log: Log | None) -> Built:
             "target": request.target.key,
             "extras": list(request.extras),
             "groups": list(request.groups),
+            "options": request.output_options,  # with package and target: what `cdk-uv verify` builds again
             "omitted": omitted,
             "beside": {_sbom.FILE: hashlib.sha256(sbom).hexdigest()},
             "files": len(files),
@@ -160,7 +196,14 @@ def _check_requires_python(request: BuildRequest, package: Package) -> None:
 
 
 def _install(
-    request: BuildRequest, package: Package, uv: Uv, runner: Runner, work: Path, site: Path, log: Log | None
+    request: BuildRequest,
+    package: Package,
+    uv: Uv,
+    runner: Runner,
+    work: Path,
+    site: Path,
+    log: Log | None,
+    remote: _remote.TeamCache | None,
 ) -> dict[str, str]:
     """Steps 1-3 and the application modules: everything the function imports, into ``site``.
 
@@ -217,6 +260,8 @@ def _install(
             cache_dir=request.options.cache_dir,
             rebuild=request.options.rebuild,
             failure=failure,
+            team=remote,
+            log=log,
         )
         command = _uv.install_wheels(uv.path, request.target, site, wheels, config=config)
         result = runner.run(command, cwd=root, env=_uv.UV_ENV)
@@ -241,5 +286,5 @@ def progress_line(built: Built, shown: list[str] | None = None, count: int = 0) 
     if shown:
         more = f" and {count - len(shown)} more" if count > len(shown) else ""
         what += f" for {', '.join(shown)}{more}"
-    how = "from cache" if built.cached else "built"
+    how = {"cache": "from cache", "team cache": "from the team cache"}.get(built.origin, "built")
     return f"{what}... {how} in {built.seconds:.1f}s"

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from . import _remote
 from ._build import Built, build, progress_line
 from ._request import BuildRequest
 from ._runner import Runner, cores
@@ -19,7 +20,12 @@ def build_all(wanted: Mapping[BuildRequest, Sequence[str]], runner: Runner) -> d
     ``wanted``: each request with the construct paths of what wants it (read by the caller: jsii is not
     thread-safe); the first three name the build when it ends.
     """
-    workers = max(1, min(len(wanted), cores()))
+    # One build per core; with a team cache, more builds may wait on their downloads side by side.
+    options = {request.options for request in wanted}
+    waiting = (
+        _remote.CONNECTIONS if any(_remote.configured(o.remote_cache, o.remote_cache_write) for o in options) else 0
+    )
+    workers = max(1, min(len(wanted), cores() + waiting))
     results: dict[BuildRequest, Built | Exception] = {}
     # SIGINT/SIGTERM while building: every child's process group ends, the builds unwind (removing
     # their private folders) before the pool is left, then the process stops as the signal asks.
@@ -33,6 +39,8 @@ def build_all(wanted: Mapping[BuildRequest, Sequence[str]], runner: Runner) -> d
                 results[request] = future.result()
             except Exception as exc:  # each build's error, whatever its type, named and reported with the others
                 results[request] = exc
+    for cache_dir in {o.cache_dir for o in options}:
+        _remote.record_all(cache_dir)  # what the team cache did, for `cdk-uv cache info`
     return results
 
 

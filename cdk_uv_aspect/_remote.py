@@ -128,6 +128,14 @@ def settings(remote_cache: str | None, remote_cache_write: bool) -> tuple[Locati
         ) from None
 
 
+def configured(remote_cache: str | None, remote_cache_write: bool) -> bool:
+    """Whether a team cache is configured (a setting it can't use counts as none: each build reports it)."""
+    try:
+        return settings(remote_cache, remote_cache_write)[0] is not None
+    except SettingError:
+        return False
+
+
 def team_cache(remote_cache: str | None, remote_cache_write: bool) -> TeamCache | None:
     """The process's team cache for these settings (one breaker for every build), or None when there is none."""
     location, write = settings(remote_cache, remote_cache_write)
@@ -336,6 +344,14 @@ class TeamCache:
             }
             cache_dir.mkdir(parents=True, exist_ok=True)
             atomic_write(path, json.dumps(record, indent=1) + "\n")
+
+
+def record_all(cache_dir: Path) -> None:
+    """What every team cache of this process did, added to ``<cache_dir>/team-cache.json``."""
+    with _state.LOCK:
+        used = list(_state.TEAM_CACHES.values())
+    for team in used:
+        team.record(cache_dir)
 
 
 def read_stats(cache_dir: Path) -> dict[str, Any] | None:

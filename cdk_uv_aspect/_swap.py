@@ -133,6 +133,8 @@ def _record_build(
             "bytes": info["bytes"],
             "buildSeconds": round(built.seconds, 3),
             "cached": built.cached,
+            "origin": built.origin,  # "built", "cache" or "team cache"
+            "key": built.key,  # the entry in the build cache and the team cache: what `cdk-uv verify` checks
             "requiresPython": str(requires_python) if requires_python is not None else None,
             **extra,
         },

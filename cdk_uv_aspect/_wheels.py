@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from . import _cache, _index, _prune, _state, _uv
 from ._errors import WorkspaceError
 from ._failure import Failure
 from ._files import work_dir
+from ._remote import TeamCache
 from ._runner import Runner, cores
 from ._sources import copy_sources
 from ._uv import Uv
@@ -39,8 +41,11 @@ def local_wheels(
     cache_dir: Path,
     rebuild: bool,
     failure: Failure,
+    team: TeamCache | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """The wheel of each local package ``uv export`` listed (as paths): from the wheel cache, else built."""
+    """The wheel of each local package ``uv export`` listed (as paths): from the wheel cache, else from the
+    team cache (``team``), else built (and shared there)."""
     by_path = {p.path: p for p in workspace.packages.values()}
     packages = []
     for line in exported:
@@ -63,6 +68,8 @@ def local_wheels(
         with _state.wheel_lock(entry):  # builds running side by side wait for one build of a shared package
             if (not rebuild or entry in _state.WHEELS_BUILT) and _cache.use(entry) is not None:
                 return sorted((entry / _cache.ASSET).glob("*.whl"))
+            if not rebuild and team is not None and team.fetch(_cache.WHEELS, entry.name, cache, log) is not None:
+                return sorted((entry / _cache.ASSET).glob("*.whl"))
             source, out = work / "src" / package.name, work / "wheels" / package.name
             # Exactly the files its key was computed from: no ignored file, cache or virtualenv.
             copy_sources(package.path, workspace.sources(package.name, cache_dir), source)
@@ -74,6 +81,8 @@ def local_wheels(
                 _keep(wheels, cache, entry, package.name, rebuild=rebuild)
                 with _state.LOCK:
                     _state.WHEELS_BUILT.add(entry)
+                if team is not None:
+                    team.store(_cache.WHEELS, entry, log)
             return wheels
 
     # Each `uv build` mostly waits on setting up its isolated build environment: run them side by side,

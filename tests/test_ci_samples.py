@@ -150,3 +150,29 @@ def test_each_sample_deploys_the_assembly_it_synthesized(sample: Path):
     (deploy,) = re.findall(r".*cdk@\$\{CDK_CLI_VERSION\}\" deploy .*", text)
     assert "--app cdk.out" in deploy
     assert text.count("uv run --no-sync cdk synth") == 1
+
+
+def test_every_run_reads_the_team_cache_and_only_the_default_branch_writes_it():
+    """docs/remote-cache.md's "CI writes": GitHub writes on pushes to main, GitLab on the default branch;
+    pull and merge requests read. Each synth job gets its role by OIDC before it synthesizes."""
+    workflow = yaml.safe_load(GITHUB.read_text())
+    env = workflow["env"]
+    assert env["CDK_UV_REMOTE_CACHE"] == "${{ vars.CDK_UV_REMOTE_CACHE }}"
+    write = env["CDK_UV_REMOTE_CACHE_WRITE"]
+    assert "github.event_name == 'push'" in write and "refs/heads/main" in write and "'0'" in write
+    job = workflow["jobs"]["synth"]
+    assert job["permissions"]["id-token"] == "write"
+    steps = job["steps"]
+    (credentials,) = [i for i, s in enumerate(steps) if s.get("uses", "").startswith("aws-actions/configure-aws")]
+    (synth_at,) = [i for i, step in enumerate(steps) if "cdk synth" in step.get("run", "")]
+    assert credentials < synth_at and steps[credentials]["continue-on-error"] is True  # a fork's PR: no token
+
+    ci = yaml.safe_load(GITLAB.read_text())
+    assert ci["variables"]["CDK_UV_REMOTE_CACHE"].startswith("s3://")
+    assert ci["variables"]["CDK_UV_REMOTE_CACHE_WRITE"] == "0"
+    synth = ci["synth"]
+    (writes,) = [rule for rule in synth["rules"] if "variables" in rule]
+    assert writes["if"] == "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+    assert writes["variables"] == {"CDK_UV_REMOTE_CACHE_WRITE": "1"}
+    assert synth["id_tokens"]["AWS_ID_TOKEN"]["aud"] == "sts.amazonaws.com"
+    assert any("AWS_WEB_IDENTITY_TOKEN_FILE" in line for line in synth["before_script"])

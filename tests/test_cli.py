@@ -158,12 +158,13 @@ def test_build_failure_is_the_library_message_without_traceback(sample: tuple[Pa
 
 
 def test_report_lists_every_function_with_what_was_built(sample: tuple[Path, Path]):
-    """The table and the JSON name each function's package, target, asset, sizes, files, cache hit, base image."""
+    """The table and the JSON name each function's package, target, asset, sizes, files, where the build came
+    from, base image."""
     folder, cache = sample
     table = cdk_uv("report", cwd=folder, cache=cache)
     assert table.returncode == 0, table.stderr
     header, _, *rows = table.stdout.splitlines()
-    columns = ("function", "package", "target", "asset", "unzipped", "zipped", "files", "build", "cache hit")
+    columns = ("function", "package", "target", "asset", "unzipped", "zipped", "files", "build", "from")
     assert all(column in header for column in columns)
     assert [r.split()[0] for r in rows] == [
         "UvSample/Orders",
@@ -180,6 +181,7 @@ def test_report_lists_every_function_with_what_was_built(sample: tuple[Path, Pat
     assert len(orders["assetHash"]) == 64 and Path(orders["assetDir"]).name == f"asset.{orders['assetHash']}"
     assert orders["files"] > 0 and 0 < orders["zippedBytes"] < orders["bytes"]
     assert isinstance(orders["cached"], bool) and orders["buildSeconds"] >= 0
+    assert orders["origin"] in ("built", "cache") and orders["key"].startswith("orders-python3.12-x86_64-")
     # Two functions of one package on two architectures: two builds, two assets.
     assert orders["assetHash"] != by_path["UvSample/OrdersArm"]["assetHash"]
     # An image function's base image, in a column of its own (by tag: the samples pin no digest).

@@ -41,7 +41,7 @@ CLI_TIMEOUT = 600
 # Matched anywhere, not per line: lines of builds that end together can share a line of stderr.
 PROGRESS = re.compile(
     r"Bundling uv package (\S+) \((\S+)\) for (\S+?)(?:, \S+?)*(?: and \d+ more)?\.\.\. "
-    r"(built|from cache) in"
+    r"(built|from cache|from the team cache) in"
 )
 # How docs/ci.md compares CI's `cdk-uv report --json` with a laptop's: a jq filter dropping the fields
 # that describe the runner, not the code. Every jq command of the page uses it.
@@ -113,8 +113,9 @@ def runner_fields() -> list[str]:
 class Runner:
     """A CI runner: a checkout of samples/ at a path of its own, with its own HOME, TMPDIR and umask."""
 
-    def __init__(self, root: Path, checkout: str, umask: int) -> None:
+    def __init__(self, root: Path, checkout: str, umask: int, env: dict[str, str] | None = None) -> None:
         self.root = root
+        self.extra_env = env or {}  # e.g. the AWS SDK's configuration of a role, a team cache
         self.repo = root / checkout
         self.home = root / "home"
         self.tmp = root / "tmp"
@@ -162,14 +163,21 @@ class Runner:
             "AWS_EC2_METADATA_DISABLED": "true",  # no credentials to look for: nothing is deployed
             "CDK_DISABLE_VERSION_CHECK": "1",
             "CDK_DISABLE_CLI_TELEMETRY": "true",
+            **self.extra_env,
         }
 
-    def synth(self) -> Synth:
-        """``cdk synth`` in samples/pipeline/, as the pipeline's synth step runs it."""
-        folder = self.repo / "samples" / "pipeline"
+    def synth(self, app: str = "samples/pipeline") -> Synth:
+        """``cdk synth`` in ``app`` (samples/pipeline/, as the pipeline's synth step runs it)."""
+        folder = self.repo / app
+        stderr = self.cdk("synth", "--quiet", app=app)
+        return Synth(folder / "cdk.out", stderr, PROGRESS.findall(stderr))
+
+    def cdk(self, *args: str, app: str = "samples/pipeline") -> str:
+        """The CDK CLI run with ``args`` in the folder ``app``, which must succeed; its stderr."""
+        folder = self.repo / app
         env = self.env()
         proc = subprocess.Popen(
-            [str(CDK), "synth", "--quiet", "--no-notices"],
+            [str(CDK), *args, "--no-notices"],
             cwd=folder,
             env=env,
             stdout=subprocess.PIPE,
@@ -183,9 +191,9 @@ class Runner:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the app it started
             stdout, stderr = proc.communicate()
-            pytest.fail(f"cdk synth took more than {CLI_TIMEOUT} s:\n{stderr[-4000:]}")
-        assert proc.returncode == 0, f"cdk synth failed ({proc.returncode}):\n{stdout[-2000:]}\n{stderr[-4000:]}"
-        return Synth(folder / "cdk.out", stderr, PROGRESS.findall(stderr))
+            pytest.fail(f"cdk {args[0]} took more than {CLI_TIMEOUT} s:\n{stderr[-4000:]}")
+        assert proc.returncode == 0, f"cdk {args[0]} failed ({proc.returncode}):\n{stdout[-2000:]}\n{stderr[-4000:]}"
+        return stderr
 
 
 @pytest.fixture(scope="module")
@@ -302,6 +310,38 @@ def test_the_synth_step_caches_uv_and_the_build_cache_keyed_on_the_lock(runner_a
     assert (REPO / lock_path).is_file()  # the path is the repository's lock, from where the step starts
     assert f"uv=={uv}" in " ".join(spec["phases"]["install"]["commands"])  # the uv the step installs
     assert "uv cache prune --ci" in spec["phases"]["build"]["commands"]
+
+
+def test_the_synth_step_reads_and_writes_a_team_cache_whose_entries_expire(runner_a: tuple[Runner, Synth]):
+    """docs/remote-cache.md in the sample: the synth step points CDK_UV_REMOTE_CACHE at a private bucket of
+    the pipeline stack, writes to it, may read, write and list it, and has boto3; entries expire."""
+    _, synth = runner_a
+    projects = pipeline_resources(synth, "AWS::CodeBuild::Project")
+    (synth_id,) = [lid for lid in projects if "Synth" in lid]
+    env = {v["Name"]: v["Value"] for v in projects[synth_id]["Environment"]["EnvironmentVariables"]}
+    (bucket_id,) = [lid for lid in pipeline_resources(synth, "AWS::S3::Bucket") if lid.startswith("TeamBuildCache")]
+    assert env["CDK_UV_REMOTE_CACHE"] == {"Fn::Join": ["", ["s3://", {"Ref": bucket_id}, "/cdk-uv"]]}
+    assert env["CDK_UV_REMOTE_CACHE_WRITE"] == "1"
+    bucket = pipeline_resources(synth, "AWS::S3::Bucket")[bucket_id]
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    assert {"Prefix": "cdk-uv/", "ExpirationInDays": 30, "Status": "Enabled"}.items() <= rules[0].items()
+    assert bucket["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
+    role = projects[synth_id]["ServiceRole"]["Fn::GetAtt"][0]
+    granted = [
+        statement
+        for policy in pipeline_resources(synth, "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Roles"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if bucket_id in json.dumps(statement["Resource"])
+    ]
+    actions = {
+        a
+        for statement in granted
+        for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= actions
+    spec = json.loads(projects[synth_id]["Source"]["BuildSpec"])
+    assert any("'.[s3]'" in c for c in spec["phases"]["install"]["commands"])
 
 
 # --- runners agree --------------------------------------------------------------------------------

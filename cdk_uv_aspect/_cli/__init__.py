@@ -4,11 +4,13 @@ commands:
   build PACKAGE               build a workspace package for a Lambda target, as the aspect does
   report [CDK_OUT]            every Lambda function of a synthesized assembly and what was built for it
   invoke [CDK_OUT] FUNCTION   run a synthesized function's handler locally, from its asset alone
+  verify [CDK_OUT]            build again what the caches served a synth, compare byte for byte
   cache {info,prune}          where the build cache is and what it holds; prune old builds
 
 exit codes:
   0  success
-  1  the handler raised, or the build failed (the message says why and what to do)
+  1  the handler raised, the build failed (the message says why and what to do), or a
+     build differs from what the caches served (verify)
   2  bad usage: unknown option, unknown or ambiguous function or package, no cloud assembly,
      an event that is not JSON, an output folder that is not empty
   3  the function can't run on this machine (another architecture's native code, no interpreter
@@ -23,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import build, cache, invoke, report
+from . import build, cache, invoke, report, verify
 from .common import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_USAGE, CannotRun, UsageError
 
 
@@ -69,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for command in (build, report, invoke, cache):
+    for command in (build, report, invoke, verify, cache):
         command.add_parser(commands, debug)
     return parser
 

@@ -55,4 +55,36 @@ def run(options: argparse.Namespace) -> int:
     total = sum(e.bytes for e in found)
     builds, wheels = (sum(e.complete and e.kind == kind for e in found) for kind in ("builds", "wheels"))
     print(f"{cache_dir}: {builds} build(s), {wheels} local wheel(s), {size(total) if total else '0 kB'}")
+    _team_info(cache_dir)
     return 0
+
+
+def _team_info(cache_dir: Path) -> None:
+    """The team cache configured here, and what it did for the synths that used this cache (no call made)."""
+    from .._errors import SettingError
+    from .._remote import ENV_URL, read_stats, settings
+
+    try:
+        location, write = settings(None, False)
+        configured = f"{location.url} ({'read and write' if write else 'read only'})" if location else None
+    except SettingError as exc:
+        configured = f"unusable: {exc.problem}"
+    print(f"team cache: {configured or f'none (${ENV_URL}; the app may set UvOptions(remote_cache=...))'}")
+    stats = read_stats(cache_dir)
+    if not stats:
+        return
+    since = f"since {_day(stats.get('since'))}"
+    for label, figures in (("last synth", stats.get("last") or {}), (since, stats.get("total") or {})):
+        print(
+            f"  {label} ({stats.get('url')}): {figures.get('hits', 0)} hit(s), {figures.get('misses', 0)} miss(es), "
+            f"{figures.get('refused', 0)} refused, {figures.get('uploads', 0)} upload(s); "
+            f"{size(figures.get('bytes_down', 0))} down, {size(figures.get('bytes_up', 0))} up; "
+            f"{figures.get('seconds', 0):.1f} s in calls"
+            + (f"; stopped: {figures['failed']}" if figures.get("failed") else "")
+        )
+
+
+def _day(epoch: object) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d", time.localtime(epoch)) if isinstance(epoch, (int, float)) else "?"

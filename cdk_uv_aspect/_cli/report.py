@@ -20,9 +20,9 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         help="every Lambda function of a synthesized assembly and what was built for it",
         description="A table of every Lambda function in the cloud assembly (nested stages included): "
         "construct path, uv package (or 'not uv-built'), target, extras and dependency groups deployed, asset "
-        "hash, size unzipped and zipped, file count, build time and whether the build came from the build "
-        "cache; for image functions, the base image (its registry left out, a pinned digest shortened). "
-        "With --sbom: the CycloneDX SBOM of each function's asset instead.",
+        "hash, size unzipped and zipped, file count, build time and where the build came from (built here, "
+        "the build cache or the team cache); for image functions, the base image (its registry left out, a pinned "
+        "digest shortened). With --sbom: the CycloneDX SBOM of each function's asset instead.",
     )
     report.add_argument(
         "cdk_out",
@@ -77,7 +77,7 @@ def run(options: argparse.Namespace) -> int:
             "zipped": size(r["zippedBytes"]),
             "files": "-" if r["files"] is None else r["files"],
             "build": "-" if r["buildSeconds"] is None else f"{r['buildSeconds']:.1f}s",
-            "cache hit": {True: "yes", False: "no"}.get(r["cached"], "-"),
+            "from": r["origin"] or "-",
             "base image": _short_image(r["baseImage"]),
         }
         for r in records
@@ -125,6 +125,9 @@ def _report_row(fn: AssemblyFunction, assembly: Path) -> dict[str, Any]:
         "files": build.get("files", files),
         "buildSeconds": build.get("buildSeconds"),
         "cached": build.get("cached"),
+        # Where the build came from: "built" here, the build "cache", or the "team cache" (older records: from cached).
+        "origin": build.get("origin") or {True: "cache", False: "built"}.get(build.get("cached")),  # type: ignore[arg-type]
+        "key": build.get("key"),
         "baseImage": (build.get("image") or {}).get("base"),
     }
 

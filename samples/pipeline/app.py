@@ -12,6 +12,10 @@ keyed by the library version, the uv version and the hash of uv.lock (CodeBuild'
 A changed uv.lock starts a new cache, and the aspect keys each build by the lock, the sources and the
 target anyway, so no stale build is ever used. See docs/ci.md.
 
+The synth step also reads and writes the team cache (docs/remote-cache.md): a bucket of the pipeline
+stack that laptops read too, so that nobody builds again what the pipeline built. Its entries expire
+after 30 days.
+
 Edit the context in cdk.json (repository, branch, CodeConnections ARN, accounts, region), bootstrap the
 pipeline account and the Beta and Prod accounts (these with `--trust` the pipeline account), and run
 `cdk deploy` once from samples/pipeline/.
@@ -25,6 +29,7 @@ from typing import Any
 from aws_cdk import App, Aspects, Duration, Environment, Stack, Stage, Validations, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -45,6 +50,7 @@ PYTHONS = "/root/.local/share/uv/python"
 BUILD_CACHE = "/root/.cache/cdk-uv-aspect"
 # A changed uv.lock, library or uv gives a new key, so a new cache; CodeBuild never updates a keyed cache.
 CACHE_KEY = f"cdk-uv-{version('cdk-uv-aspect')}-uv{UV_VERSION}-$(codebuild-hash-files {LOCK})"
+TEAM_PREFIX = "cdk-uv"  # the team cache's entries, in its bucket
 
 
 class ServiceStage(Stage):
@@ -73,10 +79,36 @@ class PipelineStack(Stack):
             enforce_ssl=True,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(30))],  # caches of old locks go
         )
+        # The team cache: the pipeline writes, developers read (grant them s3:GetObject on the prefix and
+        # s3:ListBucket). S3 expires by age, so an entry still in use is built once more after 30 days.
+        team = s3.Bucket(
+            self,
+            "TeamBuildCache",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(prefix=f"{TEAM_PREFIX}/", expiration=Duration.days(30)),
+                s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)),
+            ],
+        )
         synth = pipelines.CodeBuildStep(
             "Synth",
             input=source,
-            env={"UV_CACHE_DIR": UV_CACHE, "UV_PYTHON_INSTALL_DIR": PYTHONS, "CDK_UV_CACHE_DIR": BUILD_CACHE},
+            env={
+                "UV_CACHE_DIR": UV_CACHE,
+                "UV_PYTHON_INSTALL_DIR": PYTHONS,
+                "CDK_UV_CACHE_DIR": BUILD_CACHE,
+                "CDK_UV_REMOTE_CACHE": f"s3://{team.bucket_name}/{TEAM_PREFIX}",
+                "CDK_UV_REMOTE_CACHE_WRITE": "1",
+            },
+            role_policy_statements=[
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:PutObject"], resources=[team.arn_for_objects(f"{TEAM_PREFIX}/*")]
+                ),
+                # Without it, S3 answers a missing entry with "access denied", which stops the team cache.
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[team.bucket_arn]),
+            ],
             install_commands=[
                 f"python3 -m pip install --quiet --disable-pip-version-check uv=={UV_VERSION}",
                 f"npm install --global --no-fund --no-audit aws-cdk@{CDK_CLI_VERSION}",
@@ -84,7 +116,7 @@ class PipelineStack(Stack):
                 # The CDK app's environment: aws-cdk-lib and this repository's library (in your
                 # project, the locked CDK app: `uv sync --locked`).
                 "uv venv --python 3.12 .venv",
-                "uv pip install --python .venv .",
+                "uv pip install --python .venv '.[s3]'",  # boto3, for the team cache
             ],
             commands=[
                 ". .venv/bin/activate",
