@@ -19,6 +19,9 @@ big      200 functions in an app of 2,000+ constructs (log groups, queues, roles
 pip      A cold build of one package (sample `users`) versus `pip install --target` of the same locked
          requirements.
 start    Importing each sample handler from its asset, with bytecode versus without.
+team     Cold synth (empty build cache and cdk.out) with the team cache filled, on moto_server on loopback,
+         against the seed recipe's cold synth and the aspect's cold synth without it: N = 50 functions
+         over K = 5 and 20 packages (goal: team cache at most 0.5 of the seed recipe).
 
 Timing is measured here, never asserted in tests. The machine's other load shows up as noise: the load
 average is printed before and after each part; compare ratios from one run, not seconds across runs.
@@ -139,7 +142,15 @@ class Bench:
     # --- synthesis ----------------------------------------------------------------------------
 
     def synth(
-        self, setup: Setup, mode: str, n: int, outdir: Path, *, big: bool = False, count: Path | None = None
+        self,
+        setup: Setup,
+        mode: str,
+        n: int,
+        outdir: Path,
+        *,
+        big: bool = False,
+        count: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> Run:
         """One fresh `python bench/app.py` process (what `cdk synth` runs): wall and CPU seconds.
 
@@ -158,6 +169,7 @@ class Bench:
             "CDK_UV_CACHE_DIR": str(setup.cache),
             "SEED_ENV_ROOT": str(setup.envs),
             "PATH": os.pathsep.join([str(Path(self.uv).parent), os.environ.get("PATH", "")]),
+            **(env or {}),
         }
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
@@ -403,6 +415,79 @@ class Bench:
         table(["handler", "runtime", "bytecode ms", "source ms", "ratio"], rows)
         print(f"load {load_before[0]} -> {load()[0]}")
 
+    # --- team: a cold synth served by the team cache ----------------------------------------------
+
+    def team(self) -> None:
+        sys.path.insert(0, str(REPO / "tests"))
+        from emulator import running_moto  # the deploy tests' moto_server on a loopback port
+
+        n = 50 if 50 in self.ns else self.ns[-1]
+        server = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
+        if not server:
+            raise SystemExit("bench: the team part needs moto_server (`pip install 'moto[server]'`)")
+        print(
+            f"\nteam: cold synths (empty build cache and cdk.out; uv's cache warm) of N={n} over K = "
+            f"{', '.join(map(str, self.ks))}, the team cache filled on moto_server (loopback); "
+            f"{self.rounds} rounds of alternating runs"
+        )
+        rows = ("seed", "aspect", "team")
+        data = []
+        (self.work / "moto").mkdir(exist_ok=True)
+        with running_moto([server], self.work / "moto") as moto:
+            import boto3
+
+            s3 = boto3.client(
+                "s3",
+                endpoint_url=moto.endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            s3.create_bucket(Bucket="bench-team-cache")
+            for k in self.ks:
+                setup = self.setup(k)
+                url = f"s3://bench-team-cache/k{k}"
+                env = {**moto.env, "AWS_ENDPOINT_URL_S3": moto.endpoint, "CDK_UV_REMOTE_CACHE": url}
+                outdir = self.work / f"team-k{k}.out"
+                started, load_before = time.perf_counter(), load()
+                # A writer (CI) fills the bucket: a cold synth that uploads every build.
+                shutil.rmtree(setup.cache, ignore_errors=True)
+                self.synth(setup, "aspect", n, fresh(outdir), env={**env, "CDK_UV_REMOTE_CACHE_WRITE": "1"})
+                shutil.rmtree(setup.cache)
+                listed = s3.list_objects_v2(Bucket="bench-team-cache", Prefix=f"k{k}/")
+                stored = [o["Size"] for o in listed.get("Contents", [])]
+                runs: dict[str, list[Run]] = {row: [] for row in rows}
+                for r in range(self.rounds):
+                    for row in rows[r % len(rows) :] + rows[: r % len(rows)]:
+                        shutil.rmtree(outdir, ignore_errors=True)  # a fresh checkout: no cdk.out
+                        shutil.rmtree(setup.envs if row == "seed" else setup.cache, ignore_errors=True)
+                        extra = {**env, "CDK_UV_REMOTE_CACHE_WRITE": "0"} if row == "team" else {}
+                        runs[row].append(self.synth(setup, "seed" if row == "seed" else "aspect", n, outdir, env=extra))
+                        if row == "team":
+                            stats = json.loads((setup.cache / "team-cache.json").read_text())["last"]
+                            if stats["misses"] or stats["failed"]:
+                                raise SystemExit(f"bench: the team cache missed or failed: {stats}")
+                block = {
+                    "n": n,
+                    "k": k,
+                    "objects": len(stored),
+                    "bytes": sum(stored),
+                    **{
+                        row: {
+                            "wall": [round(x.wall, 3) for x in runs[row]],
+                            "cpu": [round(x.cpu, 3) for x in runs[row]],
+                        }
+                        for row in rows
+                    },
+                    "load_before": load_before,
+                    "load_after": load(),
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+                data.append(block)
+                self.results["team"] = data
+                print(f"  K={k:<2} done in {block['seconds']:.0f}s (load {load_before[0]} -> {block['load_after'][0]})")
+        print_team(data)
+
 
 # --- reading a synthesized app -----------------------------------------------------------------------
 
@@ -566,6 +651,33 @@ def print_goals(data: list[dict[str, Any]]) -> None:
     )
 
 
+def print_team(data: list[dict[str, Any]]) -> None:
+    """Medians (min-max), wall seconds; the ratio of the team cache's cold synth to the seed recipe's."""
+    rows = []
+    for b in data:
+        wall = {row: median(b[row]["wall"]) for row in ("seed", "aspect", "team")}
+        cpu = {row: median(b[row]["cpu"]) for row in ("seed", "aspect", "team")}
+        rows.append(
+            [
+                str(b["n"]),
+                str(b["k"]),
+                *(spread(b[row]["wall"]) for row in ("seed", "aspect", "team")),
+                f"**{wall['team'] / wall['seed']:.2f}** ({cpu['team'] / cpu['seed']:.2f})",
+                f"{b['objects']} / {b['bytes'] / 1e6:.1f} MB",
+                f"{b['load_before'][0]}-{b['load_after'][0]}",
+            ]
+        )
+    table(
+        ["N", "K", "seed recipe", "cdk-uv-aspect", "with the team cache", "team/seed, wall (CPU)", "objects", "load"],
+        rows,
+    )
+    worst = max(median(b["team"]["wall"]) / median(b["seed"]["wall"]) for b in data)
+    print(
+        f"  goal: a cold synth with the team cache at most 0.5 of the seed recipe's: worst {worst:.2f} "
+        f"{'met' if worst <= 0.5 else 'NOT met'}"
+    )
+
+
 def print_big(data: dict[str, Any]) -> None:
     n = data["n"]
     apps = data["apps"]
@@ -673,7 +785,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N = 10, 50 over K = 5, 2 rounds: a few minutes")
-    parser.add_argument("--only", default="compare,big,pip,start", help="comma-separated parts to run")
+    parser.add_argument("--only", default="compare,big,pip,start,team", help="comma-separated parts to run")
     parser.add_argument("--n", help="comma-separated numbers of functions (default 10,50,200)")
     parser.add_argument("--k", help="comma-separated numbers of packages (default 5,20)")
     parser.add_argument("--rounds", type=int, help="alternating rounds per scenario (default 5; quick 2)")
@@ -685,9 +797,9 @@ def main() -> int:
     ks = [int(x) for x in (options.k or ("5" if options.quick else "5,20")).split(",")]
     rounds = options.rounds or (2 if options.quick else 5)
     parts = [p.strip() for p in options.only.split(",") if p.strip()]
-    unknown = set(parts) - {"compare", "big", "pip", "start"}
+    unknown = set(parts) - {"compare", "big", "pip", "start", "team"}
     if unknown:
-        parser.error(f"unknown parts: {', '.join(sorted(unknown))} (choose from compare, big, pip, start)")
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))} (choose from compare, big, pip, start, team)")
     options.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="work-", dir=options.out))
     bench = Bench(work, ns, ks, rounds, big_n=options.big_n or (20 if options.quick else 200))

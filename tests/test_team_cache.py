@@ -27,7 +27,7 @@ from emulator import running_moto
 from pydantic import ValidationError
 from test_pack import make_entry
 
-from cdk_uv_aspect import UvOptions, _remote, _state
+from cdk_uv_aspect import UvOptions, _cache, _remote, _state
 from cdk_uv_aspect._errors import SettingError
 from cdk_uv_aspect._remote import BOUND, Location, settings, team_cache
 
@@ -419,6 +419,106 @@ def test_no_bucket_there_is_a_quick_warning(tmp_path: Path, monkeypatch, team: T
     said = Said()
     assert fetch_at_once(3, tmp_path, said) < BOUND
     assert len(said) == 1 and "unreachable" in said[0], said
+
+
+class Link:
+    """A network link to the server on ``port``: each request held ``latency`` seconds, answers sent at
+    ``rate`` bytes per second (if given); counts the connections open at once."""
+
+    def __init__(self, port: int, *, latency: float = 0.0, rate: int | None = None) -> None:
+        self.upstream, self.latency, self.rate = port, latency, rate
+        self.open = self.most_open = 0
+        self._lock = threading.Lock()
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client = self._listener.accept()[0]
+            except (TimeoutError, OSError):
+                continue
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            with self._lock:
+                self.open += 1
+                self.most_open = max(self.most_open, self.open)
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, dest: socket.socket, request: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if request:
+                    time.sleep(self.latency)
+                    dest.sendall(data)
+                    continue
+                step = max(1, (self.rate or len(data)) // 20)
+                for at in range(0, len(data), step):
+                    dest.sendall(data[at : at + step])
+                    if self.rate:
+                        time.sleep(step / self.rate)
+        except OSError:
+            pass
+        finally:
+            if request:
+                with self._lock:
+                    self.open -= 1
+            for end in (source, dest):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+
+@slow
+def test_lookups_run_side_by_side_up_to_the_connection_limit(clean: Team, tmp_path: Path, monkeypatch):
+    """Twenty lookups at once over a link with latency: eight at a time (CONNECTIONS), not one, not twenty."""
+    act_as(monkeypatch, clean, "reader")
+    link = Link(int(clean.endpoint.rsplit(":", 1)[1]), latency=0.4)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", link.endpoint)
+    try:
+        said = Said()
+        fetch_at_once(20, tmp_path, said)
+    finally:
+        link.close()
+    assert said == []
+    assert link.most_open == _remote.CONNECTIONS
+
+
+@slow
+def test_a_download_slower_than_the_floor_is_given_up(clean: Team, tmp_path: Path, monkeypatch):
+    """An entry coming at 100 kB/s: given up once it falls behind 1 MB/s after the grace, one warning."""
+    entry, info = written_entry(tmp_path)
+    (entry / "asset" / "api" / "data.bin").write_bytes(os.urandom(600_000))  # incompressible
+    info["manifest"] = _cache.manifest(entry / "asset")
+    _cache.write_info(entry, info)
+    act_as(monkeypatch, clean, "writer")
+    writer = team_cache(URL, True)
+    assert writer is not None
+    writer.store("builds", entry)
+    act_as(monkeypatch, clean, "reader")
+    link = Link(int(clean.endpoint.rsplit(":", 1)[1]), rate=100_000)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", link.endpoint)
+    said = Said()
+    builds = tmp_path / "reader-cache" / "builds"
+    builds.mkdir(parents=True)
+    started = time.monotonic()
+    try:
+        reader = team_cache(URL, False)
+        assert reader is not None
+        assert reader.fetch("builds", KEY, builds, said) is None
+    finally:
+        link.close()
+    assert time.monotonic() - started < _remote.GRACE + 3  # not the 6 s the whole download would take
+    assert len(said) == 1 and "a download ran below 1 MB/s" in said[0], said
+    assert os.listdir(builds) == []
 
 
 @slow

@@ -97,6 +97,7 @@ def run(options: argparse.Namespace) -> int:
     from .._errors import UvError
     from .._marker import package_of
     from .._options import UvOptions
+    from .._remote import record_all
     from .._request import BuildRequest
     from .._target import target_of
     from .._workspace import Workspace
@@ -132,6 +133,7 @@ def run(options: argparse.Namespace) -> int:
 
     request = BuildRequest.create(workspace, package, target, uv_options)
     built = build(request, log=lambda line: print(line, file=sys.stderr))
+    record_all(uv_options.cache_dir)  # what the team cache did, for `cdk-uv cache info`
     print(progress_line(built), file=sys.stderr, flush=True)
     info = built.info
     summary = f"{package} for {target}: {info['files']} files, {size(info['bytes'])}"
