@@ -215,7 +215,7 @@ class TeamCache:
                 if self._reads_off:
                     return None
                 response = _within(BOUND, lambda: _get(client, self.location.bucket, name))
-                body = _Paced(response["Body"], started)
+                body = _Paced(response["Body"], time.monotonic())  # from the answer: not the wait for a slot
                 with work_dir(parent, key) as work:
                     info = _pack.unpack(body, work)
                     got = body.read_bytes
