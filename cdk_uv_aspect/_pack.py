@@ -38,6 +38,7 @@ _FILE_MODE = 0o644
 _EXEC_MODE = 0o755
 _CHUNK = 1 << 20
 _MAX_INFO = 64 << 20  # bytes: a manifest of a few hundred thousand files; anything larger is not ours
+_MAX_ENTRY = 10 << 30  # bytes: Lambda's largest code (a container image); a larger entry fills a disk
 # Names of the files beside asset/ (the SBOM): a plain file name, never a path.
 _BESIDE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
@@ -182,6 +183,8 @@ def _read_info(archive: tarfile.TarFile, member: tarfile.TarInfo) -> dict[str, A
             and isinstance(value[2], str)
         ):
             raise Refused(f"its manifest's line for {rel} is not [size, mtime, sha256] of a file")
+    if sum(value[0] for value in manifest.values()) > _MAX_ENTRY:
+        raise Refused(f"its manifest lists more than {_MAX_ENTRY >> 30} GiB of files, more than any Lambda code")
     beside = info.get("beside") or {}
     if not isinstance(beside, dict) or not all(
         isinstance(n, str) and _BESIDE.fullmatch(n) and n not in (INFO, ASSET) and isinstance(d, str)

@@ -150,6 +150,11 @@ INFO = {
             "not plain file names",
         ),
         ([file_member("asset/api/x.py", PAYLOAD)], {"manifest": INFO["manifest"]}, "does not name a package"),
+        (
+            [file_member("asset/api/x.py", PAYLOAD)],
+            {**INFO, "manifest": {**INFO["manifest"], "big": [11 << 30, 0, "0" * 64]}},
+            "more than 10 GiB",
+        ),
     ],
     ids=[
         "symlink",
@@ -169,6 +174,7 @@ INFO = {
         "manifest naming dot-dot",
         "beside naming dot-dot",
         "manifest of no package",
+        "a disk's worth",
     ],
 )
 def test_a_hostile_or_damaged_object_is_refused_and_writes_nothing_outside(tmp_path: Path, members, info, why):
