@@ -8,6 +8,7 @@ bucket that was tampered with, that hangs, that refuses them, or that holds a pl
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -252,3 +253,21 @@ def test_verify_passes_on_an_honest_cache_and_names_a_planted_entry(
     assert key in line and "users (python3.11-x86_64)" in line and "UvSample/Users" in line
     assert "asset/users/handler.py: other content" in verified.stdout
     assert verified.stdout.count("same") == 3 and key in verified.stderr
+
+
+def test_credentials_never_reach_the_assembly_the_caches_or_the_output(writer_a: Run, reader_b: Run, team: Team):
+    """Neither role's access key id nor its secret is in cdk.out (templates, records, SBOMs), the build
+    cache, the team cache's objects or what the synth printed."""
+    secrets = [
+        team.roles[role][name]
+        for role in ("writer", "reader")
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    ]
+    contents = [run.synth.stderr.encode() for run in (writer_a, reader_b)]
+    for run in (writer_a, reader_b):
+        for folder in (run.synth.out, run.runner.build_cache):
+            contents += [p.read_bytes() for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+    contents += [gzip.decompress(packed) for packed in team.objects().values()]
+    assert len(contents) > 100
+    for secret in secrets:
+        assert not any(secret.encode() in content for content in contents), secret
