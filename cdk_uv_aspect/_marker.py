@@ -31,14 +31,15 @@ LAYER_KEY = "dependencies_layer"
 KEYS = ("package", *SELECTION_KEYS, *IMAGE_KEYS, LAYER_KEY)
 
 # PEP 508 names, ASCII only: anything else (path separators, '..', shell metacharacters, look-alike
-# letters) is refused before it reaches a path or a command line.
-_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+# letters, a line break) is refused before it reaches a path or a command line. Always ``fullmatch``:
+# with ``match``, ``$`` also matches before a final line break, and "orders\n" would pass.
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _EXAMPLE = '{"package": "api", "extras": ["fast"], "groups": ["otel"]}'
 
 
 def is_name(value: object) -> bool:
     """Whether ``value`` is a PEP 508 name (a package, an extra, a group), in ASCII."""
-    return isinstance(value, str) and bool(_NAME.match(value))
+    return isinstance(value, str) and bool(_NAME.fullmatch(value))
 
 
 def is_digest(value: object) -> bool:
@@ -77,7 +78,7 @@ class Marker:
                 fix=f"use only {', '.join(KEYS)}, e.g. {_EXAMPLE}",
             )
         package = fields.get("package")
-        if not isinstance(package, str) or not _NAME.match(package):
+        if not isinstance(package, str) or not _NAME.fullmatch(package):
             raise MarkerError(
                 f"the uv marker's data must be a package name, got {package if isinstance(data, Mapping) else data!r}",
                 fix='write the marker as fn.node.add_metadata("uv", "<package>") or '

@@ -104,13 +104,16 @@ def test_marker_data_names_a_normalized_package(data, package):
     assert package_of(data) == package
 
 
-@pytest.mark.parametrize(
-    "data",
-    [None, 42, ["api"], {"name": "api"}, "", "../etc", "a/b", "api; rm -rf /", "$(id)", "\u0430pi", "api ", "-api"],
-)
+BAD_MARKERS = [None, 42, ["api"], {"name": "api"}, "", "../etc", "a/b", "api; rm -rf /", "$(id)", "\u0430pi"]
+BAD_MARKERS += ["api ", "-api", "orders\n", "orders\r", "orders\n\n"]
+BAD_MARKERS += [{"package": "api", "extras": ["fast\n"]}, {"package": "api", "groups": ["otel\n"]}]
+
+
+@pytest.mark.parametrize("data", BAD_MARKERS)
 def test_marker_with_bad_data_is_refused(data):
-    """Wrong types, path separators, shell metacharacters, look-alike letters: refused before use."""
-    with pytest.raises(MarkerError, match=r"(?s)(must be a package name|unknown keys).*fix:"):
+    """Wrong types, path separators, shell metacharacters, look-alike letters, a line break at the end (a
+    regular expression's ``$`` matches before one): refused before use."""
+    with pytest.raises(MarkerError, match=r"(?s)(must be a package name|unknown keys|must be names as).*fix:"):
         package_of(data)
 
 
