@@ -21,6 +21,7 @@ from . import _layer, _prune, _state
 from ._build import Built
 from ._builds import build_all
 from ._errors import CodeError, UnexpectedError, UvError
+from ._files import file_error
 from ._handler import Missing, find_handler
 from ._image import image_context
 from ._marker import MARKER, markers_of
@@ -191,9 +192,10 @@ class UvBundlingAspect:
             return
         try:
             swap_layer(planned.layer, planned.node, _layer.build_layer(planned, self._built, self._runner))
-        except UvError as exc:
+        except (UvError, OSError, UnicodeError) as exc:
             request = planned.requests[0]
-            error = exc.with_constructs([planned.node.path], package=request.package, target=request.target)
+            known = exc if isinstance(exc, UvError) else file_error(exc, cache_dir=self.options.cache_dir)
+            error = known.with_constructs([planned.node.path], package=request.package, target=request.target)
             self._failures.add(error, planned.node, [], cause=exc)
 
     def _plan_or_fail(
@@ -229,8 +231,11 @@ class UvBundlingAspect:
             if planned.layer:
                 built = self._layers.attach(planned.function, planned.node, planned.stack_ref, built, self._runner)
             self._assets[key] = swap_zip(planned.function, planned.node, built, self._assets.get(key))
-        except UvError as exc:
-            error = exc.with_constructs([planned.node.path], package=request.package, target=request.target)
+        except (UvError, OSError, UnicodeError) as exc:
+            # A failure of the file system here is the build cache's: the cloud assembly's are ours already
+            # (_swap.staging), named with their path.
+            known = exc if isinstance(exc, UvError) else file_error(exc, cache_dir=self.options.cache_dir)
+            error = known.with_constructs([planned.node.path], package=request.package, target=request.target)
             self._failures.add(error, planned.node, [planned.function], cause=exc)
 
     def _has_handler(self, planned: Planned, built: Built) -> bool:

@@ -177,11 +177,20 @@ def check_source(path: Path) -> None:
             )
 
 
-def file_error(exc: OSError | UnicodeError, *, cache_dir: Path | None = None, cache: bool = False) -> FileError:
+def file_error(
+    exc: OSError | UnicodeError,
+    *,
+    cache_dir: Path | None = None,
+    cache: bool = False,
+    where: Path | None = None,
+    instead: str | None = None,
+) -> FileError:
     """The error a user reads for a failure of the file system: what, where, and what to do.
 
     ``cache_dir``: the build cache, so that a failure inside it suggests moving the cache; ``cache``:
-    the failure is the cache's wherever its path is (making the cache's folders).
+    the failure is the cache's wherever its path is (making the cache's folders). ``where``: the folder
+    being written, named when the error has no path (a write to an open file fails with none); the build
+    cache when not given. ``instead``: what else to do, outside the build cache (default: move the file).
     """
     if isinstance(exc, UnicodeError):
         return FileError(
@@ -189,17 +198,20 @@ def file_error(exc: OSError | UnicodeError, *, cache_dir: Path | None = None, ca
             fix="rename the file with a UTF-8 name (or save the text file as UTF-8)",
         )
     path, code, reason = _first(exc)
-    where = Path(path) if path else None
-    in_cache = cache or (where is not None and cache_dir is not None and where.is_relative_to(cache_dir))
+    place = Path(path) if path else where or cache_dir
+    in_cache = cache or (place is not None and cache_dir is not None and place.is_relative_to(cache_dir))
     elsewhere = (
         "or point the build cache at another folder: UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR (the "
         "default is ~/.cache/cdk-uv-aspect, under HOME)"
-        if in_cache or where is None
-        else "or move it out of the way"
+        if in_cache or place is None
+        else instead or "or move it out of the way"
     )
-    what = f"{where}: {reason}" if where else reason
+    # "at <path>: <reason>" when the error names the file; "in <folder> (<reason>)" when only the folder
+    # being written is known: never the reason in the path's place.
+    what = f"{place}: {reason}" if path else (f"{reason} (in {place})" if place else reason)
     if code in (errno.ENOSPC, errno.EDQUOT):
-        problem, fix = f"the disk is full (or over quota) at {what}", "free space there"
+        at = f"at {place}" if path else (f"in {place}" if place else "")
+        problem, fix = f"the disk is full (or over quota) {at}".rstrip(), "free space there"
         if in_cache:
             fix += " (`cdk-uv cache prune --older-than 7` deletes builds unused for a week)"
     elif code == errno.EROFS:
@@ -211,10 +223,19 @@ def file_error(exc: OSError | UnicodeError, *, cache_dir: Path | None = None, ca
     elif code == errno.ELOOP:
         problem, fix = f"{what}: a link loop", "remove the link or point it at a real folder"
     elif code == errno.ENAMETOOLONG:
-        problem, fix = f"{what}: the path is too long", "use a shorter path"
+        # A name over the file system's limit can't be helped by a shorter path around it.
+        long_name = next((n for n in Path(path or "").parts if len(os.fsencode(n)) > _NAME_MAX), None)
+        if long_name is not None:
+            problem = f"{what}: the name {long_name!r} is longer than the file system allows ({_NAME_MAX} bytes)"
+            fix = "give it a shorter name"
+        else:
+            problem, fix = f"{what}: the path is too long", "use a shorter path"
     else:
         problem, fix = f"{what}", "check that path"
     return FileError(problem, fix=f"{fix}, {elsewhere}")
+
+
+_NAME_MAX = 255  # bytes in one file name, on Linux's file systems and macOS's
 
 
 def _first(exc: OSError) -> tuple[str | None, int | None, str]:

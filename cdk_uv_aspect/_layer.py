@@ -26,7 +26,7 @@ from ._marker import BUILT, Marker
 from ._options import UvOptions
 from ._request import BuildRequest
 from ._runner import Runner
-from ._swap import layer_record
+from ._swap import layer_record, staging
 from ._target import Target, target_of
 from ._workspace import Workspace
 
@@ -180,14 +180,15 @@ class DependencyLayers:
             made = self.made.get(key)
             if made is None:
                 stack = Stack.of(function)
-                made = lambda_.LayerVersion(
-                    stack,
-                    f"{DEPENDENCIES_ID}-{target.key}-{digest[:16]}",
-                    code=lambda_.Code.from_asset(str(layer.asset_dir)),
-                    compatible_runtimes=[function.runtime],
-                    compatible_architectures=[function.architecture],
-                    description=f"Third-party Python packages for {target.runtime} {target.arch} (cdk-uv-aspect)",
-                )
+                with staging(stack):
+                    made = lambda_.LayerVersion(
+                        stack,
+                        f"{DEPENDENCIES_ID}-{target.key}-{digest[:16]}",
+                        code=lambda_.Code.from_asset(str(layer.asset_dir)),
+                        compatible_runtimes=[function.runtime],
+                        compatible_architectures=[function.architecture],
+                        description=f"Third-party Python packages for {target.runtime} {target.arch} (cdk-uv-aspect)",
+                    )
                 asset = made.node.find_child("Code")
                 assert isinstance(asset, s3_assets.Asset)
                 _state.BUILT_FOLDERS[asset.asset_hash] = layer.asset_dir

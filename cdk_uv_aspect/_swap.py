@@ -3,6 +3,10 @@ content, and record what was built on it (``uv:build``)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ from constructs import IConstruct, Node
 
 from . import _sbom, _state
 from ._build import Built
-from ._files import atomic_write
+from ._files import atomic_write, file_error
 from ._image import ImageSpec
 from ._marker import BUILT
 from ._placeholder import has_placeholder
@@ -48,8 +52,9 @@ def swap_zip(function: lambda_.Function, node: Node, built: Built, shared: ZipAs
     if shared is None:
         # A plain source-hashed asset of the built folder: its hash is the hash of the output, it is
         # staged once per hash, and no BundlingOptions means no in-process bundling cache to collide in.
-        asset = s3_assets.Asset(function, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
-        sbom = write_sbom(function, built)
+        with staging(function):
+            asset = s3_assets.Asset(function, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
+            sbom = write_sbom(function, built)
         shared = ZipAsset(asset, asset.node.path, asset.s3_bucket_name, asset.s3_object_key, asset.asset_hash, sbom)
     cfn = node.default_child
     assert isinstance(cfn, lambda_.CfnFunction)
@@ -62,13 +67,15 @@ def swap_zip(function: lambda_.Function, node: Node, built: Built, shared: ZipAs
 def swap_image(function: lambda_.Function, built: Built, spec: ImageSpec, context: Path) -> ecr_assets.DockerImageAsset:
     """Replace an image function's code with an image asset of ``context`` (the built folder + Dockerfile)."""
     _warn_about_placeholder_image(function)
-    asset = ecr_assets.DockerImageAsset(
-        function,
-        ASSET_ID,
-        directory=str(context),
-        platform=ecr_assets.Platform.custom(function.architecture.docker_platform),
-        build_args=dict(spec.build_args) or None,
-    )
+    with staging(function):
+        asset = ecr_assets.DockerImageAsset(
+            function,
+            ASSET_ID,
+            directory=str(context),
+            platform=ecr_assets.Platform.custom(function.architecture.docker_platform),
+            build_args=dict(spec.build_args) or None,
+        )
+        sbom = write_sbom(function, built)
     # As DockerImageCode.from_image_asset does (a no-op on the bootstrap repository, which allows it).
     asset.repository.grant_pull(iam.ServicePrincipal("lambda.amazonaws.com"))
     cfn = function.node.default_child
@@ -76,7 +83,7 @@ def swap_image(function: lambda_.Function, built: Built, spec: ImageSpec, contex
     cfn.code = lambda_.CfnFunction.CodeProperty(image_uri=asset.image_uri)
     asset.add_resource_metadata(cfn, "Code.ImageUri")
     image = {"python": spec.target.python, "dockerfile": spec.source, "base": spec.base}
-    _record_build(function, function.node, built, asset.asset_hash, write_sbom(function, built), image=image)
+    _record_build(function, function.node, built, asset.asset_hash, sbom, image=image)
     return asset
 
 
@@ -84,14 +91,16 @@ def swap_layer(layer: lambda_.LayerVersion, node: Node, built: Built) -> None:
     """Point a marked layer's content at its built folder, and record the build on it (``uv:build``).
 
     ``node`` is the layer's ``.node``."""
-    asset = s3_assets.Asset(layer, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
+    with staging(layer):
+        asset = s3_assets.Asset(layer, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
+        sbom = write_sbom(layer, built)
     cfn = node.default_child
     assert isinstance(cfn, lambda_.CfnLayerVersion)
     cfn.content = lambda_.CfnLayerVersion.ContentProperty(s3_bucket=asset.s3_bucket_name, s3_key=asset.s3_object_key)
     asset.add_resource_metadata(cfn, "Content")
     _state.SWAPPED.add(_state.jsii_ref(layer))  # a layer made with code=UvCode() passes its check
     _state.BUILT_FOLDERS[asset.asset_hash] = built.asset_dir
-    node.add_metadata(BUILT, layer_record(built, asset.asset_hash, write_sbom(layer, built), asset.node.path))
+    node.add_metadata(BUILT, layer_record(built, asset.asset_hash, sbom, asset.node.path))
 
 
 def write_sbom(function: IConstruct, built: Built) -> str:
@@ -109,6 +118,44 @@ def write_sbom(function: IConstruct, built: Built) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, content)
     return relative
+
+
+@contextlib.contextmanager
+def staging(scope: IConstruct) -> Iterator[None]:
+    """The CDK staging an asset of ``scope`` into the cloud assembly, or us writing there: a failure of the
+    file system becomes our error, naming the path (or the assembly, when the failure names none).
+
+    The CDK's own error is node's (``ENOSPC: no space left on device, write``), without the construct,
+    the package or what to do, and sometimes without a path.
+    """
+    stage = Stage.of(scope)
+    assert stage is not None  # every construct that synthesizes is in an App
+    assembly = Path(stage.asset_outdir)
+    instead = "or synthesize into a folder with room, on another disk (`cdk synth --output <folder>`)"
+    try:
+        yield
+    except OSError as exc:
+        raise file_error(exc, where=assembly, instead=instead) from None
+    except RuntimeError as exc:  # from node, through jsii
+        failure = node_error(str(exc))
+        if failure is None:
+            raise
+        raise file_error(failure, where=assembly, instead=instead) from None
+
+
+# node's file system errors: "ENOSPC: no space left on device, copyfile '<from>' -> '<to>'", "EROFS:
+# read-only file system, mkdir '<path>'", "ENOSPC: no space left on device, write".
+_NODE_ERROR = re.compile(r"\b(E[A-Z]+): ([^,\n]+)(?:, \w+(?: '([^'\n]*)')?(?: -> '([^'\n]*)')?)?")
+
+
+def node_error(message: str) -> OSError | None:
+    """The ``OSError`` a message of node's file system module stands for (the path written, if it names
+    one), or None when the message is not one."""
+    for found in _NODE_ERROR.finditer(message):
+        code = getattr(errno, found[1], None)
+        if isinstance(code, int):
+            return OSError(code, found[2], found[4] or found[3])
+    return None
 
 
 def _record_build(

@@ -174,6 +174,98 @@ def test_a_full_build_cache_is_named(workspace: Path, tmp_path: Path):
     assert "this is a bug in cdk-uv-aspect" not in message
 
 
+def fill(folder: Path, leave: int) -> None:
+    """Fill the file system of ``folder`` until about ``leave`` bytes are free."""
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with open(folder / "filler", "wb") as f, contextlib.suppress(OSError):
+        f.write(b"\0" * max(free - leave, 0))
+
+
+@pytest.mark.slow
+def test_a_build_cache_with_16_kib_free_names_the_cache_not_the_error_text(workspace: Path, tmp_path: Path):
+    """With 16 KiB free, a write fails with no path in the error: the message names the build cache where
+    the path goes (it said "the disk is full (or over quota) at No space left on device")."""
+    with tmpfs(tmp_path / "cache", "4m") as cache:
+        cache.chmod(0o700)
+        fill(cache, 16 * 1024)
+        message = synth_error(workspace, api, cache_dir=cache)
+    assert_complete_error(
+        message,
+        construct="Stack/Api",
+        package="api",
+        target=AL2023_X86,
+        fix="free space",
+        also=["the disk is full", str(cache)],
+    )
+    assert "at No space left on device" not in message and "at [Errno" not in message
+
+
+def test_a_full_disk_error_without_a_path_names_the_folder_being_written():
+    """An OSError from a write carries no file name: the folder being written takes the path's place."""
+    cache = Path("/somewhere/cache")
+    error = file_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), cache_dir=cache)
+    assert f"the disk is full (or over quota) in {cache}" in error.problem, error.problem
+    assert os.strerror(errno.ENOSPC) not in error.problem.split(" in ")[0]
+    assert "cdk-uv cache prune" in error.fix
+    elsewhere = file_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), where=Path("/x/cdk.out"))
+    assert "/x/cdk.out" in elsewhere.problem and "cdk-uv cache prune" not in elsewhere.fix
+
+
+def test_a_name_too_long_says_which_name_and_a_fix_that_helps(tmp_path: Path):
+    """A file name over 255 bytes can't be helped by a shorter path: the message names it and says to
+    shorten that name; a path over the system's limit made of short names is told to be shortened."""
+    long_name = "a" * 300
+    error = file_error(OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(tmp_path / long_name / "x")))
+    assert f"the name {long_name!r}" in error.problem and "255 bytes" in error.problem
+    assert "shorter name" in error.fix and "use a shorter path" not in error.fix
+    deep = tmp_path.joinpath(*["folder"] * 700)
+    error = file_error(OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(deep)))
+    assert "the path is too long" in error.problem and "use a shorter path" in error.fix
+
+
+@pytest.mark.parametrize(
+    ("message", "path"),
+    [
+        ("Error: ENOSPC: no space left on device, write", None),
+        (
+            "ENOSPC: no space left on device, copyfile '/c/builds/x/asset/a.so' -> '/o/asset.ab/a.so'",
+            "/o/asset.ab/a.so",
+        ),
+        ("EROFS: read-only file system, mkdir '/o/asset.ab'", "/o/asset.ab"),
+        ("ValidationError: not a file system error", ""),
+    ],
+)
+def test_nodes_file_system_errors_are_read_as_what_they_are(message: str, path: str | None):
+    """The CDK's staging fails in node: its "ENOSPC: ..., write" (no path) and its "copyfile 'a' -> 'b'"
+    become the OSError they stand for, the path written if named; anything else is not one."""
+    from cdk_uv_aspect._swap import node_error
+
+    failure = node_error(message)
+    if path == "":
+        assert failure is None
+        return
+    assert failure is not None and failure.errno in (errno.ENOSPC, errno.EROFS) and failure.filename == path
+    error = file_error(failure, where=Path("/o"))
+    assert (path or "in /o") in error.problem
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_cdk_out_is_named_with_the_path(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """cdk.out on a disk too small for the asset: our message, naming the asset folder, the function, the
+    package, the target and the fix (it was the CDK's bare "ENOSPC" with no path)."""
+    with tmpfs(tmp_path / "out", "160k") as out:
+        message = synth_error(workspace, api, outdir=out)
+    assert_complete_error(
+        message,
+        construct="Stack/Api",
+        package="api",
+        target=AL2023_X86,
+        fix="free space",
+        also=["the disk is full", f"{out}/asset."],
+    )
+    assert "cdk synth --output" in message and "cdk-uv cache prune" not in message  # not the build cache
+
+
 def test_a_copy_that_failed_names_the_file_and_the_fix(tmp_path: Path):
     """shutil.copytree's list of failures (here a dangling link) becomes one error naming the first file."""
     source = tmp_path / "src"
