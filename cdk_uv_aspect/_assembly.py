@@ -44,6 +44,7 @@ class AssemblyFunction:
     package: str | None  # from the uv marker
     build: dict[str, Any] | None  # the bundling aspect's record, None when not uv-built
     asset_dir: Path | None  # the staged asset folder of its code, when there is one
+    asset_missing: Path | None = None  # the staged asset folder the assembly names, when it is gone
     sbom: Path | None = None  # the CycloneDX document of what was built, when there is one
     memory: int = 128  # MemorySize, Lambda's default when the template leaves it out
     timeout: int = 3  # Timeout in seconds, likewise
@@ -107,6 +108,7 @@ def _template_functions(
 ) -> Iterator[AssemblyFunction]:
     """The functions of one template: a stack's, or a nested stack's (``scope``: its construct path)."""
     images = _image_assets(outdir)
+    zips = _zip_assets(outdir)
     for logical_id, resource in template.get("Resources", {}).items():
         kind = resource.get("Type")
         if kind == "AWS::CloudFormation::Stack":
@@ -133,6 +135,7 @@ def _template_functions(
             package=package if isinstance(package, str) else (package or {}).get("package"),
             build=build,
             asset_dir=_asset_dir(outdir, root, resource, build),
+            asset_missing=_asset_missing(outdir, root, resource, build, zips),
             sbom=_sbom(outdir, root, build),
             memory=p["MemorySize"] if isinstance(p.get("MemorySize"), int) else 128,
             timeout=p["Timeout"] if isinstance(p.get("Timeout"), int) else 3,
@@ -208,6 +211,39 @@ def _asset_dir(outdir: Path, root: Path, resource: dict[str, Any], build: dict[s
     if isinstance(key, str) and key.endswith(".zip"):
         candidates += [outdir / f"asset.{key.removesuffix('.zip')}"]
     return next((c.resolve() for c in candidates if c.is_dir()), None)
+
+
+def _zip_assets(outdir: Path) -> dict[str, str]:
+    """The folders the asset manifests zip, by the S3 object key they are published under: ``<hash>.zip``."""
+    found = {}
+    for manifest in sorted(outdir.glob("*.assets.json")):
+        for asset in json.loads(manifest.read_text()).get("files", {}).values():
+            source = asset.get("source", {})
+            if source.get("packaging") != "zip" or not isinstance(source.get("path"), str):
+                continue
+            for destination in asset.get("destinations", {}).values():
+                if isinstance(destination.get("objectKey"), str):
+                    found[destination["objectKey"]] = source["path"]
+    return found
+
+
+def _asset_missing(
+    outdir: Path, root: Path, resource: dict[str, Any], build: dict[str, Any] | None, zips: dict[str, str]
+) -> Path | None:
+    """The staged folder the assembly says a function's code is in (the CLI's ``aws:asset:path``, the
+    aspect's record, an asset manifest), when no such folder is there: deleted, or a cdk.out copied
+    without its assets."""
+    if _asset_dir(outdir, root, resource, build) is not None:
+        return None
+    staged = resource.get("Metadata", {}).get("aws:asset:path")
+    key = resource.get("Properties", {}).get("Code", {}).get("S3Key")
+    if isinstance(staged, str) and staged:
+        return (outdir / staged).absolute()
+    if build and build.get("assetHash"):
+        return (root / f"asset.{build['assetHash']}").absolute()
+    if isinstance(key, str) and key in zips:
+        return (outdir / zips[key]).absolute()
+    return None
 
 
 def _sbom(outdir: Path, root: Path, build: dict[str, Any] | None) -> Path | None:

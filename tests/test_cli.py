@@ -215,6 +215,40 @@ def test_report_says_not_uv_built_for_other_functions(workspace: Path, cache_dir
     assert records["Stack/Api"]["package"] == "api"
 
 
+def test_report_on_an_assembly_whose_asset_folders_are_gone_says_so(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """The staged asset folders deleted (a cleanup, a partial copy of cdk.out): the report shows no size for
+    them, names what is missing and how to get it back, and exits 1 (it showed the recorded sizes)."""
+    out = tmp_path / "out"
+
+    def populate(stack):
+        from aws_cdk import aws_lambda as lambda_
+
+        add_function(stack, "Api", "api")
+        folder = tmp_path / "plain"
+        folder.mkdir()
+        (folder / "index.py").write_text("def main(e, c):\n    return 1\n")
+        add_function(stack, "Plain", None, handler="index.main", code=lambda_.Code.from_asset(str(folder)))
+
+    synth_app(workspace, populate, outdir=out)
+    staged = sorted(out.glob("asset.*"))
+    assert len(staged) == 2
+    for folder in staged:
+        shutil.rmtree(folder)
+
+    table = cdk_uv("report", str(out), cwd=tmp_path, cache=cache_dir)
+    assert table.returncode == 1, table.stderr
+    for name in ("Stack/Api", "Stack/Plain"):
+        row = next(line for line in table.stdout.splitlines() if line.startswith(name))
+        assert "missing" in row and " kB" not in row and " MB" not in row, row
+    assert f"the asset folders of 2 function(s) are missing from {out}" in table.stderr, table.stderr
+    assert staged[0].name in table.stderr and "run `cdk synth`" in table.stderr
+    done = cdk_uv("report", str(out), "--json", cwd=tmp_path, cache=cache_dir)
+    assert done.returncode == 1
+    for record in json.loads(done.stdout):
+        assert (record["bytes"], record["files"], record["zippedBytes"]) == (None, None, None), record
+        assert Path(record["assetMissing"]) in staged
+
+
 def test_report_after_cdk_ls_says_to_synthesize(tmp_path: Path):
     """`cdk ls` synthesizes without bundling: the report names the marked functions as not built yet, and
     says which command builds them."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._assembly import AssemblyFunction
-from .common import EXIT_OK, load, size
+from .common import EXIT_FAILED, EXIT_OK, load, size
 
 
 def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
@@ -22,7 +22,8 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         "construct path, uv package (or 'not uv-built'), target, extras and dependency groups deployed, asset "
         "hash, size unzipped and zipped, file count, build time and where the build came from (built here, "
         "the build cache or the team cache); for image functions, the base image (its registry left out, a pinned "
-        "digest shortened). With --sbom: the CycloneDX SBOM of each function's asset instead.",
+        "digest shortened). An asset folder missing from the assembly is shown as 'missing', said on stderr, "
+        "and exits 1. With --sbom: the CycloneDX SBOM of each function's asset instead.",
     )
     report.add_argument(
         "cdk_out",
@@ -60,9 +61,19 @@ def run(options: argparse.Namespace) -> int:
             "skip bundling; run `cdk synth` (with --output if the assembly is elsewhere) to build them",
             file=sys.stderr,
         )
+    missing = [fn.asset_missing for fn in found if fn.asset_missing is not None]
+    if missing:
+        # The sizes recorded at synth would describe files that are no longer there: none are shown.
+        print(
+            f"cdk-uv: the asset folders of {len(missing)} function(s) are missing from {options.cdk_out} "
+            f"({', '.join(p.name for p in missing[:3])}{' and more' if len(missing) > 3 else ''}): the assembly can't "
+            "be deployed as it is; run `cdk synth` again (with --output if the assembly is elsewhere) to stage them",
+            file=sys.stderr,
+        )
+    status = EXIT_FAILED if missing else EXIT_OK
     if options.json:
         print(json.dumps(records, indent=2))
-        return EXIT_OK
+        return status
     marked = {fn.path: fn.package for fn in found}
     rows = [
         {
@@ -73,9 +84,9 @@ def run(options: argparse.Namespace) -> int:
             "extras": ",".join(r["extras"]) or "-",
             "groups": ",".join(r["groups"]) or "-",
             "asset": (r["assetHash"] or "-")[:12],
-            "unzipped": size(r["bytes"]),
-            "zipped": size(r["zippedBytes"]),
-            "files": "-" if r["files"] is None else r["files"],
+            "unzipped": "missing" if r["assetMissing"] else size(r["bytes"]),
+            "zipped": "missing" if r["assetMissing"] else size(r["zippedBytes"]),
+            "files": "missing" if r["assetMissing"] else "-" if r["files"] is None else r["files"],
             "build": "-" if r["buildSeconds"] is None else f"{r['buildSeconds']:.1f}s",
             "from": r["origin"] or "-",
             "base image": _short_image(r["baseImage"]),
@@ -85,7 +96,7 @@ def run(options: argparse.Namespace) -> int:
     if not any(r["baseImage"] for r in records):  # no image function: no column for it
         rows = [{k: v for k, v in row.items() if k != "base image"} for row in rows]
     print(_table(rows))
-    return EXIT_OK
+    return status
 
 
 def _in_assembly(path: Path | None, assembly: Path) -> str | None:
@@ -120,9 +131,10 @@ def _report_row(fn: AssemblyFunction, assembly: Path) -> dict[str, Any]:
         "handler": fn.handler,
         "assetHash": build.get("assetHash") or (fn.asset_dir.name.removeprefix("asset.") if fn.asset_dir else None),
         "assetDir": str(fn.asset_dir) if fn.asset_dir else None,
-        "bytes": build.get("bytes", bytes_),
+        "assetMissing": str(fn.asset_missing) if fn.asset_missing else None,
+        "bytes": None if fn.asset_missing else build.get("bytes", bytes_),
         "zippedBytes": zipped,
-        "files": build.get("files", files),
+        "files": None if fn.asset_missing else build.get("files", files),
         "buildSeconds": build.get("buildSeconds"),
         "cached": build.get("cached"),
         # Where the build came from: "built" here, the build "cache", or the "team cache" (older records: from cached).
