@@ -19,6 +19,7 @@ The steps, in order (each in the module named):
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import threading
 import time
@@ -104,10 +105,10 @@ def _build(request: BuildRequest, runner: Runner, log: Log | None, remote: _remo
         info = _cache.use(final)
         if info is not None:
             return Built(request, final, time.monotonic() - started, cached=True, info=info, origin="cache")
-        if final.exists() and log:
+        if os.path.lexists(final) and log:
             log(
-                f"the cached build of {request.package} for {request.target} is damaged or incomplete: "
-                "building it again"
+                f"the cached build of {request.package} for {request.target} is damaged, incomplete or not "
+                "provably this user's (a link, another user's, laid out otherwise): building it again"
             )
         info = remote.fetch(_cache.BUILDS, key, builds, log) if remote is not None else None
         if info is not None:

@@ -6,9 +6,18 @@ asset's SBOM: beside the asset, so that it never changes the asset's hash).
 ``<cache_dir>/wheels/<key>/`` is laid out the same way, with the pure wheel of a local package (a shared
 library, say) in ``asset/``, keyed by its sources: it is built once for every package that uses it.
 
-An entry is trusted only if its ``asset/`` still matches the manifest written when it was built: the
-same files, each with the recorded size and content, and the files beside it their recorded content. A
-damaged entry (a file edited, truncated, deleted or added) is rebuilt, never used.
+An entry is used only through ``use``, whatever its kind (builds, local wheels, and any kind added
+later), and only if it is provably ours and intact:
+
+- ours: a real folder of this user's (not a link), laid out as we write it (``asset/``, ``build.json``
+  and the files ``build.json`` names as ``beside``; none a link, nothing else there), every file in it
+  this user's. A link could lead anywhere (a copy elsewhere, another user's files); another user's
+  entry (a CI cache restored as root) could hold anything, with a manifest to match.
+- intact: its ``asset/`` still matches the manifest written when it was built: the same files, each
+  with the recorded size and content, and the files beside it their recorded content.
+
+Anything else at an entry's name (damaged, or not ours) is rebuilt and replaced, never used; a link
+there is removed, never followed.
 
 Why stat first and content only where stat differs: the CDK fingerprints every byte of the asset folder
 on each synth anyway (source-hashed assets), so hashing the contents again here would double the warm
@@ -34,12 +43,13 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ._errors import ToolError
 from ._files import atomic_write, file_error, publish_dir
@@ -80,8 +90,8 @@ def verify(entry: Path, info: dict[str, Any]) -> bool:
         for rel, st, path in walk(asset_dir):
             expected = recorded.get(rel)
             seen += 1
-            if expected is None:
-                return False
+            if not _recorded(expected) or not mine(st):
+                return False  # not in the manifest, a record of another shape, or another user's file
             size, mtime_ns, digest = expected
             if size == -1:
                 if not path.is_symlink() or "link:" + os.readlink(path) != digest:
@@ -102,22 +112,83 @@ def verify(entry: Path, info: dict[str, Any]) -> bool:
     return True
 
 
+def _recorded(expected: object) -> TypeGuard[list[Any]]:
+    """Whether a manifest's record of a file has the shape ``manifest`` writes: [size, mtime_ns, sha256]."""
+    return (
+        isinstance(expected, list)
+        and len(expected) == 3
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in expected[:2])
+        and isinstance(expected[2], str)
+    )
+
+
 def use(entry: Path) -> dict[str, Any] | None:
-    """``build.json`` of an intact entry, which is touched as used now; None when missing or damaged."""
+    """``build.json`` of an intact entry of ours (see the module's docstring), which is touched as used
+    now; None when it is missing, damaged or not provably ours.
+
+    Every entry, whatever its kind, is used only through here: the checks hold for all of them.
+    """
     info = read_info(entry)
-    if info is None or not verify(entry, info):
+    if info is None or not laid_out_as_ours(entry, info) or not verify(entry, info):
         return None
     touch(entry)
     return info
 
 
 def read_info(entry: Path) -> dict[str, Any] | None:
-    """``build.json`` of an entry, or None when it is missing or unreadable (an incomplete entry)."""
+    """``build.json`` of an entry that is a real folder of this user's, itself a regular file of this user's
+    (never a link); None otherwise, or when it is missing or unreadable (an incomplete entry)."""
+    if not owned_folder(entry):
+        return None
     try:
-        info = json.loads((entry / INFO).read_text())
+        fd = os.open(entry / INFO, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or not mine(st):
+                return None
+            info = json.loads(f.read())
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) else None
+
+
+def owned_folder(path: Path) -> bool:
+    """Whether ``path`` is a real folder (not a link to one) that belongs to this user."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and mine(st)
+
+
+def laid_out_as_ours(entry: Path, info: dict[str, Any]) -> bool:
+    """Whether ``entry`` holds what this library writes there, and nothing else: ``asset/`` (a real
+    folder), ``build.json`` and the files ``build.json`` names as ``beside`` (regular files, by plain
+    names), each of this user's, none a link."""
+    beside = info.get("beside") or {}
+    if not isinstance(beside, dict) or not all(_PLAIN.fullmatch(str(name)) for name in beside):
+        return False
+    expected = {ASSET: stat.S_ISDIR, INFO: stat.S_ISREG, **{str(name): stat.S_ISREG for name in beside}}
+    found = set()
+    try:
+        with os.scandir(entry) as it:
+            for item in it:
+                st = item.stat(follow_symlinks=False)
+                kind = expected.get(item.name)
+                if kind is None or not kind(st.st_mode) or not mine(st):
+                    return False
+                found.add(item.name)
+    except OSError:
+        return False
+    return found == set(expected)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a file name beside the asset: no path, no dot folder
+
+
+def mine(st: os.stat_result) -> bool:
+    """Whether the file with this stat belongs to this user (always, where there are no user ids)."""
+    return not hasattr(os, "getuid") or st.st_uid == os.getuid()
 
 
 def write_info(entry: Path, info: dict[str, Any]) -> None:
@@ -216,7 +287,10 @@ def discard(entry: Path) -> None:
         os.rename(entry, trash)
     except OSError:
         return  # already gone (another process pruned or replaced it)
-    shutil.rmtree(trash, ignore_errors=True)
+    if trash.is_symlink():
+        trash.unlink(missing_ok=True)  # a link in place of an entry: the link goes, never what it leads to
+    else:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def walk(folder: Path) -> Iterator[tuple[str, os.stat_result, Path]]:

@@ -81,11 +81,19 @@ def remove_abandoned(parent: Path, name: str) -> None:
 
 
 def remove_if_abandoned(path: Path) -> bool:
-    """Remove the private folder ``path`` if no process holds its lock (see ``work_dir``); True if removed."""
+    """Remove the private folder ``path`` if no process holds its lock (see ``work_dir``); True if removed.
+
+    Only a private folder of this user's (mode 0700, as ``mkdtemp`` makes it, never a link) is one: a
+    folder of another kind named like ours is someone's own.
+    """
     try:
-        if path.is_symlink() or not path.is_dir() or time.time() - path.lstat().st_mtime < _SETTLED:
-            return False
+        st = path.lstat()
     except OSError:
+        return False
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    if not stat.S_ISDIR(st.st_mode) or not mine or stat.S_IMODE(st.st_mode) != 0o700:
+        return False
+    if time.time() - st.st_mtime < _SETTLED:
         return False
     lock = _lock(path)
     if lock is None:
@@ -124,7 +132,7 @@ def publish_dir(work: Path, final: Path) -> bool:
     try:
         os.rename(work, final)
     except OSError:
-        if not final.exists():
+        if not os.path.lexists(final):  # a link there, even one to nothing, is something there
             raise
         return False
     return True

@@ -245,8 +245,11 @@ def image_context(built: Built, spec: ImageSpec) -> Path:
     images = _cache.private_dir(built.request.options.cache_dir / IMAGES)
     # No dot in the name: the CDK keeps a source folder's "extension" in the staged folder's name.
     final = images / _cache.entry_key(f"{built.request.package}-{spec.target.key.replace('.', '')}", parts)
-    if (final / "Dockerfile").is_file():
-        return final
+    dockerfile = final / "Dockerfile"
+    if _cache.owned_folder(final) and dockerfile.is_file() and not dockerfile.is_symlink():
+        return final  # made by a synth before (a link, or another user's folder, is never used)
+    if os.path.lexists(final):
+        _cache.discard(final)
     with work_dir(images, final.name) as work:
         # Hard links: the built folder is never written again, and a big closure is not copied twice.
         shutil.copytree(built.asset_dir, work / "c", symlinks=True, copy_function=_link)

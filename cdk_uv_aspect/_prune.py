@@ -1,7 +1,8 @@
 """The build cache's housekeeping: which folders are this library's, pruning by age, abandoned builds.
 
-Pruning deletes only folders this library wrote and recognises (their names, and a ``build.json`` with
-its fields): a user's own folder in the cache stays. Entries are touched each time they are used
+Pruning deletes only folders this library provably wrote (their names, a ``build.json`` with its fields
+and the entry's layout, or a private work folder of this user's): a user's own folder in the cache stays,
+whatever its name. Entries are touched each time they are used
 (``_cache.use``), so pruning by age removes only builds no synth has used for that long. A work folder
 that a killed process left is swept by the next build in that folder (``sweep``).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _state
-from ._cache import ASSET, BUILDS, INFO, WHEELS, discard, read_info, walk
+from ._cache import ASSET, BUILDS, INFO, WHEELS, discard, laid_out_as_ours, mine, read_info, walk
 from ._errors import SettingError
 from ._files import remove_if_abandoned
 
@@ -49,12 +50,13 @@ _IN_PROGRESS = re.compile(rf"\.{_KEY}\.[a-z0-9_]{{8}}|\.trash-{_KEY}-\d+-\d+")
 
 
 def entries(cache_dir: Path, *, sizes: bool = True) -> list[Entry]:
-    """The folders of ``<cache_dir>/builds`` and ``wheels`` that this library wrote: finished entries,
-    and abandoned or running builds. Anything else there (a user's own folder, a link) is not listed.
+    """The folders of ``<cache_dir>/builds`` and ``wheels`` that this library provably wrote: finished
+    entries, and abandoned or running builds. Anything else there (a user's own folder, a link, another
+    user's folder) is not listed, whatever its name.
 
-    A finished entry is recognised by its name and its ``build.json`` (a JSON object naming the package
-    and the manifest of its files); a build in progress by its name and the ``asset/`` folder or
-    ``build.json`` it holds.
+    A finished entry is recognised by its name, its ``build.json`` (a regular file naming the package and
+    the manifest of its files) and its layout (``_cache.laid_out_as_ours``); a build in progress or a
+    replaced entry by ``private_work``.
     """
     found = []
     for folder in (cache_dir / BUILDS, cache_dir / WHEELS):
@@ -68,13 +70,12 @@ def entries(cache_dir: Path, *, sizes: bool = True) -> list[Entry]:
                 st = path.lstat()
             except OSError:
                 continue
-            if not stat.S_ISDIR(st.st_mode):
-                continue  # a file or a link is never ours: entries are real folders
-            complete = bool(_FINISHED.fullmatch(name)) and _is_ours(read_info(path))
-            if not complete and not (_IN_PROGRESS.fullmatch(name) or _FINISHED.fullmatch(name)):
-                continue
-            if not complete and not ((path / ASSET).is_dir() or (path / INFO).is_file()):
-                continue  # named like ours, but holding nothing we write: leave it alone
+            if not stat.S_ISDIR(st.st_mode) or not mine(st):
+                continue  # a file, a link or another user's folder is never ours
+            info = read_info(path) if _FINISHED.fullmatch(name) else None
+            complete = info is not None and _is_ours(info) and laid_out_as_ours(path, info)
+            if not complete and not private_work(path, name):
+                continue  # named like ours, but not provably ours: leave it alone
             try:
                 last_used = (path / INFO if complete else path).stat().st_mtime
             except OSError:
@@ -126,6 +127,24 @@ def sweep(folder: Path) -> None:
         return
     for name in names:
         path = folder / name
-        # Named like ours and holding what we write first (a user's look-alike folder stays).
-        if _IN_PROGRESS.fullmatch(name) and ((path / ASSET).is_dir() or (path / INFO).is_file()):
+        if private_work(path, name):  # a user's look-alike folder stays
             remove_if_abandoned(path)
+
+
+def private_work(path: Path, name: str) -> bool:
+    """Whether ``path`` is a build folder or a replaced entry of ours: named so (``_IN_PROGRESS``), a private
+    folder of this user's (mode 0700, as ``mkdtemp`` makes it, never a link) that holds an ``asset/``
+    folder or a ``build.json`` (what a build writes first and last)."""
+    if not _IN_PROGRESS.fullmatch(name):
+        return False
+    try:
+        st = path.lstat()
+        inside = [(path / child).lstat() for child in (ASSET, INFO) if os.path.lexists(path / child)]
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(st.st_mode)
+        and mine(st)
+        and stat.S_IMODE(st.st_mode) == 0o700
+        and any(stat.S_ISDIR(c.st_mode) or stat.S_ISREG(c.st_mode) for c in inside)
+    )

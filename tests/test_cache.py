@@ -20,7 +20,7 @@ from fakes import ScriptedRunner, uv_command
 from cdk_uv_aspect import UvOptions
 from cdk_uv_aspect._assembly import functions
 from cdk_uv_aspect._build import Built, build
-from cdk_uv_aspect._cache import INFO
+from cdk_uv_aspect._cache import INFO, manifest
 from cdk_uv_aspect._cli import main as cli
 from cdk_uv_aspect._errors import SettingError
 from cdk_uv_aspect._prune import prune
@@ -91,6 +91,143 @@ def test_damaged_entry_is_rebuilt_not_used(workspace: Path, cache_dir: Path, tmp
     assert second == first
     answer = call_handler(entry / "asset", "api.handler.main", "3.12", {"name": "x"})
     assert answer.result["message"] == "hello x"
+
+
+def _tampered_copy(entry: Path, elsewhere: Path) -> Path:
+    """A copy of ``entry`` outside the cache whose handler answers otherwise, its build.json made to match:
+    what an entry that is not ours would hold if it were used."""
+    copy = Path(shutil.copytree(entry, elsewhere / entry.name, symlinks=True))
+    handler = copy / "asset" / "api" / "handler.py"
+    handler.write_text(handler.read_text().replace('"hello', '"pwned'))
+    info = json.loads((copy / INFO).read_text())
+    info["manifest"] = manifest(copy / "asset")
+    (copy / INFO).write_text(json.dumps(info))
+    return copy
+
+
+def _entry_a_link(entry: Path, elsewhere: Path) -> None:
+    copy = _tampered_copy(entry, elsewhere)
+    shutil.rmtree(entry)
+    entry.symlink_to(copy, target_is_directory=True)
+
+
+def _entry_a_dangling_link(entry: Path, elsewhere: Path) -> None:
+    shutil.rmtree(entry)
+    entry.symlink_to(elsewhere / "gone", target_is_directory=True)
+
+
+def _asset_a_link(entry: Path, elsewhere: Path) -> None:
+    copy = _tampered_copy(entry, elsewhere)
+    shutil.rmtree(entry / "asset")
+    (entry / "asset").symlink_to(copy / "asset", target_is_directory=True)
+    shutil.copy2(copy / INFO, entry / INFO)
+
+
+def _build_json_a_link(entry: Path, elsewhere: Path) -> None:
+    copy = _tampered_copy(entry, elsewhere)
+    shutil.rmtree(entry / "asset")
+    shutil.copytree(copy / "asset", entry / "asset", symlinks=True)
+    (entry / INFO).unlink()
+    (entry / INFO).symlink_to(copy / INFO)
+
+
+def _sbom_a_link(entry: Path, elsewhere: Path) -> None:
+    elsewhere.mkdir()
+    shutil.move(entry / "sbom.cdx.json", elsewhere / "sbom.cdx.json")
+    (entry / "sbom.cdx.json").symlink_to(elsewhere / "sbom.cdx.json")
+
+
+def _owned_by_another_user(entry: Path, elsewhere: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving an entry to another user needs root")
+    handler = entry / "asset" / "api" / "handler.py"
+    handler.write_text(handler.read_text().replace('"hello', '"pwned'))  # what that user could do
+    info = json.loads((entry / INFO).read_text())
+    info["manifest"] = manifest(entry / "asset")
+    (entry / INFO).write_text(json.dumps(info))
+    for path in [entry, *entry.rglob("*")]:
+        os.chown(path, 4242, 4242, follow_symlinks=False)
+
+
+def _a_file_of_the_asset_owned_by_another_user(entry: Path, elsewhere: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    os.chown(entry / "asset" / "api" / "handler.py", 4242, 4242)
+
+
+def _something_else_beside_the_asset(entry: Path, elsewhere: Path) -> None:
+    (entry / "run-me.sh").write_text("#!/bin/sh\n")  # not laid out as ours
+
+
+def _beside_names_a_file_outside(entry: Path, elsewhere: Path) -> None:
+    elsewhere.mkdir()
+    (elsewhere / "secret").write_text("a file of the user's")
+    info = json.loads((entry / INFO).read_text())
+    info["beside"] = {"../../../elsewhere/secret": hashlib.sha256(b"a file of the user's").hexdigest()}
+    (entry / INFO).write_text(json.dumps(info))
+
+
+def _manifest_of_another_shape(entry: Path, elsewhere: Path) -> None:
+    info = json.loads((entry / INFO).read_text())
+    info["manifest"] = {rel: "not a list" for rel in info["manifest"]}
+    (entry / INFO).write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _entry_a_link,
+        _entry_a_dangling_link,
+        _asset_a_link,
+        _build_json_a_link,
+        _sbom_a_link,
+        _owned_by_another_user,
+        _a_file_of_the_asset_owned_by_another_user,
+        _something_else_beside_the_asset,
+        _beside_names_a_file_outside,
+        _manifest_of_another_shape,
+    ],
+)
+def test_an_entry_that_is_not_provably_ours_is_rebuilt_not_used(workspace: Path, cache_dir: Path, tmp_path: Path, make):
+    """An entry that is a link, holds a link where we write files, belongs to another user (a CI cache
+    restored as root), or is laid out otherwise is never used, even when its manifest matches: the synth
+    builds again, the entry becomes a real folder of this user's, and what the links led to is left as it was."""
+    first, built = _synth_api(workspace, tmp_path / "one")
+    assert built["cached"] is False
+    (entry,) = _entries(cache_dir)
+    intact = tree_digest(entry / "asset")
+    elsewhere = tmp_path / "elsewhere"
+
+    make(entry, elsewhere)
+    before = tree_digest(elsewhere) if elsewhere.exists() else None
+    second, rebuilt = _synth_api(workspace, tmp_path / "two")
+
+    assert rebuilt["cached"] is False
+    assert second == first
+    assert _entries(cache_dir) == [entry]
+    assert not entry.is_symlink() and entry.stat().st_uid == os.getuid()
+    assert not any(p.is_symlink() for p in entry.iterdir())
+    assert tree_digest(entry / "asset") == intact
+    assert (tree_digest(elsewhere) if elsewhere.exists() else None) == before
+    staged = tmp_path / "two" / f"asset.{second['S3Key'].removesuffix('.zip')}"
+    assert call_handler(staged, "api.handler.main", "3.12", {"name": "x"}).result["message"] == "hello x"
+
+
+def test_a_cached_wheel_that_is_a_link_is_built_again_not_used(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """The wheel cache's entries go through the same checks: a link to a copy elsewhere is not used."""
+    runner = ScriptedRunner()
+    _build(workspace, "api", runner)
+    (entry,) = (cache_dir / "wheels").glob("common-*")
+    copy = shutil.copytree(entry, tmp_path / "elsewhere" / entry.name, symlinks=True)
+    shutil.rmtree(entry)
+    entry.symlink_to(copy, target_is_directory=True)
+    handler = workspace / "packages" / "api" / "src" / "api" / "handler.py"
+    handler.write_text(handler.read_text() + "\nEDITED = True\n")  # so that `api` itself is a miss
+    runner.calls.clear()
+    _build(workspace, "api", runner)
+    assert sorted(built_packages(runner)) == ["api", "common"]
+    assert not entry.is_symlink() and entry.is_dir()
+    assert Path(copy).is_dir()
 
 
 def test_intact_entry_is_reused_even_with_new_mtimes(workspace: Path, cache_dir: Path, tmp_path: Path):
@@ -229,7 +366,9 @@ def _key(name: str) -> str:
 def _fake_entry(cache_dir: Path, name: str, age_days: float, *, kind: str = "builds", info: object = None) -> Path:
     """An entry as the library writes one (asset/ and a build.json naming the package and its files)."""
     entry = cache_dir / kind / name
-    (entry / "asset").mkdir(parents=True)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.mkdir(mode=0o700)  # as mkdtemp makes every folder the library writes here
+    (entry / "asset").mkdir()
     (entry / "asset" / "index.py").write_text("x = 1\n")
     default = {"package": "api", "manifest": {"index.py": [6, 0, "0" * 64]}}
     (entry / INFO).write_text(json.dumps(default if info is None else info) + "\n")
@@ -275,8 +414,25 @@ def _users_own_folders(cache_dir: Path, tmp_path: Path) -> dict[Path, str]:
     for path, text in made.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+    # Named exactly like an entry or a build folder, and holding an asset/ folder (but no build.json of ours):
+    for name in (_key("orders"), f".{_key('orders')}.abcd1234", f".trash-{_key('orders')}-12-34"):
+        (cache_dir / "builds" / name / "asset").mkdir(parents=True)
+        (cache_dir / "builds" / name / "asset" / "notes.md").write_text("my notes")
+        made[cache_dir / "builds" / name / "asset" / "notes.md"] = "my notes"
     (cache_dir / "builds" / _key("link")).symlink_to(mine, target_is_directory=True)
     (cache_dir / "wheels" / "link-to-home").symlink_to(mine, target_is_directory=True)
+    # Laid out as ours, but its build.json is a link to a file of the user's that looks like one.
+    fake = _fake_entry(cache_dir, _key("linked-info"), 400, kind="wheels")
+    (tmp_path / "my-build.json").write_text((fake / INFO).read_text())
+    (fake / INFO).unlink()
+    (fake / INFO).symlink_to(tmp_path / "my-build.json")
+    made[tmp_path / "my-build.json"] = (tmp_path / "my-build.json").read_text()
+    made[fake / "asset" / "index.py"] = "x = 1\n"
+    if os.geteuid() == 0:  # an entry of another user's, as a CI cache restored as root would leave it
+        theirs = _fake_entry(cache_dir, _key("restored"), 400)
+        for path in [theirs, *theirs.rglob("*")]:
+            os.chown(path, 4242, 4242)
+        made[theirs / "asset" / "index.py"] = "x = 1\n"
     made[mine / "thesis.tex"] = "years of work"
     for folder in ("builds", "wheels", "images"):
         for path in (cache_dir / folder).iterdir():
@@ -288,7 +444,8 @@ def test_prune_deletes_only_what_this_library_wrote(
     cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     """A user's own folders, files and links under builds/, wheels/ and images/ (a year old, some named
-    like ours, one with a build.json of its own) survive `cache prune --older-than 0`; ours go."""
+    like ours, some holding an asset/ folder, one with a build.json of its own, one with a link for its
+    build.json, one of another user's) survive `cache prune --older-than 0`; ours go."""
     ours = [_fake_entry(cache_dir, _key("api"), 40), _fake_entry(cache_dir, f".trash-{_key('api')}-12-34", 2)]
     theirs = _users_own_folders(cache_dir, tmp_path)
 

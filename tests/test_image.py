@@ -77,6 +77,25 @@ def test_image_function_gets_one_image_of_the_built_folder_and_a_dockerfile(
     assert all(f["source"]["path"].endswith(".template.json") for f in files.values())  # no zip, no placeholder
 
 
+def test_an_image_context_that_is_a_link_is_not_used(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """The build context kept in the cache's images/ replaced by a link to a copy elsewhere, with another
+    Dockerfile: the next synth makes its own context again; the copy is left as it was."""
+    synth_app(workspace, lambda s: image_function(s, "Img"), outdir=tmp_path / "one")
+    ((context,),) = [list((cache_dir / "images").iterdir())]
+    copy = Path(shutil.copytree(context, tmp_path / "elsewhere" / context.name, symlinks=True))
+    (copy / "Dockerfile").write_text("FROM evil.example/python:3.12\n")
+    shutil.rmtree(context)
+    context.symlink_to(copy, target_is_directory=True)
+
+    out = tmp_path / "two"
+    synth_app(workspace, lambda s: image_function(s, "Img"), outdir=out)
+
+    ((_, source),) = images(out).items()
+    assert "FROM public.ecr.aws/lambda/python:3.12\n" in (out / source["directory"] / "Dockerfile").read_text()
+    assert context.is_dir() and not context.is_symlink()
+    assert (copy / "Dockerfile").read_text() == "FROM evil.example/python:3.12\n"
+
+
 def test_functions_of_one_package_and_target_share_one_image_and_one_build(
     workspace: Path, cache_dir: Path, tmp_path: Path
 ):
