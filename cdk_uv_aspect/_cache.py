@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from ._errors import ToolError
-from ._files import atomic_write, file_error, publish_dir
+from ._files import atomic_write, file_error, publish_dir, short_name
 
 ASSET = "asset"
 INFO = "build.json"
@@ -197,8 +197,9 @@ def write_info(entry: Path, info: dict[str, Any]) -> None:
 
 
 def entry_key(name: str, parts: Mapping[str, object]) -> str:
-    """An entry's name: readable ``name``, then a digest of everything that decides its content."""
-    return f"{name}-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]}"
+    """An entry's name: readable ``name`` (cut short: see ``short_name``), then a digest of everything that
+    decides its content (so the cut changes nothing)."""
+    return f"{short_name(name)}-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]}"
 
 
 def private_dir(path: Path) -> Path:

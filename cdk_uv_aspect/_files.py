@@ -48,6 +48,18 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = FILE_MODE) -> Non
         f.write(data.encode() if isinstance(data, str) else data)
 
 
+NAME_LENGTH = 64
+"""The most characters of a name this library puts into a file name (a package's, which PEP 508 leaves
+unbounded), so that with a digest and the affixes of work folders, temporary files and trash it stays far
+below the 255 bytes a file name may have."""
+
+
+def short_name(name: str) -> str:
+    """``name``, cut to ``NAME_LENGTH`` characters (and its cut end tidied) when longer: for file names
+    that also hold a digest of what they are, so that the cut loses nothing."""
+    return name if len(name) <= NAME_LENGTH else name[:NAME_LENGTH].rstrip("._-") or "x"
+
+
 @contextlib.contextmanager
 def work_dir(parent: Path, name: str) -> Iterator[Path]:
     """A private folder (mode 0700, unpredictable name) beside where ``name`` is published; removed after.

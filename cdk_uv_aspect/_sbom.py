@@ -32,6 +32,7 @@ from urllib.parse import quote
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
+from ._files import short_name
 from ._marker import normalize
 from ._version import LIBRARY_VERSION
 
@@ -148,7 +149,7 @@ def document(
 
 def file_name(package: str, target: str, content: bytes) -> str:
     """The SBOM's name in the cloud assembly: by what it is for and by its content."""
-    return f"{package}-{target}-{hashlib.sha256(content).hexdigest()[:16]}.cdx.json"
+    return f"{short_name(package)}-{target}-{hashlib.sha256(content).hexdigest()[:16]}.cdx.json"
 
 
 def _lock_entries(lock: bytes) -> dict[str, list[dict[str, Any]]]:

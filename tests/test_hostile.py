@@ -96,3 +96,35 @@ def test_cache_owned_by_another_user_is_refused(workspace: Path, tmp_path: Path)
     os.chown(shared / "builds", 12345, 12345)
     with pytest.raises(ToolError, match="belongs to another user"):
         build_api(workspace, cache_dir=shared)
+
+
+def test_a_package_with_a_230_character_name_builds(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """PEP 508 sets no length to a name: a 230-character one builds, is cached and answers (the cache entry's
+    own name was over the file system's 255 bytes: "File name too long", with a fix that could not help)."""
+    import subprocess
+
+    from conftest import add_function, call_handler, function_codes, staged_asset, synth_app
+
+    from cdk_uv_aspect._uv import Uv
+
+    name = "api-" + "a" * 226
+    package = workspace / "packages" / "api"
+    pyproject = package / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('name = "api"', f'name = "{name}"')
+        + '\n[tool.hatch.build.targets.wheel]\npackages = ["src/api"]\n'
+    )
+    (package / "src" / "api" / "short.py").write_text(
+        "from common import greet\n\ndef main(event, context):\n    return {'message': greet(event['name'])}\n"
+    )
+    subprocess.run([Uv.locate(None).path, "lock", "--quiet"], cwd=workspace, check=True)
+
+    for out in ("one", "two"):
+        _, stack = synth_app(
+            workspace, lambda s: add_function(s, "Api", name, handler="api.short.main"), outdir=tmp_path / out
+        )
+        (code,) = function_codes(stack).values()
+        staged = staged_asset(tmp_path / out, code)
+        assert call_handler(staged, "api.short.main", "3.12", {"name": "x"}).result["message"] == "hello x"
+    names = [p.name for folder in ("builds", "wheels") for p in (cache_dir / folder).iterdir()]
+    assert names and all(len(n.encode()) <= 128 for n in names), names
