@@ -162,13 +162,18 @@ def _refuse_escaping_link(path: Path, folder: Path) -> None:
 
 
 def fingerprint(folder: Path, files: tuple[str, ...]) -> str:
-    """A digest of a package's sources (``files``, from ``source_files``): relative paths and contents."""
+    """A digest of a package's sources (``files``, from ``source_files``): relative paths and contents.
+
+    Each file is read in pieces, never whole: a package may hold a data file of gigabytes that no build
+    ships (outside what its backend packs), and it must not take that much memory to fingerprint it.
+    """
     digest = hashlib.sha256()
     for rel in files:
         path = folder / rel
         digest.update(rel.encode() + b"\0")
         try:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+            with open(path, "rb") as f:
+                digest.update(hashlib.file_digest(f, "sha256").digest())
         except OSError as exc:
             raise WorkspaceError(
                 f"{path} can't be read: {exc.strerror}",

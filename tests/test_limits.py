@@ -6,6 +6,7 @@ from __future__ import annotations
 import grp
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -235,3 +236,30 @@ def test_the_default_report_name_is_accepted():
     assert PolicyOptions().report == "uv-policy-report.json"
     assert PolicyOptions(report=None).report is None
     App()  # no side effect of importing the checks
+
+
+# --- memory: files are read in pieces -------------------------------------------------------------
+
+PEAK_OF_FINGERPRINT = """
+import resource, sys
+from pathlib import Path
+from cdk_uv_aspect._workspace import Workspace
+workspace = Workspace.find(Path(sys.argv[1]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+workspace.fingerprint("common")
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+def test_fingerprinting_a_big_file_reads_it_in_pieces(workspace: Path):
+    """A 512 MiB data file in a package (never shipped: hatchling packs src/ only) is hashed without
+    holding it in memory: the process's peak grows by far less than the file (it grew by the whole file)."""
+    big = workspace / "packages" / "common" / "data" / "model.bin"
+    big.parent.mkdir()
+    with open(big, "wb") as f:
+        f.truncate(512 * 1024 * 1024)  # sparse: no disk used, every byte read all the same
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_OF_FINGERPRINT, str(workspace)], capture_output=True, text=True, check=True
+    )
+    grew = int(done.stdout)
+    assert grew < 64 * 1024 * 1024, f"the peak grew by {grew / 2**20:.0f} MiB while fingerprinting a 512 MiB file"
