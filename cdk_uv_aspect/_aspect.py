@@ -30,6 +30,7 @@ from ._placeholder import failed, is_swapped
 from ._plan import Planned, Planner
 from ._request import BuildRequest
 from ._runner import Runner
+from ._signals import NodeGone
 from ._state import jsii_ref
 from ._swap import ZipAsset, swap_image, swap_layer, swap_zip
 from ._validation import Failures
@@ -78,10 +79,15 @@ class UvBundlingAspect:
     # --- the walk -------------------------------------------------------------------------------
 
     def visit(self, node: IConstruct) -> None:
+        gone = False
         try:
             self._visit(node)
+        except NodeGone:
+            gone = True  # every report is a call into node: nothing can be reported, the synth ends here
+            raise
         finally:
-            self._failures.report()
+            if not gone:
+                self._failures.report()
 
     def _visit(self, node: IConstruct) -> None:
         # The walk starts where the aspect was added (an App, Stage or Stack): prepare every build there.

@@ -11,7 +11,7 @@ from . import _remote
 from ._build import Built, build, progress_line
 from ._request import BuildRequest
 from ._runner import Runner, cores
-from ._signals import interruptible
+from ._signals import interruptible, jsii_node, while_node_runs
 
 
 def build_all(wanted: Mapping[BuildRequest, Sequence[str]], runner: Runner) -> dict[BuildRequest, Built | Exception]:
@@ -27,9 +27,10 @@ def build_all(wanted: Mapping[BuildRequest, Sequence[str]], runner: Runner) -> d
     )
     workers = max(1, min(len(wanted), cores() + waiting))
     results: dict[BuildRequest, Built | Exception] = {}
-    # SIGINT/SIGTERM while building: every child's process group ends, the builds unwind (removing
-    # their private folders) before the pool is left, then the process stops as the signal asks.
-    with interruptible(), ThreadPoolExecutor(max_workers=workers) as pool:
+    # SIGINT/SIGTERM while building, or the end of the CDK's node process: every child's process group
+    # ends, the builds unwind (removing their private folders) before the pool is left, then the process
+    # stops as the signal asks (or with NodeGone).
+    with interruptible(), while_node_runs(jsii_node()), ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {
             request: pool.submit(_build_and_say, request, runner, list(paths[:3]), len(paths))
             for request, paths in wanted.items()

@@ -1,9 +1,11 @@
-"""The children still running, and ending them: each command's process group, SIGINT and SIGTERM.
+"""The children still running, and ending them: each command's process group, SIGINT and SIGTERM, and
+the end of the CDK's node process.
 
 Every child runs in a process group of its own (``_runner``), so that ending its group ends what it
 started too (a build backend under ``uv build``). Inside ``interruptible()``, SIGINT and SIGTERM end every
 child's group, no new command starts, the builds unwind (their ``finally`` blocks remove private folders),
-and then the process stops as the signal asks.
+and then the process stops as the signal asks. Inside ``while_node_runs()``, the end of the CDK's node
+process does the same.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -118,3 +121,71 @@ def _handler(before: Any) -> Callable[[int, FrameType | None], None]:
         raise SystemExit(128 + signum)
 
     return handle
+
+
+_POLL = 0.25  # seconds between two looks at whether the CDK's node process still runs
+
+
+class NodeGone(SystemExit):
+    """The CDK's node process (jsii's) ended while we built: nothing can finish the synth now."""
+
+
+def jsii_node() -> subprocess.Popen[bytes] | None:
+    """The CDK's node process, which jsii started for this Python process; None if there is none.
+
+    jsii keeps it in ``jsii._runtime.kernel`` (not a public API): where a jsii release keeps it elsewhere,
+    nothing is watched, and a synth whose node ended stops only when it next calls into it.
+    """
+    if "jsii" not in sys.modules:
+        return None  # not a CDK app (cdk-uv build): no node to watch, and none to start here
+    try:
+        from jsii._runtime import kernel
+
+        process = getattr(getattr(kernel.provider, "_process", None), "_process", None)
+    except Exception:  # any other jsii: nothing to watch
+        return None
+    return process if isinstance(process, subprocess.Popen) else None
+
+
+@contextlib.contextmanager
+def while_node_runs(node: subprocess.Popen[bytes] | None) -> Iterator[None]:
+    """While the block runs, the end of ``node`` (the CDK's node process) stops every command, as a
+    signal does, and the block then ends with ``NodeGone``.
+
+    A synth started as a background job of a script ignores SIGINT: Ctrl-C ends node (which takes the
+    signal back) but not Python, which would build on for minutes for a synth that can no longer finish.
+    A signal's own exception (``KeyboardInterrupt``, ``SystemExit``) goes on as it is.
+    """
+    if node is None:
+        yield
+        return
+    done = threading.Event()
+    gone: list[int] = []
+
+    def watch() -> None:
+        while not done.wait(_POLL):
+            if node.poll() is not None:
+                gone.append(node.pid)
+                os.write(
+                    2, f"cdk-uv-aspect: the CDK's node process (jsii, pid {node.pid}) is gone: stopping\n".encode()
+                )
+                stop_all()
+                return
+
+    watcher = threading.Thread(target=watch, name="cdk-uv-aspect: node watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    except (Exception, Interrupted):
+        if not gone:
+            raise
+        # A build stopped because node ended: that is the cause.
+    finally:
+        done.set()
+        watcher.join()
+    if gone:
+        # Its pipe leads nowhere now: closed, so that jsii's own clean-up at exit writes nothing into it.
+        with contextlib.suppress(OSError, ValueError):
+            if node.stdin is not None:
+                node.stdin.close()
+        raise NodeGone(f"cdk-uv-aspect: the synth stopped: the CDK's node process (pid {gone[0]}) ended")

@@ -371,6 +371,64 @@ def test_a_signal_during_a_cold_build_ends_every_child_and_removes_private_folde
             os.killpg(synth.pid, signal.SIGKILL)
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_synth_that_ignores_sigint_stops_when_jsii_node_is_gone(workspace: Path, tmp_path: Path, token: str):
+    """A synth started from a script as a background job inherits SIGINT as ignored. Ctrl-C ends jsii's node
+    process (node takes SIGINT back) but not Python, which kept building for minutes. Now Python stops
+    within seconds of node's end: no process it started runs and no private build folder is left."""
+    add_sleeping_build_hook(workspace / "packages" / "common")
+    (tmp_path / "app.py").write_text(APP)
+    cache, started_marker = tmp_path / "cache", tmp_path / "hook-started"
+    env = {**os.environ, "CDK_UV_CACHE_DIR": str(cache), "HOOK_STARTED": str(started_marker), "HOOK_SLEEP": "600"}
+    app = f'"{sys.executable}" app.py "{workspace}" "{tmp_path / "out"}"'
+    # As a script runs it: a background job of a non-interactive shell, which starts it with SIGINT ignored.
+    script = subprocess.Popen(
+        ["bash", "-c", f"{app} & echo $!; wait $!"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert script.stdout is not None
+        python = int(script.stdout.readline())
+        with deadline(60):  # until the shell's child has become python (it sets the signals, then execs)
+            while Path(f"/proc/{python}/exe").resolve() != Path(sys.executable).resolve():
+                time.sleep(0.05)
+        status = Path(f"/proc/{python}/status").read_text().splitlines()
+        ignored = int(next(line for line in status if line.startswith("SigIgn:")).split()[1], 16)
+        assert ignored & (1 << (signal.SIGINT - 1)), "the background job does not ignore SIGINT"
+        with deadline(300):
+            while not started_marker.exists():
+                assert alive(python), script.communicate()
+                time.sleep(0.2)
+        sent = time.monotonic()
+        os.killpg(script.pid, signal.SIGINT)  # Ctrl-C: to the whole process group
+        with deadline(60):
+            while alive(python):
+                time.sleep(0.2)
+        took = time.monotonic() - sent
+        _, err = script.communicate(timeout=60)
+        time.sleep(1)
+        assert processes_with(token, under=cache) == {}, "a build process outlived the synth"
+        assert took < 30, f"the synth went on for {took:.0f} s after node was gone"
+        assert half_written(tmp_path) == []
+        assert re.search(r"cdk-uv-aspect: the CDK's node process \(jsii, pid \d+\) is gone", err), err
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script.pid, signal.SIGKILL)
+
+
 # --- cdk-uv invoke ----------------------------------------------------------------------------------
 
 
