@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ._lambda import python_of
-from ._marker import BUILT, MARKER
+from ._marker import marked_package
+from ._record import BuildRecord, recorded
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class AssemblyFunction:
     architecture: str  # "x86_64" or "arm64"
     package_type: str  # "Zip" or "Image"
     package: str | None  # from the uv marker
-    build: dict[str, Any] | None  # the bundling aspect's record, None when not uv-built
+    build: BuildRecord | None  # the bundling aspect's record, None when not uv-built
     asset_dir: Path | None  # the staged asset folder of its code, when there is one
     asset_missing: Path | None = None  # the staged asset folder the assembly names, when it is gone
     sbom: Path | None = None  # the CycloneDX document of what was built, when there is one
@@ -121,9 +122,8 @@ def _template_functions(
             continue
         res_path = ids.get((scope, logical_id)) or resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
         fn_path = res_path.removesuffix("/Resource")
-        entries = metadata.get(fn_path, [])
-        package = next((e["data"] for e in entries if e.get("type") == MARKER), None)
-        build = next((e["data"] for e in entries if e.get("type") == BUILT), None)
+        entries = [(e.get("type"), e.get("data")) for e in metadata.get(fn_path, []) if isinstance(e, dict)]
+        build = recorded(entries)
         p = resource.get("Properties", {})
         yield AssemblyFunction(
             path=fn_path.lstrip("/"),
@@ -132,7 +132,7 @@ def _template_functions(
             runtime=p.get("Runtime"),
             architecture=(p.get("Architectures") or ["x86_64"])[0],
             package_type=p.get("PackageType", "Zip"),
-            package=package if isinstance(package, str) else (package or {}).get("package"),
+            package=marked_package(entries),
             build=build,
             asset_dir=_asset_dir(outdir, root, resource, build),
             asset_missing=_asset_missing(outdir, root, resource, build, zips),
@@ -201,11 +201,11 @@ def _nested_template(outdir: Path, resource: dict[str, Any]) -> dict[str, Any] |
     return json.loads(found.read_text()) if found is not None else None
 
 
-def _asset_dir(outdir: Path, root: Path, resource: dict[str, Any], build: dict[str, Any] | None) -> Path | None:
+def _asset_dir(outdir: Path, root: Path, resource: dict[str, Any], build: BuildRecord | None) -> Path | None:
     staged = resource.get("Metadata", {}).get("aws:asset:path")
     candidates = [outdir / staged] if staged else []
-    if build and build.get("assetHash"):
-        candidates += [root / f"asset.{build['assetHash']}", outdir / f"asset.{build['assetHash']}"]
+    if build and build.asset_hash:
+        candidates += [root / f"asset.{build.asset_hash}", outdir / f"asset.{build.asset_hash}"]
     # Without the CLI's aws:asset:path metadata: the default synthesizer's key is "<asset hash>.zip".
     key = resource.get("Properties", {}).get("Code", {}).get("S3Key")
     if isinstance(key, str) and key.endswith(".zip"):
@@ -228,7 +228,7 @@ def _zip_assets(outdir: Path) -> dict[str, str]:
 
 
 def _asset_missing(
-    outdir: Path, root: Path, resource: dict[str, Any], build: dict[str, Any] | None, zips: dict[str, str]
+    outdir: Path, root: Path, resource: dict[str, Any], build: BuildRecord | None, zips: dict[str, str]
 ) -> Path | None:
     """The staged folder the assembly says a function's code is in (the CLI's ``aws:asset:path``, the
     aspect's record, an asset manifest), when no such folder is there: deleted, or a cdk.out copied
@@ -239,16 +239,15 @@ def _asset_missing(
     key = resource.get("Properties", {}).get("Code", {}).get("S3Key")
     if isinstance(staged, str) and staged:
         return (outdir / staged).absolute()
-    if build and build.get("assetHash"):
-        return (root / f"asset.{build['assetHash']}").absolute()
+    if build and build.asset_hash:
+        return (root / f"asset.{build.asset_hash}").absolute()
     if isinstance(key, str) and key in zips:
         return (outdir / zips[key]).absolute()
     return None
 
 
-def _sbom(outdir: Path, root: Path, build: dict[str, Any] | None) -> Path | None:
+def _sbom(outdir: Path, root: Path, build: BuildRecord | None) -> Path | None:
     """The SBOM the bundling aspect wrote: recorded relative to the assembly that holds the assets (the root)."""
-    recorded = build.get("sbom") if isinstance(build, dict) else None
-    if not isinstance(recorded, str) or not recorded:
+    if build is None or build.sbom is None:
         return None
-    return next((c.resolve() for c in (root / recorded, outdir / recorded) if c.is_file()), None)
+    return next((c.resolve() for c in (root / build.sbom, outdir / build.sbom) if c.is_file()), None)

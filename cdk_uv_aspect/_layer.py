@@ -17,16 +17,15 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Node
 
-from . import _state
 from ._build import Built
 from ._derive import content_digest, layer_of, split
 from ._errors import MarkerError, TargetError, UvError
 from ._lambda import ARCHITECTURES, LAYER_LIMIT
-from ._marker import BUILT, Marker
+from ._marker import Marker
 from ._options import UvOptions
 from ._request import BuildRequest
 from ._runner import Runner
-from ._swap import layer_record, staging
+from ._swap import record_build, staging
 from ._target import Target, target_of
 from ._workspace import Workspace
 
@@ -191,8 +190,7 @@ class DependencyLayers:
                     )
                 asset = made.node.find_child("Code")
                 assert isinstance(asset, s3_assets.Asset)
-                _state.BUILT_FOLDERS[asset.asset_hash] = layer.asset_dir
-                made.node.add_metadata(BUILT, layer_record(layer, asset.asset_hash, None, asset.node.path))
+                record_build(made.node, layer, asset.asset_hash, None, asset=asset.node.path, layer=True)
                 self.made[key] = made
             try:
                 function.add_layers(made)

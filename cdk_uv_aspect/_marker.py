@@ -7,7 +7,7 @@ the contract between the user's app, the bundling aspect and whatever reads a cl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +18,6 @@ if TYPE_CHECKING:
 
 MARKER = "uv"
 """The metadata type of the marker: ``fn.node.add_metadata("uv", "api")``."""
-
-BUILT = "uv:build"
-"""The metadata type the bundling aspect writes on each function and layer it built (read by reports/checks)."""
 
 IMAGE_KEYS = ("python", "dockerfile", "build_args", "base_digest")
 """Marker keys that only image functions take (a zip function's Python version is its runtime)."""
@@ -166,12 +163,18 @@ def markers_of(node: Node) -> list[Any]:
     return [entry.data for entry in node.metadata if entry.type == MARKER]
 
 
-def marker_of(node: Node) -> Any | None:
-    """The data of a construct's ``uv`` marker (``node`` is its ``.node``), or None when it has none."""
-    for entry in node.metadata:
-        if entry.type == MARKER:
-            return entry.data
-    return None
+def marked_package(entries: Iterable[tuple[str, Any]]) -> str | None:
+    """The package the first ``uv`` marker among a construct's metadata entries (``(type, data)`` pairs) names,
+    read by ``Marker.parse``; None when it has no marker. A marker that is not valid (the aspect refuses it)
+    gives its package as written, so that the function still reads as marked."""
+    data = next((data for kind, data in entries if kind == MARKER), None)
+    if data is None:
+        return None
+    try:
+        return Marker.parse(data).package
+    except MarkerError:
+        written = data.get("package") if isinstance(data, Mapping) else data
+        return str(written) if written else None
 
 
 def mark_package(

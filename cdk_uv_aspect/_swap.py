@@ -9,7 +9,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aws_cdk import Annotations, Stage
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -22,8 +21,8 @@ from . import _sbom, _state
 from ._build import Built
 from ._files import atomic_write, file_error
 from ._image import ImageSpec
-from ._marker import BUILT
 from ._placeholder import has_placeholder
+from ._record import BUILT, BuildRecord, ImageRecord
 
 ASSET_ID = "UvAsset"
 """The id of the asset construct the aspect adds under a function (``Code`` is taken by CDK's own)."""
@@ -60,7 +59,8 @@ def swap_zip(function: lambda_.Function, node: Node, built: Built, shared: ZipAs
     assert isinstance(cfn, lambda_.CfnFunction)
     cfn.code = lambda_.CfnFunction.CodeProperty(s3_bucket=shared.bucket, s3_key=shared.key)
     shared.asset.add_resource_metadata(cfn, "Code")
-    _record_build(function, node, built, shared.hash, shared.sbom, asset=shared.path)
+    _state.SWAPPED.add(_state.jsii_ref(function))
+    record_build(node, built, shared.hash, shared.sbom, asset=shared.path)
     return shared
 
 
@@ -82,8 +82,9 @@ def swap_image(function: lambda_.Function, built: Built, spec: ImageSpec, contex
     assert isinstance(cfn, lambda_.CfnFunction)
     cfn.code = lambda_.CfnFunction.CodeProperty(image_uri=asset.image_uri)
     asset.add_resource_metadata(cfn, "Code.ImageUri")
-    image = {"python": spec.target.python, "dockerfile": spec.source, "base": spec.base}
-    _record_build(function, function.node, built, asset.asset_hash, sbom, image=image)
+    image = ImageRecord(spec.target.python, spec.source, spec.base)
+    _state.SWAPPED.add(_state.jsii_ref(function))
+    record_build(function.node, built, asset.asset_hash, sbom, image=image)
     return asset
 
 
@@ -99,8 +100,7 @@ def swap_layer(layer: lambda_.LayerVersion, node: Node, built: Built) -> None:
     cfn.content = lambda_.CfnLayerVersion.ContentProperty(s3_bucket=asset.s3_bucket_name, s3_key=asset.s3_object_key)
     asset.add_resource_metadata(cfn, "Content")
     _state.SWAPPED.add(_state.jsii_ref(layer))  # a layer made with code=UvCode() passes its check
-    _state.BUILT_FOLDERS[asset.asset_hash] = built.asset_dir
-    node.add_metadata(BUILT, layer_record(built, asset.asset_hash, sbom, asset.node.path))
+    record_build(node, built, asset.asset_hash, sbom, asset=asset.node.path, layer=True)
 
 
 def write_sbom(function: IConstruct, built: Built) -> str:
@@ -158,51 +158,42 @@ def node_error(message: str) -> OSError | None:
     return None
 
 
-def _record_build(
-    function: lambda_.Function, node: Node, built: Built, asset_hash: str, sbom: str, **extra: object
-) -> None:
-    """Remember the swap in this process, and write what was built on the function (``uv:build``)."""
-    _state.SWAPPED.add(_state.jsii_ref(function))
+def record_build(
+    node: Node,
+    built: Built,
+    asset_hash: str,
+    sbom: str | None,
+    *,
+    asset: str | None = None,
+    image: ImageRecord | None = None,
+    layer: bool = False,
+) -> BuildRecord:
+    """Write what was built on a function or a layer (``node``: its ``.node``): the ``uv:build`` record, the
+    one place it is written. The built folder is remembered by asset hash, for the policy checks."""
     _state.BUILT_FOLDERS[asset_hash] = built.asset_dir
-    info = built.info
-    requires_python = built.request.workspace.packages[built.request.package].requires_python
-    node.add_metadata(
-        BUILT,
-        {
-            "package": built.request.package,
-            "target": built.request.target.key,
-            "extras": list(built.request.extras),
-            "groups": list(built.request.groups),
-            "omitted": dict(info.get("omitted") or {}),
-            "sbom": sbom,
-            "assetHash": asset_hash,
-            "files": info["files"],
-            "bytes": info["bytes"],
-            "buildSeconds": round(built.seconds, 3),
-            "cached": built.cached,
-            "origin": built.origin,  # "built", "cache" or "team cache"
-            "key": built.key,  # the entry in the build cache and the team cache: what `cdk-uv verify` checks
-            "requiresPython": str(requires_python) if requires_python is not None else None,
-            **extra,
-        },
+    request, info = built.request, built.info
+    requires_python = request.workspace.packages[request.package].requires_python
+    record = BuildRecord(
+        package=request.package,
+        target=request.target.key,
+        asset_hash=asset_hash,
+        extras=request.extras,
+        groups=request.groups,
+        omitted=dict(info.get("omitted") or {}),
+        sbom=sbom,
+        files=info["files"],
+        bytes=info["bytes"],
+        build_seconds=round(built.seconds, 3),
+        cached=built.cached,
+        origin=built.origin,
+        key=None if layer else built.key,  # a layer's folder is derived from a build: not one verify rebuilds
+        requires_python=str(requires_python) if requires_python is not None else None,
+        asset=asset,
+        image=image,
+        layer=layer,
     )
-
-
-def layer_record(built: Built, asset_hash: str, sbom: str | None, asset_path: str) -> dict[str, Any]:
-    """What ``uv:build`` records on a layer: a marked one (with its SBOM) or one the aspect made."""
-    return {
-        "package": built.request.package,
-        "target": built.request.target.key,
-        "layer": True,
-        "extras": list(built.request.extras),
-        "groups": list(built.request.groups),
-        "sbom": sbom,
-        "assetHash": asset_hash,
-        "asset": asset_path,
-        "files": built.info["files"],
-        "bytes": built.info["bytes"],
-        "cached": built.cached,
-    }
+    node.add_metadata(BUILT, record.as_data())
+    return record
 
 
 def _warn_about_placeholder_asset(function: lambda_.Function, node: Node) -> None:

@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import _cache, _remote
 from ._build import build
 from ._errors import UvError
 from ._options import UvOptions
+from ._record import BuildRecord
 from ._request import BuildRequest
 from ._runner import Runner, cores
 from ._target import target_of
@@ -46,16 +46,13 @@ class Checked:
     differences: list[str] = field(default_factory=list)  # entry-relative paths, with what differs
 
 
-def builds_of(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Checked]:
+def builds_of(records: Iterable[tuple[str, BuildRecord]]) -> dict[str, Checked]:
     """The distinct builds of an assembly's ``uv:build`` records ((function path, record) pairs), by key."""
     found: dict[str, Checked] = {}
     for path, record in records:
-        key = record.get("key")
-        if not isinstance(key, str):
-            continue  # recorded by a version without keys: nothing to look the entry up by
-        found.setdefault(key, Checked(key, str(record.get("package")), str(record.get("target")))).functions.append(
-            path
-        )
+        if record.key is None:
+            continue  # recorded by a version without keys, or a layer's derived folder: nothing to rebuild
+        found.setdefault(record.key, Checked(record.key, record.package, record.target)).functions.append(path)
     return found
 
 

@@ -73,7 +73,7 @@ def test_an_adopted_dockerfile_gets_the_markers_python_and_your_build_arguments(
     assert (context / "Dockerfile").read_text() == dockerfile
     assert list(context.glob("api/__pycache__/handler.cpython-311.pyc"))
     (fn,) = functions(out)
-    assert fn.build is not None and fn.build["target"] == "python3.11-x86_64"
+    assert fn.build is not None and fn.build.target == "python3.11-x86_64"
 
 
 def test_the_python_comes_from_the_marker_never_from_the_dockerfile(workspace: Path, cache_dir: Path, tmp_path: Path):
@@ -94,7 +94,7 @@ def test_the_python_comes_from_the_marker_never_from_the_dockerfile(workspace: P
     (workspace / "docker" / "api.Dockerfile").write_text("FROM python:3.11-slim\nCOPY . /var/task/\n")
     synth_app(workspace, populate, outdir=out)
     (fn,) = functions(out)
-    assert fn.build is not None and fn.build["target"] == "python3.12-x86_64"
+    assert fn.build is not None and fn.build.target == "python3.12-x86_64"
 
 
 def test_uv_image_code_is_for_docker_image_functions(workspace: Path, cache_dir: Path, tmp_path: Path):
@@ -225,7 +225,7 @@ def test_a_function_subclass_with_runtime_defaults_builds_for_what_it_passes(
         Orders(stack, "Orders")
 
     synth_app(workspace, populate, outdir=out)
-    built = {fn.path: fn.build["target"] for fn in functions(out) if fn.build}
+    built = {fn.path: fn.build.target for fn in functions(out) if fn.build}
     assert built == {
         "Stack/Default": "python3.11-arm64",
         "Stack/Override": "python3.12-x86_64",

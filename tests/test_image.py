@@ -15,6 +15,7 @@ from conftest import add_function, assert_complete_error, call_handler, synth_ap
 
 from cdk_uv_aspect import UvBundlingAspect, mark_package, uv_image_code
 from cdk_uv_aspect._assembly import functions
+from cdk_uv_aspect._record import ImageRecord
 
 pytestmark = pytest.mark.slow
 
@@ -144,8 +145,8 @@ def test_marker_data_sets_python_and_the_platform_follows_the_architecture(
     assert "FROM public.ecr.aws/lambda/python:3.13\n" in (out / source["directory"] / "Dockerfile").read_text()
     (fn,) = functions(out)
     assert (fn.package_type, fn.architecture, fn.package) == ("Image", "arm64", "api")
-    assert fn.build["target"] == "python3.13-arm64"
-    assert fn.build["image"] == {"python": "3.13", "dockerfile": "default", "base": "public.ecr.aws/lambda/python:3.13"}
+    assert fn.build.target == "python3.13-arm64"
+    assert fn.build.image == ImageRecord("3.13", "default", "public.ecr.aws/lambda/python:3.13")
 
 
 def test_user_dockerfile_and_build_args_go_into_the_image(workspace: Path, cache_dir: Path, tmp_path: Path):
@@ -388,7 +389,7 @@ def test_the_targets_python_reaches_a_user_dockerfile_as_a_build_argument(
     ((_, source),) = images(out).items()
     assert source["dockerBuildArgs"] == {"PYTHON_VERSION": "3.13"}
     (fn,) = functions(out)
-    assert fn.build["image"]["base"] == "public.ecr.aws/lambda/python:3.13"
+    assert fn.build.image.base == "public.ecr.aws/lambda/python:3.13"
 
 
 # --- the base image pinned by digest -----------------------------------------------------------------
@@ -413,7 +414,7 @@ def test_base_image_pinned_by_digest_is_in_the_dockerfile_the_metadata_and_the_r
     dockerfiles = {(out / s["directory"] / "Dockerfile").read_text() for s in images(out).values()}
     assert any(f"FROM public.ecr.aws/lambda/python:3.12@{DIGEST}\n" in d for d in dockerfiles)
     assert any("FROM public.ecr.aws/lambda/python:3.13\n" in d for d in dockerfiles)
-    bases = {fn.path: fn.build["image"]["base"] for fn in functions(out)}
+    bases = {fn.path: fn.build.image.base for fn in functions(out)}
     assert bases == {
         "Stack/Pinned": f"public.ecr.aws/lambda/python:3.12@{DIGEST}",
         "Stack/Tagged": "public.ecr.aws/lambda/python:3.13",

@@ -16,6 +16,7 @@ from cdk_uv_aspect._policy.facts import FunctionFacts
 from cdk_uv_aspect._policy.options import LAMBDA_UNZIPPED_LIMIT, PolicyOptions
 from cdk_uv_aspect._policy.rule import Compliant, NonCompliant, NotApplicable, Rule
 from cdk_uv_aspect._policy.rules import edge, handler, native, requires_python, runtime, runtime_sdk, size, uv_built
+from cdk_uv_aspect._record import BuildRecord
 
 OPTIONS = PolicyOptions()
 X86_64, AARCH64 = 62, 183
@@ -45,7 +46,7 @@ def facts(**changes: Any) -> FunctionFacts:
         architecture="x86_64",
         handler="app.handler.main",
         package="app",
-        build={"package": "app", "target": "python3.12-x86_64", "requiresPython": ">=3.11"},
+        build=BuildRecord("app", "python3.12-x86_64", "abc", requires_python=">=3.11"),
         swapped=True,
         asset_dir=None,
         today=datetime.date(2026, 11, 27),
@@ -284,7 +285,7 @@ def test_uv_asset_size_noncompliance_3_counts_the_function_layers(tmp_path: Path
 def test_uv_requires_python_compliance_admitted():
     """requires-python >=3.11 admits python3.12; no requires-python admits anything."""
     assert isinstance(requires_python.check(facts(), OPTIONS), Compliant)
-    no_spec = facts(build={"package": "app", "requiresPython": None})
+    no_spec = facts(build=BuildRecord("app", "python3.12-x86_64", "abc"))
     assert isinstance(requires_python.check(no_spec, OPTIONS), Compliant)
 
 
@@ -296,7 +297,9 @@ def test_uv_requires_python_noncompliance_1_runtime_too_old():
 
 def test_uv_requires_python_noncompliance_2_invalid_specifier():
     """A specifier that can't be read fails rather than passing silently."""
-    result = requires_python.check(facts(build={"package": "app", "requiresPython": ">=three"}), OPTIONS)
+    result = requires_python.check(
+        facts(build=BuildRecord("app", "python3.12-x86_64", "abc", requires_python=">=three")), OPTIONS
+    )
     assert isinstance(result, NonCompliant)
 
 
@@ -336,7 +339,7 @@ def test_uv_runtime_deprecated_noncompliance_3_retired_runtime():
 
 def omitting(runtime_name: str, **versions: str) -> FunctionFacts:
     """A function built with omit_runtime_provided=True, whose build left these packages out."""
-    build = {"package": "app", "target": f"{runtime_name}-x86_64", "omitted": {"jmespath": "1.1.0", **versions}}
+    build = BuildRecord("app", f"{runtime_name}-x86_64", "abc", omitted={"jmespath": "1.1.0", **versions})
     return facts(runtime=runtime_name, build=build)
 
 

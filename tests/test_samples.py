@@ -45,14 +45,14 @@ def test_cdk_synth_builds_every_sample_function_and_each_answers(tmp_path: Path)
     done = cdk(["synth", "--quiet", "--output", str(tmp_path / "out")], samples, tmp_path / "cache")
     assert done.returncode == 0, done.stderr
     built = functions(tmp_path / "out")
-    assert {(f.path, f.package, f.build["target"]) for f in built} == {
+    assert {(f.path, f.package, f.build.target) for f in built} == {
         ("UvSample/Orders", "orders", "python3.12-x86_64"),
         ("UvSample/OrdersArm", "orders", "python3.12-arm64"),
         ("UvSample/Users", "users", "python3.11-x86_64"),
         ("UvSample/Report", "report", "python3.13-arm64"),
         ("UvSample/OrdersImage", "orders", "python3.12-x86_64"),
     }
-    assert len({f.build["assetHash"] for f in built}) == 5
+    assert len({f.build.asset_hash for f in built}) == 5
     for fn in built:
         if fn.path.endswith("OrdersArm") or fn.package_type == "Image":
             continue  # arm64 native code, or an image: can't run on this machine

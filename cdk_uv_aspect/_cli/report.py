@@ -110,7 +110,7 @@ def _report_row(fn: AssemblyFunction, assembly: Path) -> dict[str, Any]:
     """What the report says about one function, with full values (the JSON form)."""
     from .._archive import files_of, write_zip
 
-    build = fn.build or {}
+    build = fn.build
     files = bytes_ = zipped = None
     if fn.asset_dir is not None:
         found = files_of(fn.asset_dir)
@@ -119,28 +119,29 @@ def _report_row(fn: AssemblyFunction, assembly: Path) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             zipped = write_zip(fn.asset_dir, Path(tmp, "asset.zip"))
     runtime_key = f"{fn.runtime}-{fn.architecture}" if fn.runtime else fn.package_type
+    staged_hash = fn.asset_dir.name.removeprefix("asset.") if fn.asset_dir else None
     return {
         "function": fn.path,
         "stack": fn.stack,
-        "package": build.get("package") or None,
-        "target": build.get("target") or runtime_key,
-        "extras": list(build.get("extras") or []),
-        "groups": list(build.get("groups") or []),
-        "omitted": dict(build.get("omitted") or {}),
+        "package": build.package if build else None,
+        "target": (build.target if build else None) or runtime_key,
+        "extras": list(build.extras) if build else [],
+        "groups": list(build.groups) if build else [],
+        "omitted": dict(build.omitted) if build else {},
         "sbom": _in_assembly(fn.sbom, assembly),
         "handler": fn.handler,
-        "assetHash": build.get("assetHash") or (fn.asset_dir.name.removeprefix("asset.") if fn.asset_dir else None),
+        "assetHash": (build.asset_hash if build else None) or staged_hash,
         "assetDir": str(fn.asset_dir) if fn.asset_dir else None,
         "assetMissing": str(fn.asset_missing) if fn.asset_missing else None,
-        "bytes": None if fn.asset_missing else build.get("bytes", bytes_),
+        "bytes": None if fn.asset_missing else build.bytes if build and build.bytes is not None else bytes_,
         "zippedBytes": zipped,
-        "files": None if fn.asset_missing else build.get("files", files),
-        "buildSeconds": build.get("buildSeconds"),
-        "cached": build.get("cached"),
+        "files": None if fn.asset_missing else build.files if build and build.files is not None else files,
+        "buildSeconds": build.build_seconds if build else None,
+        "cached": build.cached if build else None,
         # Where the build came from: "built" here, the build "cache", or the "team cache" (older records: from cached).
-        "origin": build.get("origin") or {True: "cache", False: "built"}.get(build.get("cached")),  # type: ignore[arg-type]
-        "key": build.get("key"),
-        "baseImage": (build.get("image") or {}).get("base"),
+        "origin": (build.origin or {True: "cache", False: "built"}.get(build.cached)) if build else None,  # type: ignore[arg-type]
+        "key": build.key if build else None,
+        "baseImage": build.image.base if build and build.image else None,
     }
 
 
@@ -156,14 +157,14 @@ def _short_image(reference: str | None) -> str:
 
 def _sbom_row(fn: AssemblyFunction, assembly: Path) -> dict[str, Any]:
     """A function's SBOM: where it is, and how many components (besides the function's package) it names."""
-    build = fn.build or {}
+    build = fn.build
     components = None
     if fn.sbom is not None:
         components = len(json.loads(fn.sbom.read_text()).get("components", []))
     return {
         "function": fn.path,
-        "package": build.get("package") or "not uv-built",
-        "target": build.get("target"),
+        "package": build.package if build else "not uv-built",
+        "target": build.target if build else None,
         "components": components,
         "sbom": _in_assembly(fn.sbom, assembly),
     }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from constructs import IConstruct
 
 from .. import _state
 from .._lambda import python_of
-from .._marker import BUILT, MARKER
+from .._marker import marked_package
+from .._record import BuildRecord, recorded
 from .._swap import ASSET_ID
 
 # The CDK marks its own handler functions (singleton providers, custom resource providers, log
@@ -37,8 +37,8 @@ class FunctionFacts:
     architecture: str  # "x86_64" or "arm64"
     handler: str | None
     package_type: str = "Zip"
-    package: str | None = None  # the uv marker's package name, as written
-    build: Mapping[str, Any] | None = None  # the bundling aspect's uv:build record
+    package: str | None = None  # the uv marker's package name
+    build: BuildRecord | None = None  # the bundling aspect's uv:build record
     swapped: bool = False  # the function's code is the uv-built asset
     asset_dir: Path | None = None  # the built folder that the asset was made from
     internal: str | None = None  # the CDK metadata that marks it as the CDK's own function
@@ -54,15 +54,15 @@ class FunctionFacts:
         """``"3.12"`` for a Python runtime or a uv-built Python image, else None."""
         if python_of(self.runtime):
             return python_of(self.runtime)
-        image = self.build.get("image") if self.build else None
-        if self.package_type == "Image" and isinstance(image, Mapping) and image.get("python"):
-            return str(image["python"])
+        image = self.build.image if self.build else None
+        if self.package_type == "Image" and image is not None and image.python:
+            return image.python
         return None
 
     @property
     def target(self) -> str | None:
-        if self.build and self.build.get("target"):
-            return str(self.build["target"])
+        if self.build and self.build.target:
+            return self.build.target
         return f"{self.runtime}-{self.architecture}" if self.runtime else None
 
 
@@ -157,11 +157,11 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
     architectures = _known(cfn.architectures) or ["x86_64"]
     # The CDK writes these on the L2 Function (SingletonFunction forwards its metadata there).
     internal = next((e.type for e in entries if e.type.startswith(CDK_INTERNAL_PREFIX)), None)
-    build = next((e.data for e in entries if e.type == BUILT), None)
-    marker = next((e.data for e in entries if e.type == MARKER), None)
-    package = marker.get("package") if isinstance(marker, dict) else marker
+    pairs = [(e.type, e.data) for e in entries]
+    build = recorded(pairs)
+    package = marked_package(pairs)
     # The zip swap records the asset it used (functions of one stack share it): None for images.
-    asset_path = build.get("asset") if isinstance(build, Mapping) and owner_path != cfn_path else None
+    asset_path = build.asset if build is not None and owner_path != cfn_path else None
     asset = tree.construct(asset_path) if isinstance(asset_path, str) else None
     swapped = False
     asset_dir = None
@@ -175,9 +175,9 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
         internal = _cdk_own_asset(tree, owner_path)
     package_type = _known(cfn.package_type) or "Zip"
     handler = _known(cfn.handler)
-    if package_type == "Image" and isinstance(build, Mapping):
+    if package_type == "Image" and build is not None:
         # An image holds the built folder as it is (at LAMBDA_TASK_ROOT); its command is the handler.
-        asset_dir = _state.BUILT_FOLDERS.get(str(build.get("assetHash")))
+        asset_dir = _state.BUILT_FOLDERS.get(build.asset_hash)
         config = cfn.image_config
         command = _known(getattr(config, "command", None)) if config is not None else None
         handler = command[0] if command else None
@@ -190,8 +190,8 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
         architecture=str(architectures[0]),
         handler=handler,
         package_type=package_type,
-        package=package if isinstance(package, str) else None,
-        build=build if isinstance(build, Mapping) else None,
+        package=package,
+        build=build,
         swapped=swapped,
         asset_dir=asset_dir,
         internal=internal,

@@ -15,17 +15,15 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
         return NotApplicable(f"runtime {facts.runtime or 'unknown'} is not Python")
     if facts.build is None:
         return NotApplicable("not built by uv")
-    spec = facts.build.get("requiresPython")
+    spec = facts.build.requires_python
     if not spec:
-        return Compliant(f"package {facts.build.get('package')} declares no requires-python")
+        return Compliant(f"package {facts.build.package} declares no requires-python")
     try:
         admitted = admits(spec, facts.python)
     except InvalidSpecifier:
         return NonCompliant(f"requires-python {spec!r} is not a valid version specifier")
     if not admitted:
-        return NonCompliant(
-            f"package {facts.build.get('package')} requires Python {spec}, the function runs {facts.runtime}"
-        )
+        return NonCompliant(f"package {facts.build.package} requires Python {spec}, the function runs {facts.runtime}")
     return Compliant(f"requires-python {spec} admits {facts.python}")
 
 

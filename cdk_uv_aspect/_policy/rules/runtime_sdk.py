@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from packaging.version import InvalidVersion, Version
 
 from ..._lambda import SHIPPED_SDK
@@ -15,9 +13,9 @@ from ..rule import Compliant, NonCompliant, NotApplicable, Rule, Verdict
 def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
     if facts.python is None:
         return NotApplicable(f"runtime {facts.runtime or 'unknown'} is not Python")
-    omitted = facts.build.get("omitted") if facts.build else None
-    sdk = {name: str(version) for name, version in (omitted or {}).items() if name in ("boto3", "botocore")}
-    if not isinstance(omitted, Mapping) or not sdk:
+    omitted = facts.build.omitted if facts.build else {}
+    sdk = {name: version for name, version in omitted.items() if name in ("boto3", "botocore")}
+    if not sdk:
         return Compliant("nothing of the SDK left to the runtime: boto3 and botocore are in the asset, or not used")
     locked = ", ".join(f"{name} {version}" for name, version in sorted(sdk.items()))
     runtime = f"python{facts.python}"

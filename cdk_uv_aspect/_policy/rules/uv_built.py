@@ -22,13 +22,13 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
         return NotApplicable("bundling is skipped for this stack (cdk ls, or deploy --exclusively)")
     if facts.package_type == "Image" and facts.build is not None:
         # An image function carries no zip asset: the aspect's uv:build record is the evidence.
-        return Compliant(f"an image built from package {facts.build.get('package')}")
+        return Compliant(f"an image built from package {facts.build.package}")
     if facts.build is None or not facts.swapped:
         return NonCompliant(
             f"marked with package {facts.package!r}, but its code is not the asset the "
             "bundling aspect builds (no aspect reached it, or something replaced its code)"
         )
-    return Compliant(f"built from package {facts.build.get('package')} for {facts.build.get('target')}")
+    return Compliant(f"built from package {facts.build.package} for {facts.build.target}")
 
 
 RULE = Rule(
