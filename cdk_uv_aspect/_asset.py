@@ -19,7 +19,8 @@ from ._errors import CodeError
 from ._failure import Failure
 from ._files import atomic_write
 from ._interpreters import find_python, no_python
-from ._marker import normalize
+from ._lambda import TASK_ROOT
+from ._names import normalize
 from ._runner import Runner
 from ._sources import source_files
 from ._workspace import Package
@@ -79,7 +80,7 @@ def compile_bytecode(
     failure: Failure,
     packages: Sequence[Package] = (),
     log: Log | None = None,
-    recorded_at: str = _uv.TASK_ROOT,
+    recorded_at: str = TASK_ROOT,
 ) -> None:
     """``.pyc`` files for the target's exact Python, with the target's own interpreter, recording their
     sources under ``recorded_at``: where Lambda puts ``site``.

@@ -32,6 +32,7 @@ from . import _asset, _cache, _docker, _index, _prune, _remote, _sbom, _uv
 from ._errors import TargetError, UvError, WheelError
 from ._files import atomic_write, file_error, work_dir
 from ._lambda import RUNTIME_PROVIDED
+from ._names import pins
 from ._pipconfig import pip_config
 from ._request import BuildRequest
 from ._runner import Bounded, Runner, cores
@@ -224,8 +225,8 @@ def _install(
     if request.options.omit_runtime_provided:
         exported = export(work / "requirements.txt", RUNTIME_PROVIDED)
         # What pruning took out (boto3, botocore and what only they need), with their locked versions.
-        kept = _uv.pins(exported)
-        omitted = {n: v for n, v in _uv.pins(export(work / "everything.txt")).items() if n not in kept}
+        kept = pins(exported)
+        omitted = {n: v for n, v in pins(export(work / "everything.txt")).items() if n not in kept}
     else:
         exported = export(work / "requirements.txt")
     registry, local = _uv.split_requirements(exported)

@@ -32,7 +32,7 @@ from ._build import Built
 from ._errors import TargetError
 from ._files import work_dir
 from ._lambda import LAYER_FOLDER, LAYER_ROOT, tag_loads
-from ._marker import normalize
+from ._names import normalize
 from ._request import BuildRequest
 from ._runner import Runner
 from ._target import Target

@@ -30,11 +30,10 @@ from typing import Any
 from ._assembly import ImageAsset
 from ._errors import EngineError
 from ._invoke import _BOOTSTRAP, Invocation, answer_of
-from ._lambda import ARCHITECTURES, HOST_MACHINES
+from ._lambda import ARCHITECTURES, HOST_MACHINES, TASK_ROOT
 from ._runner import Result, Runner
 
 IMAGE_PYTHON = "/var/lang/bin/python3"  # the interpreter of AWS's Lambda Python base images
-TASK_ROOT = "/var/task"  # LAMBDA_TASK_ROOT in every Lambda base image
 INSTALL = (
     "start Docker, or install podman (Debian/Ubuntu: apt-get install podman buildah; macOS: brew install "
     "podman), or set $CDK_DOCKER to a Docker-compatible client"

@@ -17,6 +17,7 @@ from pathlib import Path
 from ._errors import CredentialsError, ToolError, UvError, WheelError, WorkspaceError
 from ._index import Refusal
 from ._lambda import AMAZON_LINUX_2023, RUNTIMES
+from ._names import pinned
 from ._runner import Result
 from ._target import Target
 
@@ -190,10 +191,10 @@ class Failure:
         if cause := self.uv_cache(result) or self.network(result, "download the locked dependencies' wheels"):
             return cause
         if mismatch := _HASH_MISMATCH.search(result.stderr):
-            pinned = mismatch.group(1)
-            name = pinned.split("==")[0]
+            requirement = mismatch.group(1)
+            name = (pinned(requirement) or (requirement, ""))[0]
             return self.error(
-                f"the file uv downloaded for {pinned} does not have a hash that uv.lock records for it",
+                f"the file uv downloaded for {requirement} does not have a hash that uv.lock records for it",
                 result,
                 fix=f"uv.lock was edited, or the index (or a proxy, or a mirror) serves another file under that "
                 f"name: check `git diff uv.lock` in {self.root}. Only if you trust the index, "

@@ -26,6 +26,7 @@ from ._errors import ImageError, TargetError
 from ._files import FILE_MODE, publish_dir, work_dir
 from ._lambda import BASE_IMAGE, RUNTIMES
 from ._marker import Marker
+from ._names import PYTHON_PATTERN
 from ._options import UvOptions
 from ._target import Target, target_of
 from ._workspace import Package, Workspace
@@ -147,7 +148,7 @@ def lambda_python(reference: str | None) -> str | None:
     name, _, tag = (reference or "").partition("@")[0].rpartition(":")
     if not name or "/" in tag or not _LAMBDA_PYTHON_REPOSITORIES.match(name.lower()):
         return None
-    version = re.match(r"(3\.\d+)(?:$|[.-])", tag)
+    version = re.match(rf"({PYTHON_PATTERN.pattern})(?:$|[.-])", tag)
     return version.group(1) if version else None
 
 

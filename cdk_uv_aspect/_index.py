@@ -30,16 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from packaging.utils import canonicalize_name
-
+from ._names import normalize, pinned
 from ._workspace import Workspace
 
 # The variables of uv's index configuration that the container gets, by name: the index URLs, each named
 # index's credentials (UV_INDEX_<NAME>_USERNAME/_PASSWORD), and how uv picks among indexes.
 _INDEX_VARIABLE = re.compile(r"UV_(INDEX|INDEX_\w+|DEFAULT_INDEX|EXTRA_INDEX_URL|INSECURE_HOST|HTTP_TIMEOUT)")
-
-# A requirement of `uv export`: "name==version" or "name[extra]==version", then hashes or a marker.
-_PINNED = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;\\]+)")
 
 
 @dataclass(frozen=True)
@@ -139,8 +135,8 @@ def split(requirements: str, workspace: Workspace) -> list[Group]:
     sources = _registries(workspace)
     groups: dict[str | None, list[str]] = {}
     for block in re.split(r"(?<!\\)\n", requirements):
-        pinned = _PINNED.match(block)
-        registry = sources.get((canonicalize_name(pinned.group(1)), pinned.group(2))) if pinned else None
+        pin = pinned(block)
+        registry = sources.get(pin) if pin else None
         index = next((i for i in explicit if registry and same_url(i.url, registry)), None)
         key = f"{index.name}={public(registry)}" if index and registry else None
         groups.setdefault(key, []).append(block)
@@ -154,7 +150,7 @@ def _registries(workspace: Workspace) -> dict[tuple[str, str], str]:
     for entry in lock.get("package", []):
         registry = entry.get("source", {}).get("registry")
         if isinstance(registry, str) and isinstance(entry.get("name"), str):
-            found[(canonicalize_name(entry["name"]), str(entry.get("version")))] = registry
+            found[(normalize(entry["name"]), str(entry.get("version")))] = registry
     return found
 
 

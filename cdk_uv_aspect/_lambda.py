@@ -173,6 +173,7 @@ def tag_loads(tag: Tag, python: str, arch: str, glibc: str) -> bool:
 # zip into /opt, in the order the function lists them (a later layer's file replaces an earlier one's), and a
 # Python runtime's search path is /var/task, /opt/python/lib/python3.X/site-packages, /opt/python, then the
 # runtime's own folders. A layer built here puts its packages in python/ at the zip's root.
+TASK_ROOT = "/var/task"  # where Lambda unpacks a zip function's code; LAMBDA_TASK_ROOT in every base image
 LAYER_FOLDER = "python"
 LAYER_ROOT = "/opt/python"
 LAYER_LIMIT = 5  # layers per function

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import MarkerError
+from ._names import is_name, is_python_version, normalize
 
 if TYPE_CHECKING:
     from constructs import IConstruct, Node
@@ -27,26 +28,12 @@ LAYER_KEY = "dependencies_layer"
 """The marker key that puts a zip function's third-party dependencies into a layer (or keeps them in)."""
 KEYS = ("package", *SELECTION_KEYS, *IMAGE_KEYS, LAYER_KEY)
 
-# PEP 508 names, ASCII only: anything else (path separators, '..', shell metacharacters, look-alike
-# letters, a line break) is refused before it reaches a path or a command line. Always ``fullmatch``:
-# with ``match``, ``$`` also matches before a final line break, and "orders\n" would pass.
-_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _EXAMPLE = '{"package": "api", "extras": ["fast"], "groups": ["otel"]}'
-
-
-def is_name(value: object) -> bool:
-    """Whether ``value`` is a PEP 508 name (a package, an extra, a group), in ASCII."""
-    return isinstance(value, str) and bool(_NAME.fullmatch(value))
 
 
 def is_digest(value: object) -> bool:
     """Whether ``value`` is an image digest as registries write it: ``sha256:`` and 64 hex digits."""
     return isinstance(value, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", value) is not None
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalization, as uv writes names in uv.lock."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -75,7 +62,7 @@ class Marker:
                 fix=f"use only {', '.join(KEYS)}, e.g. {_EXAMPLE}",
             )
         package = fields.get("package")
-        if not isinstance(package, str) or not _NAME.fullmatch(package):
+        if not is_name(package):
             raise MarkerError(
                 f"the uv marker's data must be a package name, got {package if isinstance(data, Mapping) else data!r}",
                 fix='write the marker as fn.node.add_metadata("uv", "<package>") or '
@@ -83,7 +70,7 @@ class Marker:
             )
         extras, groups = (_names(fields.get(key), key) for key in SELECTION_KEYS)
         python, dockerfile = fields.get("python"), fields.get("dockerfile")
-        if python is not None and not (isinstance(python, str) and re.fullmatch(r"3\.\d+", python)):
+        if python is not None and not is_python_version(python):
             raise MarkerError(
                 f"the uv marker's python must be a version such as '3.12', got {python!r}",
                 fix='write it as a string, e.g. {"package": "api", "python": "3.12"}',

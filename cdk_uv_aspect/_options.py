@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -12,7 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ._errors import SettingError
-from ._marker import is_digest, is_name, normalize
+from ._marker import is_digest
+from ._names import PYTHON_PATTERN, is_name, is_python_version, normalize
 
 # How a boolean environment variable is read, everywhere (CDK_UV_REBUILD): case and spaces do not count.
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -164,7 +164,7 @@ class UvOptions(BaseModel):
 
     image_python: str = Field(
         default="3.12",
-        pattern=r"^3\.\d+$",
+        pattern=rf"^{PYTHON_PATTERN.pattern}$",
         description="The Python version of image functions (their runtime is FROM_IMAGE, so it can't come "
         "from the function), unless the marker's data says {'python': ...}. Picks the AWS Lambda base "
         "image public.ecr.aws/lambda/python:<version> and the build's target.",
@@ -226,7 +226,7 @@ class UvOptions(BaseModel):
     def _digests_by_python(cls, value: object) -> object:
         pairs = sorted(value.items()) if isinstance(value, Mapping) else value
         for python, digest in pairs if isinstance(pairs, (list, tuple)) else ():
-            if not (isinstance(python, str) and re.fullmatch(r"3\.\d+", python)):
+            if not is_python_version(python):
                 raise ValueError(f"base_image_digests maps Python versions such as '3.12' to digests, got {python!r}")
             if not is_digest(digest):
                 raise ValueError(f"the base image digest for {python} must be sha256:<64 hex digits>, got {digest!r}")

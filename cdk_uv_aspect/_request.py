@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from . import _cache
 from ._errors import WorkspaceError
 from ._failure import Failure
-from ._marker import normalize
+from ._names import normalize
 from ._options import UvOptions
 from ._target import Target
 from ._version import LIBRARY_VERSION

@@ -33,7 +33,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from ._files import short_name
-from ._marker import normalize
+from ._names import normalize
 from ._version import LIBRARY_VERSION
 
 FILE = "sbom.cdx.json"

@@ -33,6 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import _state
 from ._errors import ToolError
+from ._lambda import TASK_ROOT
 from ._runner import Runner
 from ._target import Target
 
@@ -42,9 +43,6 @@ MIN_UV = Version("0.8.0")
 # build folder's path), and copies rather than links, so a file we rewrite is never uv's cached copy.
 # NO_COLOR: uv's messages are read, and quoted in errors, as plain text (it wins over FORCE_COLOR).
 UV_ENV = {"UV_NO_INSTALLER_METADATA": "1", "UV_LINK_MODE": "copy", "UV_NO_PROGRESS": "1", "NO_COLOR": "1"}
-
-# Where Lambda unpacks a zip function's code: recorded in bytecode as the source path.
-TASK_ROOT = "/var/task"
 
 
 def export(
@@ -204,16 +202,6 @@ def local_path(line: str, root: Path) -> Path:
     if line.startswith("file:"):
         return Path(url2pathname(urlparse(line).path)).resolve()
     return (root / line).resolve()
-
-
-def pins(text: str) -> dict[str, str]:
-    """Registry requirements of ``uv export`` output: normalized name -> pinned version."""
-    found = {}
-    for line in text.splitlines():
-        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
-        if match:
-            found[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
-    return found
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from . import _ignore
 from ._errors import WorkspaceError
-from ._marker import normalize
+from ._names import normalize
 from ._sources import fingerprint, source_files
 
 
@@ -188,7 +188,7 @@ class Workspace:
             )
         return cls(root=root.resolve(), lock_bytes=lock_bytes, packages=packages)
 
-    def package(self, name: str, *, where: str | None = None) -> Package:
+    def package(self, name: str) -> Package:
         try:
             return self.packages[name]
         except KeyError:
@@ -196,7 +196,6 @@ class Workspace:
             raise WorkspaceError(
                 f"package {name!r} is not in the workspace at {self.root} (its packages: {known})",
                 package=name,
-                constructs=[where] if where else [],
                 fix="fix the name in the marker, or add the package to [tool.uv.workspace] members and run `uv lock`",
             ) from None
 
