@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -194,6 +194,38 @@ class UvOptions(BaseModel):
         "failing. Only then: everything a local build can produce is built locally.",
     )
 
+    if TYPE_CHECKING:
+        # What a call may pass, as type checkers read it: a path as str or Path, lists or any sequence, dicts
+        # or any mapping; the fields above hold them normalized (Path, sorted tuples). One parameter per field,
+        # in the same order (tests/test_doc_types.py checks both).
+        def __init__(
+            self,
+            *,
+            workspace: str | os.PathLike[str] | None = ...,
+            lock: Literal["locked", "frozen"] = ...,
+            exclude: Sequence[str] = ...,
+            extras: Sequence[str] = ...,
+            groups: Sequence[str] = ...,
+            omit_runtime_provided: bool = ...,
+            dependencies_layer: bool = ...,
+            bytecode: bool = ...,
+            cache_dir: str | os.PathLike[str] = ...,
+            rebuild: bool = ...,
+            cache_days: float | None = ...,
+            command_timeout: float = ...,
+            uv: str | os.PathLike[str] | None = ...,
+            image_python: str = ...,
+            dockerfile: str | os.PathLike[str] | None = ...,
+            docker_build_args: Mapping[str, str] | Sequence[tuple[str, str]] = ...,
+            base_image_digests: Mapping[str, str] | Sequence[tuple[str, str]] = ...,
+            docker_fallback: bool = ...,
+        ) -> None: ...
+
+    @field_validator("uv", mode="before")
+    @classmethod
+    def _uv_path_as_text(cls, value: object) -> object:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
     @field_validator("exclude", mode="before")
     @classmethod
     def _exclude_is_list_of_patterns(cls, value: object) -> object:
@@ -219,6 +251,8 @@ class UvOptions(BaseModel):
     def _build_args_are_a_mapping(cls, value: object) -> object:
         if isinstance(value, Mapping):
             return tuple(sorted(value.items()))
+        if isinstance(value, (list, tuple)):  # pairs: sorted as a mapping's are
+            return tuple(sorted(value, key=str))
         return value
 
     @field_validator("base_image_digests", mode="before")
