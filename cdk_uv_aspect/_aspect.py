@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import Annotations, IAspect, Stack, Stage
+from aws_cdk import IAspect, Stack, Stage
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct, Node
 
 from . import _layer, _prune, _state
 from ._build import Built
 from ._builds import build_all
-from ._errors import CodeError, UnexpectedError, UvError
+from ._errors import UnexpectedError, UvError
 from ._files import file_error
 from ._handler import Missing, find_handler
 from ._image import image_context
@@ -33,7 +33,7 @@ from ._runner import Runner
 from ._signals import NodeGone
 from ._state import jsii_ref
 from ._swap import ZipAsset, swap_image, swap_layer, swap_zip
-from ._validation import Failures
+from ._validation import Failures, handler_not_built
 from ._walk import below, find_marked, find_marked_layers, one_marker
 
 
@@ -255,26 +255,9 @@ class UvBundlingAspect:
         missing = self._handlers[key]
         if missing is None:
             return True
-        request = planned.request
-        cfn = planned.node.default_child
-        if isinstance(cfn, lambda_.CfnFunction) and Stack.of(cfn).resolve(cfn.layers):
-            # A layer can bring the handler's module (a wrapper such as Datadog's): say so, and build.
-            Annotations.of(planned.function).add_warning_v2(
-                "cdk-uv-aspect:handler-not-in-asset",
-                f'{planned.node.path}: the handler "{missing.handler}" is not in the build of package '
-                f"{request.package} ({missing.reason}); the function has layers, so it is left to them to bring it",
-            )
+        error = handler_not_built(planned.function, planned.node, planned.request, missing)
+        if error is None:  # said as a warning: a layer of the function may bring it
             return True
-        error = CodeError(
-            f'the function\'s handler "{missing.handler}" is not in the build of package {request.package}: '
-            f"{missing.reason} (Lambda would fail every invocation with Runtime.ImportModuleError)",
-            package=request.package,
-            target=request.target,
-            constructs=[planned.node.path],
-            fix="fix the function's handler (\"module.function\": the module's import path in the asset, "
-            'e.g. "api.handler.main" for src/api/handler.py defining main), or mark the function with the '
-            "package that has that module",
-        )
         self._failures.add(error, planned.node, [planned.function])
         return False
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._errors import AssemblyError
 from ._lambda import python_of
 from ._marker import marked_package
 from ._record import BuildRecord, recorded
@@ -60,48 +62,85 @@ class AssemblyFunction:
 
 
 def functions(outdir: Path) -> list[AssemblyFunction]:
-    """Every Lambda function in the assembly at ``outdir``, nested stages included, sorted by path."""
+    """Every Lambda function in the assembly at ``outdir``, nested stages included, sorted by path.
+
+    A file of the assembly that can't be read (missing, not JSON, not laid out as the CDK writes it) raises
+    an ``AssemblyError`` naming it and why."""
     return sorted(_functions(outdir, outdir), key=lambda f: f.path)
 
 
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Whatever goes wrong while reading ``path`` (or what it says) is an ``AssemblyError`` naming it."""
+    try:
+        yield
+    except (OSError, UnicodeError, ValueError, LookupError, TypeError, AttributeError) as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            cause = f"it is not JSON ({exc})"
+        elif isinstance(exc, OSError):
+            cause = exc.strerror or str(exc)
+        elif isinstance(exc, UnicodeError):
+            cause = f"it is not UTF-8 text ({exc})"
+        else:
+            shown = f"no {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            cause = f"it is not laid out as the CDK writes it ({shown})"
+        raise AssemblyError(
+            f"{path} can't be read: {cause}",
+            fix="synthesize the app again (`cdk synth`, with --output if the assembly is elsewhere); a cloud "
+            "assembly is read as the CDK wrote it, not edited by hand",
+        ) from exc
+
+
+def _json(path: Path) -> Any:
+    with _reading(path):
+        return json.loads(path.read_text())
+
+
 def _functions(outdir: Path, root: Path) -> Iterator[AssemblyFunction]:
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    for artifact in manifest.get("artifacts", {}).values():
-        kind = artifact.get("type")
-        props = artifact.get("properties", {})
-        if kind == "cdk:cloud-assembly":
-            yield from _functions(outdir / props["directoryName"], root)
-        elif kind == "aws:cloudformation:stack":
-            yield from _stack_functions(outdir, root, artifact, props)
+    path = outdir / "manifest.json"
+    manifest = _json(path)
+    with _reading(path):
+        for artifact in manifest.get("artifacts", {}).values():
+            kind = artifact.get("type")
+            props = artifact.get("properties", {})
+            if kind == "cdk:cloud-assembly":
+                yield from _functions(outdir / props["directoryName"], root)
+            elif kind == "aws:cloudformation:stack":
+                yield from _stack_functions(outdir, root, artifact, props, path)
 
 
 def _stack_functions(
-    outdir: Path, root: Path, artifact: dict[str, Any], props: dict[str, Any]
+    outdir: Path, root: Path, artifact: dict[str, Any], props: dict[str, Any], manifest: Path
 ) -> Iterator[AssemblyFunction]:
-    template = json.loads((outdir / props["templateFile"]).read_text())
+    source = outdir / props["templateFile"]
+    template = _json(source)
     metadata = artifact.get("metadata") or {}
+    described = manifest
     if "additionalMetadataFile" in artifact:
-        metadata = {**metadata, **json.loads((outdir / artifact["additionalMetadataFile"]).read_text())}
-    # The stack's metadata covers its nested stacks too; logical ids are unique within one template only,
-    # so each is read within the (nested) stack that holds it.
-    scopes = {_nested_scope(path) for path in metadata if path.endswith(".NestedStackResource")}
+        described = outdir / artifact["additionalMetadataFile"]
+        metadata = {**metadata, **_json(described)}
+    with _reading(described):
+        # The stack's metadata covers its nested stacks too; logical ids are unique within one template
+        # only, so each is read within the (nested) stack that holds it.
+        scopes = {_nested_scope(path) for path in metadata if path.endswith(".NestedStackResource")}
 
-    def scope_of(path: str) -> str:
-        return max((s for s in scopes if path.startswith(s + "/")), key=len, default="")
+        def scope_of(path: str) -> str:
+            return max((s for s in scopes if path.startswith(s + "/")), key=len, default="")
 
-    ids: dict[tuple[str, str], str] = {}
-    for path, entries in metadata.items():
-        for entry in entries:
-            if entry.get("type") == "aws:cdk:logicalId":
-                ids[(scope_of(path), entry["data"])] = path
-    stack = artifact.get("displayName") or props.get("stackName", "")
-    yield from _template_functions(outdir, root, template, "", ids, metadata, stack)
+        ids: dict[tuple[str, str], str] = {}
+        for path, entries in metadata.items():
+            for entry in entries:
+                if entry.get("type") == "aws:cdk:logicalId":
+                    ids[(scope_of(path), entry["data"])] = path
+        stack = artifact.get("displayName") or props.get("stackName", "")
+    yield from _template_functions(outdir, root, template, source, "", ids, metadata, stack)
 
 
 def _template_functions(
     outdir: Path,
     root: Path,
     template: dict[str, Any],
+    source: Path,
     scope: str,
     ids: dict[tuple[str, str], str],
     metadata: dict[str, list[dict[str, Any]]],
@@ -110,42 +149,46 @@ def _template_functions(
     """The functions of one template: a stack's, or a nested stack's (``scope``: its construct path)."""
     images = _image_assets(outdir)
     zips = _zip_assets(outdir)
-    for logical_id, resource in template.get("Resources", {}).items():
-        kind = resource.get("Type")
-        if kind == "AWS::CloudFormation::Stack":
-            path = ids.get((scope, logical_id))
-            nested = _nested_template(outdir, resource)
-            if path and nested is not None:
-                yield from _template_functions(outdir, root, nested, _nested_scope(path), ids, metadata, stack)
-            continue
-        if kind != "AWS::Lambda::Function":
-            continue
-        res_path = ids.get((scope, logical_id)) or resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
-        fn_path = res_path.removesuffix("/Resource")
-        entries = [(e.get("type"), e.get("data")) for e in metadata.get(fn_path, []) if isinstance(e, dict)]
-        build = recorded(entries)
-        p = resource.get("Properties", {})
-        yield AssemblyFunction(
-            path=fn_path.lstrip("/"),
-            stack=stack,
-            handler=p.get("Handler"),
-            runtime=p.get("Runtime"),
-            architecture=(p.get("Architectures") or ["x86_64"])[0],
-            package_type=p.get("PackageType", "Zip"),
-            package=marked_package(entries),
-            build=build,
-            asset_dir=_asset_dir(outdir, root, resource, build),
-            asset_missing=_asset_missing(outdir, root, resource, build, zips),
-            sbom=_sbom(outdir, root, build),
-            memory=p["MemorySize"] if isinstance(p.get("MemorySize"), int) else 128,
-            timeout=p["Timeout"] if isinstance(p.get("Timeout"), int) else 3,
-            environment={
-                k: v for k, v in (p.get("Environment") or {}).get("Variables", {}).items() if isinstance(v, str)
-            },
-            command=tuple((p.get("ImageConfig") or {}).get("Command") or ()),
-            image=images.get(_image_tag(p.get("Code", {}).get("ImageUri"))),
-            layers=_layer_dirs(outdir, template, p.get("Layers")),
-        )
+    with _reading(source):
+        for logical_id, resource in template.get("Resources", {}).items():
+            kind = resource.get("Type")
+            if kind == "AWS::CloudFormation::Stack":
+                path = ids.get((scope, logical_id))
+                nested = _nested_template(outdir, resource)
+                if path and nested is not None:
+                    inner, where = nested
+                    yield from _template_functions(
+                        outdir, root, inner, where, _nested_scope(path), ids, metadata, stack
+                    )
+                continue
+            if kind != "AWS::Lambda::Function":
+                continue
+            res_path = ids.get((scope, logical_id)) or resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
+            fn_path = res_path.removesuffix("/Resource")
+            entries = [(e.get("type"), e.get("data")) for e in metadata.get(fn_path, []) if isinstance(e, dict)]
+            build = recorded(entries)
+            p = resource.get("Properties", {})
+            yield AssemblyFunction(
+                path=fn_path.lstrip("/"),
+                stack=stack,
+                handler=p.get("Handler"),
+                runtime=p.get("Runtime"),
+                architecture=(p.get("Architectures") or ["x86_64"])[0],
+                package_type=p.get("PackageType", "Zip"),
+                package=marked_package(entries),
+                build=build,
+                asset_dir=_asset_dir(outdir, root, resource, build),
+                asset_missing=_asset_missing(outdir, root, resource, build, zips),
+                sbom=_sbom(outdir, root, build),
+                memory=p["MemorySize"] if isinstance(p.get("MemorySize"), int) else 128,
+                timeout=p["Timeout"] if isinstance(p.get("Timeout"), int) else 3,
+                environment={
+                    k: v for k, v in (p.get("Environment") or {}).get("Variables", {}).items() if isinstance(v, str)
+                },
+                command=tuple((p.get("ImageConfig") or {}).get("Command") or ()),
+                image=images.get(_image_tag(p.get("Code", {}).get("ImageUri"))),
+                layers=_layer_dirs(outdir, template, p.get("Layers")),
+            )
 
 
 def _layer_dirs(outdir: Path, template: dict[str, Any], layers: Any) -> tuple[Path, ...]:
@@ -170,8 +213,10 @@ def _layer_dirs(outdir: Path, template: dict[str, Any], layers: Any) -> tuple[Pa
 def _image_assets(outdir: Path) -> dict[str, ImageAsset]:
     assets = {}
     for manifest in sorted(outdir.glob("*.assets.json")):
-        for asset_id, entry in json.loads(manifest.read_text()).get("dockerImages", {}).items():
-            assets[asset_id] = ImageAsset(asset_id, entry["source"], outdir, entry.get("displayName") or asset_id)
+        found = _json(manifest)
+        with _reading(manifest):
+            for asset_id, entry in found.get("dockerImages", {}).items():
+                assets[asset_id] = ImageAsset(asset_id, entry["source"], outdir, entry.get("displayName") or asset_id)
     return assets
 
 
@@ -187,18 +232,21 @@ def _nested_scope(resource_path: str) -> str:
     return holder.removesuffix(".NestedStack")
 
 
-def _nested_template(outdir: Path, resource: dict[str, Any]) -> dict[str, Any] | None:
-    """A nested stack's template: named by the CLI's asset metadata, else by its hash in an asset manifest."""
+def _nested_template(outdir: Path, resource: dict[str, Any]) -> tuple[dict[str, Any], Path] | None:
+    """A nested stack's template and its file: named by the CLI's asset metadata, else by its hash in an
+    asset manifest."""
     staged = resource.get("Metadata", {}).get("aws:asset:path")
     candidates = [outdir / staged] if isinstance(staged, str) else []
     url = json.dumps(resource.get("Properties", {}).get("TemplateURL", ""))
     for manifest in sorted(outdir.glob("*.assets.json")):
-        for digest, asset in json.loads(manifest.read_text()).get("files", {}).items():
-            source = asset.get("source", {}).get("path")
-            if f"/{digest}.json" in url and isinstance(source, str):
-                candidates.append(outdir / source)
+        assets = _json(manifest)
+        with _reading(manifest):
+            for digest, asset in assets.get("files", {}).items():
+                source = asset.get("source", {}).get("path")
+                if f"/{digest}.json" in url and isinstance(source, str):
+                    candidates.append(outdir / source)
     found = next((c for c in candidates if c.is_file()), None)
-    return json.loads(found.read_text()) if found is not None else None
+    return (_json(found), found) if found is not None else None
 
 
 def _asset_dir(outdir: Path, root: Path, resource: dict[str, Any], build: BuildRecord | None) -> Path | None:
@@ -217,13 +265,15 @@ def _zip_assets(outdir: Path) -> dict[str, str]:
     """The folders the asset manifests zip, by the S3 object key they are published under: ``<hash>.zip``."""
     found = {}
     for manifest in sorted(outdir.glob("*.assets.json")):
-        for asset in json.loads(manifest.read_text()).get("files", {}).values():
-            source = asset.get("source", {})
-            if source.get("packaging") != "zip" or not isinstance(source.get("path"), str):
-                continue
-            for destination in asset.get("destinations", {}).values():
-                if isinstance(destination.get("objectKey"), str):
-                    found[destination["objectKey"]] = source["path"]
+        assets = _json(manifest)
+        with _reading(manifest):
+            for asset in assets.get("files", {}).values():
+                source = asset.get("source", {})
+                if source.get("packaging") != "zip" or not isinstance(source.get("path"), str):
+                    continue
+                for destination in asset.get("destinations", {}).values():
+                    if isinstance(destination.get("objectKey"), str):
+                        found[destination["objectKey"]] = source["path"]
     return found
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _uv
-from ._errors import CodeError
+from ._errors import CodeError, setting
 from ._failure import Failure
 from ._files import atomic_write
 from ._interpreters import find_python, no_python
@@ -100,7 +100,7 @@ def compile_bytecode(
         raise failure.error(
             f"compiling bytecode with {python} failed",
             result,
-            fix="check the interpreter, or build without bytecode: UvOptions(bytecode=False)",
+            fix=f"check the interpreter, or build without bytecode: {setting('bytecode', 'False')}",
         )
     try:
         uncompiled: list[dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])

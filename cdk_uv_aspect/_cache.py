@@ -51,7 +51,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from ._errors import ToolError
+from ._errors import ToolError, setting
 from ._files import atomic_write, file_error, publish_dir, short_name
 
 ASSET = "asset"
@@ -230,7 +230,7 @@ def private_dir(path: Path) -> Path:
             raise ToolError(
                 f"the build cache {shown} is not private: it belongs to another user or others can write to "
                 "it, so a build there could be swapped before it is deployed",
-                fix="point UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR at a folder of your own (the default is "
+                fix=f"point {setting('cache_dir')} at a folder of your own (the default is "
                 f"~/.cache/cdk-uv-aspect), or `chmod go-w {real}` if it is yours",
             )
     return path

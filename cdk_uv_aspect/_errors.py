@@ -140,6 +140,10 @@ class EngineError(UvError):
     """A container engine could not build or run an image function's image (``cdk-uv invoke``)."""
 
 
+class AssemblyError(UvError):
+    """A cloud assembly (``cdk.out``) whose files can't be read: missing, not JSON, or not as the CDK writes them."""
+
+
 class UnexpectedError(UvError):
     """Anything else that went wrong in a build: a bug, reported with what was being built."""
 
@@ -153,6 +157,37 @@ class UnexpectedError(UvError):
             fix="this is a bug in cdk-uv-aspect: please report it to its maintainers with the details below",
             details="".join(frames[-12:]).rstrip(),
         )
+
+
+# --- how a fix names a setting ----------------------------------------------------------------------
+
+# The cdk-uv command's flag or variable for each setting it has, by UvOptions field ({} is the value).
+_COMMAND_LINE = {
+    "workspace": "--workspace {}",
+    "exclude": "--exclude {}",
+    "extras": "--extra {}",
+    "groups": "--group {}",
+    "bytecode": "--no-bytecode",
+    "lock": "--frozen",
+    "omit_runtime_provided": "--omit-runtime-provided",
+    "cache_dir": "$CDK_UV_CACHE_DIR",
+    "command_timeout": "$CDK_UV_COMMAND_TIMEOUT",
+    "rebuild": "CDK_UV_REBUILD=1",
+}
+# The environment variable that stands for a setting in an app too.
+_VARIABLES = {"cache_dir": "$CDK_UV_CACHE_DIR", "command_timeout": "$CDK_UV_COMMAND_TIMEOUT"}
+
+
+def setting(name: str, value: str = "...") -> str:
+    """How a user changes setting ``name`` to ``value``, for the fix of an error: ``UvOptions(name=value)``
+    (and its environment variable, if it has one) in an app; the flag or variable of the ``cdk-uv`` command
+    when the command runs (``_state.COMMAND_LINE``)."""
+    from . import _state
+
+    if _state.COMMAND_LINE.is_set() and name in _COMMAND_LINE:
+        return _COMMAND_LINE[name].format(value)
+    variable = f" or {_VARIABLES[name]}" if name in _VARIABLES else ""
+    return f"UvOptions({name}={value}){variable}"
 
 
 # --- errors at the top of `python app.py` ----------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import CredentialsError, ToolError, UvError, WheelError, WorkspaceError
+from ._errors import CredentialsError, ToolError, UvError, WheelError, WorkspaceError, setting
 from ._index import Refusal
 from ._lambda import AMAZON_LINUX_2023, RUNTIMES
 from ._names import pinned
@@ -72,7 +72,7 @@ class Failure:
             package=self.package,
             target=self.target,
             fix="if it is only slow (a large download, a slow build backend, a container under emulation), "
-            "allow more time: UvOptions(command_timeout=<seconds>) or $CDK_UV_COMMAND_TIMEOUT; if it hangs, "
+            f"allow more time: {setting('command_timeout', '<seconds>')}; if it hangs, "
             "run the command below by hand to see what it waits for (a build hook, an index that does not "
             "answer)",
             details=result.describe(),
@@ -94,7 +94,7 @@ class Failure:
                     f"uv could not write its files: {problem}",
                     result,
                     fix="free space on the disk named below (`cdk-uv cache prune --older-than 7`, `uv cache "
-                    "prune`), or move the build cache (UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR) or uv's "
+                    f"prune`), or move the build cache ({setting('cache_dir')}) or uv's "
                     "cache (UV_CACHE_DIR) to a writable disk with room",
                 )
         return None

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ._errors import FileError, WorkspaceError
+from ._errors import FileError, WorkspaceError, setting
 
 FILE_MODE = 0o644  # what every file we publish gets, whatever the umask: others may read it
 
@@ -221,7 +221,7 @@ def file_error(
     place = Path(path) if path else where or cache_dir
     in_cache = cache or (place is not None and cache_dir is not None and place.is_relative_to(cache_dir))
     elsewhere = (
-        "or point the build cache at another folder: UvOptions(cache_dir=...) or $CDK_UV_CACHE_DIR (the "
+        f"or point the build cache at another folder: {setting('cache_dir')} (the "
         "default is ~/.cache/cdk-uv-aspect, under HOME)"
         if in_cache or place is None
         else instead or "or move it out of the way"

@@ -14,7 +14,7 @@ import sysconfig
 from pathlib import Path
 
 from . import _state
-from ._errors import ToolError
+from ._errors import ToolError, setting
 from ._runner import Runner
 from ._uv import UV_ENV
 
@@ -124,7 +124,7 @@ def no_python(uv: str, version: str, purpose: str, **context: object) -> ToolErr
         f'UV_PYTHON_DOWNLOADS=automatic, python-downloads = "automatic"), `pyenv install {version}` (pyenv, asdf, '
         "mise and Homebrew installs are found without being selected), or your OS's package; or point "
         "UV_PYTHON_INSTALL_DIR at the folder of uv-managed Pythons that has it; or build without bytecode, "
-        "UvOptions(bytecode=False), at a cost: each cold start compiles the imported modules again, about 40% "
+        f"{setting('bytecode', 'False')}, at a cost: each cold start compiles the imported modules again, about 40% "
         "more import time",
         details=f"  looked at: this process's Python ({sys.version_info.major}.{sys.version_info.minor}), "
         f"`uv python find {version}`, "

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import _cache
-from ._errors import WorkspaceError
+from ._errors import WorkspaceError, setting
 from ._failure import Failure
 from ._names import normalize
 from ._options import UvOptions
@@ -97,7 +97,7 @@ def _unknown(
 ) -> WorkspaceError:
     what = "extra" if kind == "extras" else "dependency group"
     table = "[project.optional-dependencies]" if kind == "extras" else "[dependency-groups]"
-    where = f" (from UvOptions({kind}=...), which applies to every marked function)" if from_options else ""
+    where = f" (from {setting(kind)}, which applies to every marked function)" if from_options else ""
     pyproject = package.path / "pyproject.toml"
     fix = f"choose among the package's {kind}, or define it in {table} of {pyproject} and run `uv lock`"
     if from_options:

@@ -46,6 +46,8 @@ WHEELS_BUILT: set[Path] = set()
 TOOLS: dict[tuple[str, ...], Any] = {}
 SWEPT: set[Path] = set()
 TEAM_CACHES: dict[tuple[Any, bool], Any] = {}
+COMMAND_LINE = threading.Event()
+"""Set while the ``cdk-uv`` command runs: errors' fixes name its flags, not ``UvOptions`` fields."""
 
 LOCK = threading.Lock()
 """Guards the registries that build threads write (WHEEL_LOCKS, WHEELS_BUILT, TOOLS, SWEPT,
@@ -83,3 +85,4 @@ def reset() -> None:
             TEAM_CACHES,
         ):
             registry.clear()
+        COMMAND_LINE.clear()

@@ -1,5 +1,7 @@
 """The aspect's errors as the CDK reports them: each a validation error of the first construct it names.
 
+Also the one check made after a build and before the swap: the built folder has the function's handler.
+
 The aspect never raises a ``UvError`` out of ``visit`` (jsii would wrap it in a Python and a JavaScript
 traceback, the message twice): it collects them, merges those that failed alike into one error naming
 each construct, and adds them as validations, so that the CDK fails ``app.synth()`` with them.
@@ -12,11 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsii
+from aws_cdk import Annotations, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import IValidation, Node
 
 from . import _state
-from ._errors import UvError, debugging, report_cleanly
+from ._errors import CodeError, UvError, debugging, report_cleanly
+from ._handler import Missing
+from ._request import BuildRequest
 from ._state import jsii_ref
 
 
@@ -87,3 +92,29 @@ def _merged(failures: list[_Failure]) -> list[_Failure]:
         group.error = merged
         group.functions += failure.functions
     return list(groups.values())
+
+
+def handler_not_built(
+    function: lambda_.Function, node: Node, request: BuildRequest, missing: Missing
+) -> UvError | None:
+    """The error for a build without the function's handler; None when the function has layers, which may
+    bring the handler's module (a wrapper such as Datadog's): a warning says so, and the build is used."""
+    cfn = node.default_child
+    if isinstance(cfn, lambda_.CfnFunction) and Stack.of(cfn).resolve(cfn.layers):
+        # A layer can bring the handler's module (a wrapper such as Datadog's): say so, and build.
+        Annotations.of(function).add_warning_v2(
+            "cdk-uv-aspect:handler-not-in-asset",
+            f'{node.path}: the handler "{missing.handler}" is not in the build of package '
+            f"{request.package} ({missing.reason}); the function has layers, so it is left to them to bring it",
+        )
+        return None
+    return CodeError(
+        f'the function\'s handler "{missing.handler}" is not in the build of package {request.package}: '
+        f"{missing.reason} (Lambda would fail every invocation with Runtime.ImportModuleError)",
+        package=request.package,
+        target=request.target,
+        constructs=[node.path],
+        fix="fix the function's handler (\"module.function\": the module's import path in the asset, "
+        'e.g. "api.handler.main" for src/api/handler.py defining main), or mark the function with the '
+        "package that has that module",
+    )

@@ -14,8 +14,8 @@ from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from . import _ignore
-from ._errors import WorkspaceError
+from . import _ignore, _state
+from ._errors import WorkspaceError, setting
 from ._names import normalize
 from ._sources import fingerprint, source_files
 
@@ -112,7 +112,7 @@ class Workspace:
         try:
             return cls._find_from(here, explicit=False)
         except WorkspaceError:
-            folder = app_folder()
+            folder = None if _state.COMMAND_LINE.is_set() else app_folder()  # cdk-uv's script is no app
             if folder is None or folder == here or here.is_relative_to(folder):
                 raise
             try:
@@ -121,7 +121,7 @@ class Workspace:
                 pass
             raise WorkspaceError(
                 f"no uv workspace found: no uv.lock in {here}, in the app's folder {folder}, or any folder above them",
-                fix="run the CDK app inside a uv workspace, or pass UvOptions(workspace=<folder with uv.lock>)",
+                fix=_no_workspace_fix(),
             ) from None
 
     @classmethod
@@ -138,7 +138,7 @@ class Workspace:
         where = f"in {here}" if explicit else f"in {here} or any folder above it"
         raise WorkspaceError(
             f"no uv workspace found: no uv.lock {where}",
-            fix="run the CDK app inside a uv workspace, or pass UvOptions(workspace=<folder with uv.lock>)",
+            fix=_no_workspace_fix(),
         )
 
     @classmethod
@@ -234,6 +234,11 @@ class Workspace:
             if current.name == name:
                 todo.extend(n for group, deps in current.group_dependencies if group in groups for n in deps)
         return [seen[n] for n in sorted(seen)]
+
+
+def _no_workspace_fix() -> str:
+    who = "cdk-uv" if _state.COMMAND_LINE.is_set() else "the CDK app"
+    return f"run {who} inside a uv workspace, or pass {setting('workspace', '<folder with uv.lock>')}"
 
 
 def _names(dependencies: object) -> tuple[str, ...]:

@@ -274,8 +274,9 @@ def test_debug_shows_the_traceback_that_is_hidden_otherwise(tmp_path: Path):
     (tmp_path / "manifest.json").write_text("{not json")
     plain = cdk_uv("report", str(tmp_path), cwd=tmp_path, cache=tmp_path / "cache")
     debug = cdk_uv("--debug", "report", str(tmp_path), cwd=tmp_path, cache=tmp_path / "cache")
-    assert plain.returncode == 1 and "JSONDecodeError" in plain.stderr and "Traceback" not in plain.stderr
-    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert plain.returncode == 2 and f"{tmp_path / 'manifest.json'} can't be read" in plain.stderr
+    assert "Traceback" not in plain.stderr
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "JSONDecodeError" in debug.stderr
 
 
 # --- invoke ---------------------------------------------------------------------------------------

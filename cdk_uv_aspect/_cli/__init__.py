@@ -11,8 +11,9 @@ exit codes:
   0  success
   1  the handler raised, the build failed (the message says why and what to do), or a
      build differs from what the caches served (verify)
-  2  bad usage: unknown option, unknown or ambiguous function or package, no cloud assembly,
-     an event that is not JSON, an output folder that is not empty
+  2  bad input: unknown option, unknown or ambiguous function or package, no cloud assembly or one
+     whose files can't be read (the message names the file), an event that is not JSON, an output
+     folder that is not empty, a setting ($CDK_UV_...) that can't be used
   3  the function can't run on this machine (another architecture's native code, no interpreter
      of the runtime's Python version, no container engine for an image function)
   130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM)
@@ -30,10 +31,14 @@ from .common import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_USAGE, CannotRun, UsageEr
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command: every failure is printed as a message naming what failed and why (the file, for a
+    file), with the exit code it means; ``--debug`` raises it instead, with its traceback."""
+    from .. import _state
     from .._signals import interruptible
 
     parser = _parser()
     options = parser.parse_args(argv)
+    _state.COMMAND_LINE.set()  # errors' fixes name this command's flags (--workspace), not UvOptions
     try:
         # SIGINT/SIGTERM end every command started here (uv, the handler) and remove private folders;
         # SIGTERM then exits with 143.
@@ -48,15 +53,32 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANNOT_RUN
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
+    except Exception as exc:  # the one boundary: whatever it is, a message and an exit code
         if getattr(options, "debug", False):
             raise
-        from .._errors import UvError
+        from .._errors import AssemblyError, SettingError
 
-        # UvErrors are complete messages (problem, package, target, fix); anything else gets a prefix.
-        message = str(exc) if isinstance(exc, UvError) else f"cdk-uv: {type(exc).__name__}: {exc}"
-        print(message, file=sys.stderr)
-        return EXIT_FAILED
+        error = _as_error(exc)
+        print(error, file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, (AssemblyError, SettingError)) else EXIT_FAILED
+    finally:
+        _state.COMMAND_LINE.clear()
+
+
+def _as_error(exc: Exception) -> Exception:
+    """The error a user reads: ours as it is, a file's naming the file and why, anything else as a bug."""
+    from .._errors import UnexpectedError, UvError
+    from .._files import file_error
+
+    if isinstance(exc, UvError):
+        return exc
+    if isinstance(exc, (OSError, UnicodeError)):
+        return file_error(exc)
+    return UnexpectedError(
+        f"an unexpected {type(exc).__name__}: {exc}",
+        fix="this is a bug in cdk-uv-aspect: run the command again with --debug and report what it prints to "
+        "its maintainers",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

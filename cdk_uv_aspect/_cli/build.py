@@ -94,7 +94,7 @@ def run(options: argparse.Namespace) -> int:
 
     from .._archive import copy_folder, write_zip
     from .._build import build, progress_line
-    from .._errors import UvError
+    from .._errors import UvError, WorkspaceError
     from .._marker import package_of
     from .._options import UvOptions
     from .._remote import record_all
@@ -120,7 +120,10 @@ def run(options: argparse.Namespace) -> int:
         )
     except ValidationError as exc:  # an --extra or --group that is not a name
         raise UsageError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
-    workspace = Workspace.find(uv_options.workspace)
+    try:
+        workspace = Workspace.find(uv_options.workspace)
+    except WorkspaceError as exc:  # none here, or a uv.lock that can't be read: bad input
+        raise UsageError(f"{exc.problem}; {exc.fix}") from None
     if package not in workspace.packages:
         known = ", ".join(sorted(workspace.packages)) or "none"
         raise UsageError(
