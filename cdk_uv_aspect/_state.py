@@ -1,34 +1,53 @@
-"""Process-wide state: every registry that outlives one call, with who writes and who reads it.
+"""Process-wide state: everything that outlives one call, with who writes and who reads it.
 
 Aspects, placeholder codes and policy checks are separate objects that meet only in the construct tree,
-and every read of the tree is a round trip to node; these registries let them share what one of them
-already knows. Functions are keyed by their jsii ref (``jsii_ref``), which is never reused in a process.
+and every read of the tree is a round trip to node; the registries of this module let them share what
+one of them already knows. Functions are keyed by their jsii ref (``jsii_ref``), which is never reused in
+a process. The state kept elsewhere is listed here too (tests/test_architecture.py finds every module-level
+registry, ``global``, hook and attribute set on a construct, and checks that this list names it).
 
-===================  =====================================  ======================================
-registry             written by                             read by
-===================  =====================================  ======================================
-SWAPPED              _swap (each function and layer it      _placeholder (UvCode's check), _aspect
-                     swapped)
-FAILED               _validation (each function the         _placeholder: their own error says why
-                     aspect failed on)
-PLACEHOLDERS         _placeholder.UvCode.bind               _swap (warns about a placeholder asset)
-BUILT_FOLDERS        _swap, _layer (asset hash -> built     _policy.facts (the folder a rule reads)
-                     folder)
-WHEEL_LOCKS          _wheels (one lock per wheel entry)     _wheels: builds side by side wait on it
-WHEELS_BUILT         _wheels (entries built here)           _wheels: fresh even with rebuild=True
-TOOLS                _uv (uv binaries), _interpreters       the same: each looked up once per
-                     (interpreters found)                   process
-SWEPT                _prune.sweep (cache folders swept)     _prune.sweep: once per process and
-                                                            folder
-TEAM_CACHES          _remote.team_cache (one per bucket)    _remote: one breaker for every build
-_signals.RUNNING     _runner (children still running)       _signals.running(): to end them all
-_signals.STOP        a signal inside                        _runner: no new command starts;
-                     _signals.interruptible                 cleared when the block ends
-_runner.SLOTS        (one per core, fixed)                  _runner: a command runs while it holds
-                                                            one
-===================  =====================================  ======================================
+============================  ======================================  ======================================
+state                         written by                              read by
+============================  ======================================  ======================================
+SWAPPED                       _swap (each function and layer it       _placeholder (UvCode's check), _aspect
+                              swapped)
+FAILED                        _validation (each function the          _placeholder: their own error says why
+                              aspect failed on)
+PLACEHOLDERS                  _placeholder.UvCode.bind                _swap (warns about a placeholder asset)
+BUILT_FOLDERS                 _swap.record_build (asset hash ->       _policy.facts (the folder a rule reads)
+                              built folder)
+WHEEL_LOCKS                   _wheels (one lock per wheel entry)      _wheels: builds side by side wait on it
+WHEELS_BUILT                  _wheels (entries built here)            _wheels: fresh even with rebuild=True
+TOOLS                         _uv (uv binaries), _interpreters        the same: each looked up once per
+                              (interpreters found)                    process
+SWEPT                         _prune.sweep (cache folders swept)      _prune.sweep: once per process and
+                                                                      folder
+TEAM_CACHES                   _remote.team_cache (one per bucket)     _remote: one breaker for every build
+COMMAND_LINE                  _cli.main, while a command runs         _errors.setting, _workspace: fixes
+                                                                      name the command's flags
+LOCK                          guards WHEEL_LOCKS, WHEELS_BUILT,       build threads
+                              TOOLS, SWEPT, TEAM_CACHES
+_runner.SLOTS                 (one per core, fixed)                   _runner: a command runs while it holds
+                                                                      one
+_build._BUILDING              (one per core, fixed)                   _build: a build runs here while it
+                                                                      holds one (team-cache transfers do not)
+_signals.RUNNING              _runner (children still running),       _signals.running(): to end them all
+                              guarded by _signals.RUNNING_LOCK
+_signals.STOP                 a signal inside                         _runner: no new command starts;
+                              _signals.interruptible                  cleared when the block ends
+_signals._depth               _signals.interruptible (blocks open),   the same: only the outermost block
+                              guarded by _signals._HANDLING           installs signal handlers
+signal.signal                 _signals.interruptible: SIGINT and      the interpreter
+                              SIGTERM handlers, restored after
+sys.excepthook                _errors.report_cleanly, once (marked    the interpreter, when ``python app.py``
+                              ``hook._cdk_uv_aspect``)                ends in one of our errors
+Stack._cdk_uv_swapped_check   _placeholder (UvCode's check, one per   _placeholder._SwappedCheck.of
+                              Stack, on its Python object)
+_builds._SAYING               _builds.say: one line at a time         the same
+============================  ======================================  ======================================
 
-``reset()`` empties them all; the tests call it before each test.
+``reset()`` empties this module's registries (the tests call it before each test); the state kept
+elsewhere belongs to a block (``interruptible``), a stack, or the interpreter.
 """
 
 from __future__ import annotations
@@ -85,4 +104,5 @@ def reset() -> None:
             TEAM_CACHES,
         ):
             registry.clear()
+        COMMAND_LINE.clear()
         COMMAND_LINE.clear()
