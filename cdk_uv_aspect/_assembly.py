@@ -165,7 +165,7 @@ def _template_functions(
                 continue
             res_path = ids.get((scope, logical_id)) or resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
             fn_path = res_path.removesuffix("/Resource")
-            entries = [(e.get("type"), e.get("data")) for e in metadata.get(fn_path, []) if isinstance(e, dict)]
+            entries = [(str(e.get("type")), e.get("data")) for e in metadata.get(fn_path, []) if isinstance(e, dict)]
             build = recorded(entries)
             p = resource.get("Properties", {})
             yield AssemblyFunction(

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 # PEP 508 names, ASCII only: anything else (path separators, '..', shell metacharacters, look-alike
 # letters, a line break) is refused before it reaches a path or a command line. Always ``fullmatch``:
@@ -22,7 +23,7 @@ PYTHON_PATTERN = re.compile(r"3\.\d+")
 """A Python version as a Lambda runtime names it, minor included: ``3.12`` (match it whole)."""
 
 
-def is_name(value: object) -> bool:
+def is_name(value: object) -> TypeGuard[str]:
     """Whether ``value`` is a PEP 508 name (a package, an extra, a group), in ASCII."""
     return isinstance(value, str) and _NAME.fullmatch(value) is not None
 
@@ -44,6 +45,6 @@ def pins(text: str) -> dict[str, str]:
     return dict(found for line in text.splitlines() if (found := pinned(line)) is not None)
 
 
-def is_python_version(value: object) -> bool:
+def is_python_version(value: object) -> TypeGuard[str]:
     """Whether ``value`` is a Python version such as ``"3.12"``."""
     return isinstance(value, str) and PYTHON_PATTERN.fullmatch(value) is not None
