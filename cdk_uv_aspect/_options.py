@@ -213,6 +213,8 @@ class UvOptions(BaseModel):
             rebuild: bool = ...,
             cache_days: float | None = ...,
             command_timeout: float = ...,
+            remote_cache: str | None = ...,
+            remote_cache_write: bool = ...,
             uv: str | os.PathLike[str] | None = ...,
             image_python: str = ...,
             dockerfile: str | os.PathLike[str] | None = ...,

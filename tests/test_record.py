@@ -42,6 +42,8 @@ def test_a_record_reads_back_as_it_was_written():
         bytes=3400,
         build_seconds=1.25,
         cached=True,
+        origin="team cache",
+        key="api-python3.12-arm64-" + "0" * 32,
         requires_python=">=3.11",
         image=ImageRecord("3.12", "default", "public.ecr.aws/lambda/python:3.12"),
     )
