@@ -35,6 +35,9 @@ removes only builds no synth has used for that long.
 Its API, for the builds: ``private_dir`` (the cache's folders, this user's only), ``entry_key`` (an
 entry's name from what decides its content), ``use`` (an intact entry, or None), ``manifest`` and
 ``write_info`` (an entry's record), ``publish`` (a finished entry into place, atomically) and ``discard``.
+Longer than most modules, and one job: an entry's life, from its name to its publication, with every check
+that decides whether an entry is trusted in one place (the builds, the local wheels, the derived layer
+folders, the team cache and pruning all go through it).
 """
 
 from __future__ import annotations
