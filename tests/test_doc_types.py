@@ -29,9 +29,10 @@ OPT_OUT = re.compile(r"#\s*not run:\s*(.*)")
 CONTEXT = """
 from typing import Any
 
-from aws_cdk import App, Aspects, Stack, Stage, Validations, pipelines
+from aws_cdk import App, Aspects, Duration, Stack, Stage, Validations, pipelines
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk.aws_lambda import DockerImageFunction, Function, Runtime
 from constructs import Construct
 
@@ -51,6 +52,8 @@ app: App
 stack: Stack
 self: Stack
 legacy_stack: Stack
+ci_role: iam.IRole
+developers_role: iam.IRole
 fn: lambda_.Function
 small_fn: lambda_.Function
 image_fn: lambda_.DockerImageFunction
