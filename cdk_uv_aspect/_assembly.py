@@ -52,9 +52,11 @@ class AssemblyFunction:
     memory: int = 128  # MemorySize, Lambda's default when the template leaves it out
     timeout: int = 3  # Timeout in seconds, likewise
     environment: dict[str, str] = field(default_factory=dict)  # literal values only, not tokens
+    deploy_time: dict[str, Any] = field(default_factory=dict)  # variables known only at deploy: name -> its value
     command: tuple[str, ...] = ()  # an image function's ImageConfig command: its handler
     image: ImageAsset | None = None  # an image function's image asset, when this assembly builds it
     layers: tuple[Path, ...] = ()  # the staged folders of its layers of the same template, in its order
+    logical_id: str = ""  # in its template
 
     @property
     def python(self) -> str | None:
@@ -168,6 +170,7 @@ def _template_functions(
             entries = [(str(e.get("type")), e.get("data")) for e in metadata.get(fn_path, []) if isinstance(e, dict)]
             build = recorded(entries)
             p = resource.get("Properties", {})
+            variables = (p.get("Environment") or {}).get("Variables") or {}
             yield AssemblyFunction(
                 path=fn_path.lstrip("/"),
                 stack=stack,
@@ -182,12 +185,12 @@ def _template_functions(
                 sbom=_sbom(outdir, root, build),
                 memory=p["MemorySize"] if isinstance(p.get("MemorySize"), int) else 128,
                 timeout=p["Timeout"] if isinstance(p.get("Timeout"), int) else 3,
-                environment={
-                    k: v for k, v in (p.get("Environment") or {}).get("Variables", {}).items() if isinstance(v, str)
-                },
+                environment={k: v for k, v in variables.items() if isinstance(v, str)},
+                deploy_time={k: v for k, v in variables.items() if not isinstance(v, str)},
                 command=tuple((p.get("ImageConfig") or {}).get("Command") or ()),
                 image=images.get(_image_tag(p.get("Code", {}).get("ImageUri"))),
                 layers=_layer_dirs(outdir, template, p.get("Layers")),
+                logical_id=logical_id,
             )
 
 

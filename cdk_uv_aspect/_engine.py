@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from ._assembly import ImageAsset
+from ._bootstrap import BOOTSTRAP
 from ._errors import EngineError
-from ._invoke import _BOOTSTRAP, Invocation, answer_of
+from ._invoke import Invocation, answer_of
 from ._lambda import ARCHITECTURES, HOST_MACHINES, TASK_ROOT
 from ._runner import Result, Runner
+from ._start import RESPONSE_LIMIT
 
 IMAGE_PYTHON = "/var/lang/bin/python3"  # the interpreter of AWS's Lambda Python base images
 INSTALL = (
@@ -276,8 +278,17 @@ def invoke_image(
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
         "AWS_EXECUTION_ENV": "AWS_Lambda_Image",
     }
-    argv = [IMAGE_PYTHON, "-I", "-S", "-B", "-c", _BOOTSTRAP, TASK_ROOT, handler, name, str(memory), architecture]
-    argv += [str(timeout), region]
+    config = {
+        "task": TASK_ROOT,
+        "handler": handler,
+        "name": name,
+        "memory": memory,
+        "timeout": timeout,
+        "region": region,
+        "mode": "invoke",
+        "limit": RESPONSE_LIMIT,
+    }
+    argv = [IMAGE_PYTHON, "-I", "-S", "-B", "-c", BOOTSTRAP, json.dumps(config)]
     started = time.monotonic()
     done = engine.run(
         image, argv, input=json.dumps(event), env=env, platform=ARCHITECTURES[architecture].docker_platform

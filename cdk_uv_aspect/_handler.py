@@ -25,10 +25,12 @@ class Found:
 
 @dataclass(frozen=True)
 class Missing:
-    """The handler is not there: ``reason`` says why, and what is there instead."""
+    """The handler is not there: ``reason`` says why, and what is there instead; ``error_type`` is how the
+    Lambda Python runtime fails each invocation then."""
 
     handler: str
     reason: str
+    error_type: str = "Runtime.ImportModuleError"
 
     @property
     def message(self) -> str:
@@ -39,7 +41,7 @@ def find_handler(asset_dir: Path, handler: str, python: str) -> Found | Missing:
     """Whether ``asset_dir`` has ``handler`` ("module.function"), for a runtime of Python ``python`` ("3.12")."""
     module, _, name = handler.rpartition(".")
     if not module or not name:
-        return Missing(handler, 'it is not of the form "module.function"')
+        return Missing(handler, 'it is not of the form "module.function"', "Runtime.MalformedHandlerName")
     parts = module.replace("/", ".").split(".")
     found = _module_file(asset_dir, parts)
     if found is None:
@@ -60,12 +62,14 @@ def find_handler(asset_dir: Path, handler: str, python: str) -> Found | Missing:
     except SyntaxError as exc:
         if not newer_here:
             return Found(f"{rel} uses syntax newer than this machine's Python; not read")
-        return Missing(handler, f"{rel} does not parse for Python {python}: {exc.msg} (line {exc.lineno})")
+        reason = f"{rel} does not parse for Python {python}: {exc.msg} (line {exc.lineno})"
+        return Missing(handler, reason, "Runtime.UserCodeSyntaxError")
     names, opaque = top_level_names(tree.body)
     if name in names or opaque:
         return Found(f"{rel} defines {name}" if name in names else f"{rel} binds names dynamically")
     defined = _functions(tree.body) or _public(names)
-    return Missing(handler, f"{rel} defines no {name!r}{_instead(defined, name, 'it defines')}")
+    reason = f"{rel} defines no {name!r}{_instead(defined, name, 'it defines')}"
+    return Missing(handler, reason, "Runtime.HandlerNotFound")
 
 
 def _module_file(root: Path, parts: list[str]) -> Path | None:

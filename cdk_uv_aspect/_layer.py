@@ -80,7 +80,7 @@ def plan_layer(
         marker = Marker.parse(markers[0])
         package = marker.package
         extra = [k for k in ("dockerfile", "build_args", "base_digest") if getattr(marker, k)]
-        extra += ["dependencies_layer"] if marker.dependencies_layer is not None else []
+        extra += [k for k in ("dependencies_layer", "init_budget_ms") if getattr(marker, k) is not None]
         if extra:
             raise MarkerError(
                 f"a layer's uv marker takes the package, its extras and groups, and python; it has {', '.join(extra)}",

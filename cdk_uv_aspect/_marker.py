@@ -26,7 +26,9 @@ SELECTION_KEYS = ("extras", "groups")
 """Marker keys that choose what of the package is deployed, for zip and image functions alike."""
 LAYER_KEY = "dependencies_layer"
 """The marker key that puts a zip function's third-party dependencies into a layer (or keeps them in)."""
-KEYS = ("package", *SELECTION_KEYS, *IMAGE_KEYS, LAYER_KEY)
+BUDGET_KEY = "init_budget_ms"
+"""The marker key of a function's own init budget for the policy checks (``PolicyOptions.init_budget_ms``)."""
+KEYS = ("package", *SELECTION_KEYS, *IMAGE_KEYS, LAYER_KEY, BUDGET_KEY)
 
 _EXAMPLE = '{"package": "api", "extras": ["fast"], "groups": ["otel"]}'
 
@@ -50,6 +52,7 @@ class Marker:
     build_args: tuple[tuple[str, str], ...] = ()
     base_digest: str | None = None
     dependencies_layer: bool | None = None
+    init_budget_ms: float | None = None
 
     @classmethod
     def parse(cls, data: Any) -> Marker:
@@ -99,8 +102,14 @@ class Marker:
                 f"the uv marker's {LAYER_KEY} must be true or false, got {layer!r}",
                 fix=f'write it as {{"package": "api", "{LAYER_KEY}": True}}',
             )
+        budget = fields.get(BUDGET_KEY)
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+            raise MarkerError(
+                f"the uv marker's {BUDGET_KEY} must be a number of milliseconds above 0, got {budget!r}",
+                fix=f'write it as {{"package": "api", "{BUDGET_KEY}": 300}}',
+            )
         sorted_args = tuple(sorted(args.items()))
-        return cls(normalize(package), extras, groups, python, dockerfile, sorted_args, digest, layer)
+        return cls(normalize(package), extras, groups, python, dockerfile, sorted_args, digest, layer, budget)
 
     @property
     def image_settings(self) -> dict[str, Any]:
@@ -119,6 +128,8 @@ class Marker:
         extra = {**chosen, **self.image_settings}
         if self.dependencies_layer is not None:
             extra[LAYER_KEY] = self.dependencies_layer
+        if self.init_budget_ms is not None:
+            extra[BUDGET_KEY] = self.init_budget_ms
         return {"package": self.package, **extra} if extra else self.package
 
 
@@ -175,6 +186,7 @@ def mark_package(
     build_args: Mapping[str, str] | None = None,
     base_digest: str | None = None,
     dependencies_layer: bool | None = None,
+    init_budget_ms: float | None = None,
 ) -> None:
     """Mark ``function`` (or a ``LayerVersion``) as built from uv workspace package ``package``.
 
@@ -199,6 +211,11 @@ def mark_package(
 
         mark_package(fn, "api", dependencies_layer=True)
 
+    ``init_budget_ms`` is the function's own init budget for :class:`UvPolicyChecks` (its
+    ``PolicyOptions(init_budget_ms=...)`` for every function)::
+
+        mark_package(fn, "api", init_budget_ms=300)
+
     A marked ``LayerVersion`` is built as a Python layer (``python/``, at ``/opt/python``) for its compatible
     runtimes and architectures; ``python`` says which Python when its runtimes span several::
 
@@ -213,6 +230,7 @@ def mark_package(
         "build_args": build_args,
         "base_digest": base_digest,
         "dependencies_layer": dependencies_layer,
+        "init_budget_ms": init_budget_ms,
     }
     try:
         marker = Marker.parse({key: value for key, value in data.items() if value is not None})

@@ -110,7 +110,7 @@ def handler_not_built(
         return None
     return CodeError(
         f'the function\'s handler "{missing.handler}" is not in the build of package {request.package}: '
-        f"{missing.reason} (Lambda would fail every invocation with Runtime.ImportModuleError)",
+        f"{missing.reason} (Lambda would fail every invocation with {missing.error_type})",
         package=request.package,
         target=request.target,
         constructs=[node.path],

@@ -28,6 +28,7 @@ from cdk_uv_aspect import UvBundlingAspect, UvCode, _state, mark_package
 from cdk_uv_aspect._interpreters import find_python
 from cdk_uv_aspect._invoke import Invocation, invoke
 from cdk_uv_aspect._prune import _IN_PROGRESS
+from cdk_uv_aspect._start import LambdaFunction
 from cdk_uv_aspect._uv import Uv
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -177,10 +178,17 @@ def python_for(version: str) -> str:
 
 
 def call_handler(
-    asset_dir: Path, handler: str, version: str, event: dict | None = None, architecture: str = "x86_64"
+    asset_dir: Path,
+    handler: str,
+    version: str,
+    event: dict | None = None,
+    architecture: str = "x86_64",
+    layers: Sequence[Path] = (),
 ) -> Invocation:
-    """Import and call the handler from ``asset_dir`` alone, with the interpreter of ``version``."""
-    return invoke(asset_dir, handler, python_for(version), event or {}, architecture=architecture)
+    """Import and call the handler from ``asset_dir`` alone (and ``layers``, each holding python/), with the
+    runtime's interpreter of ``version``, as ``cdk-uv invoke`` does."""
+    fn = LambdaFunction(asset_dir, handler, version, architecture=architecture, timeout=60, layers=tuple(layers))
+    return invoke(fn, event or {})
 
 
 def tree_digest(folder: Path) -> str:

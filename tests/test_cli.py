@@ -422,6 +422,11 @@ LAMBDA_VARIABLES = {
     "LANG",
     "PATH",
     "LD_LIBRARY_PATH",
+    "HOME",
+    "TMPDIR",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_EC2_METADATA_DISABLED",
 }
 
 
@@ -455,7 +460,11 @@ def test_invoke_gives_the_handler_only_the_functions_and_lambdas_environment(
     assert seen["AWS_REGION"] == seen["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert seen["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
     assert seen["PATH"] == "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
-    assert Path(seen["LAMBDA_TASK_ROOT"]).parent == tmp_path / "out"
+    # A private copy of the asset, a home and a tmp of its own: gone after the run.
+    private = Path(seen["LAMBDA_TASK_ROOT"]).parent
+    assert private.name.startswith("cdk-uv-run-") and not private.exists()
+    assert seen["HOME"] == str(private / "home") and seen["TMPDIR"] == str(private / "tmp")
+    assert seen["AWS_EC2_METADATA_DISABLED"] == "true"
 
 
 def test_invoke_leaves_the_cloud_assembly_byte_identical(workspace: Path, cache_dir: Path, tmp_path: Path):

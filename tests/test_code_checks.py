@@ -33,7 +33,11 @@ def test_a_misspelled_handler_module_is_refused_at_synth(workspace: Path, cache_
         package="api",
         target=AL2023_X86,
         fix="fix the function's handler",
-        also=['handler "api.handlr.main" is not in the build of package api', "did you mean api.handler?"],
+        also=[
+            'handler "api.handlr.main" is not in the build of package api',
+            "did you mean api.handler?",
+            "Lambda would fail every invocation with Runtime.ImportModuleError",
+        ],
     )
     assert message.count("] cdk-uv-aspect: ") == 1  # once: not again as "UvCode() but no aspect built it"
 
@@ -47,7 +51,12 @@ def test_a_handler_naming_a_function_the_module_lacks_is_refused_at_synth(worksp
         package="api",
         target=AL2023_X86,
         fix="fix the function's handler",
-        also=["api/handler.py defines no 'mian'", "it defines: cli, main", "did you mean main?"],
+        also=[
+            "api/handler.py defines no 'mian'",
+            "it defines: cli, main",
+            "did you mean main?",
+            "Lambda would fail every invocation with Runtime.HandlerNotFound",  # as Lambda says, not ImportModuleError
+        ],
     )
 
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, python_for
+from conftest import REPO
 from emulator import EVENTS, STACK, Checkout, Deployed, Emulator, sha256_b64
 
-from cdk_uv_aspect._invoke import CannotRunHere, invoke
+from cdk_uv_aspect._invoke import invoke
+from cdk_uv_aspect._start import CannotRunHere, LambdaFunction
 
 pytestmark = pytest.mark.slow
 
@@ -112,9 +113,12 @@ def test_the_redeployed_zip_runs_from_the_bucket(history: History, edited: str, 
         folder = tmp_path / fn.name
         zipfile.ZipFile(io.BytesIO(after.zips[path])).extractall(folder)
         event = json.loads((EVENTS / f"{history.packages[path]}.json").read_text())
-        python = python_for(fn.runtime.removeprefix("python"))
+        python = fn.runtime.removeprefix("python")
         try:
-            answer = invoke(folder, fn.handler, python, event, architecture=fn.architecture, name=fn.name)
+            function = LambdaFunction(
+                folder, fn.handler, python, architecture=fn.architecture, name=fn.name, timeout=60
+            )
+            answer = invoke(function, event)
         except CannotRunHere:
             continue  # another architecture's native code (OrdersArm on an x86_64 machine)
         assert answer.ok, f"{path}: {answer.result}"

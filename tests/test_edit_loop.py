@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, python_for
+from conftest import REPO
 from emulator import CLI_TIMEOUT, EDITS, EVENTS, STACK, Checkout, Deployed, Emulator, sha256_b64
 
-from cdk_uv_aspect._invoke import CannotRunHere, invoke
+from cdk_uv_aspect._invoke import invoke
+from cdk_uv_aspect._start import CannotRunHere, LambdaFunction
 
 pytestmark = pytest.mark.slow
 
@@ -145,9 +146,8 @@ def test_the_hotswapped_code_runs_the_edit(loop: Loop, tmp_path: Path) -> None:
         zipfile.ZipFile(io.BytesIO(data)).extractall(folder)
         event = json.loads((EVENTS / f"{EDITED}.json").read_text())
         try:
-            answer = invoke(
-                folder, fn.handler, python_for(fn.runtime.removeprefix("python")), event, architecture=fn.architecture
-            )
+            python = fn.runtime.removeprefix("python")
+            answer = invoke(LambdaFunction(folder, fn.handler, python, architecture=fn.architecture, timeout=60), event)
         except CannotRunHere:
             continue  # another architecture's native code (OrdersArm on an x86_64 machine)
         assert answer.ok, f"{path}: {answer.result}"

@@ -156,7 +156,8 @@ def test_a_refused_run_without_buildah_says_where_it_can_run():
 
 
 def test_image_invoke_runs_the_bootstrap_with_the_images_python_and_lambdas_variables():
-    """`/var/lang/bin/python3 -I -S -c BOOTSTRAP /var/task HANDLER ...`, the event on stdin, Lambda's variables."""
+    """`/var/lang/bin/python3 -I -S -B -c BOOTSTRAP CONFIG` (/var/task, the handler...), the event on stdin,
+    Lambda's variables."""
     runner = ScriptedRunner().when(program("docker"), succeed('printed\n\0{"ok": 1}'))
     answer = invoke_image(
         Engine("docker", runner),
@@ -182,7 +183,18 @@ def test_image_invoke_runs_the_bootstrap_with_the_images_python_and_lambdas_vari
     }
     image = run.index("cdkasset-abc")
     assert run[image + 1 : image + 5] == ["-I", "-S", "-B", "-c"]  # -B: nothing written into /var/task
-    assert run[image + 6 :] == ["/var/task", "api.handler.main", "Img", "256", "arm64", "900", "us-east-1"]
+    config = json.loads(run[image + 6])
+    assert config == {
+        "task": "/var/task",
+        "handler": "api.handler.main",
+        "name": "Img",
+        "memory": 256,
+        "timeout": 900,
+        "region": "us-east-1",
+        "mode": "invoke",
+        "limit": 6_291_556,
+    }
+    assert len(run) == image + 7
 
 
 def test_a_container_that_dies_before_answering_is_an_exit_error():

@@ -292,7 +292,7 @@ def test_package_built_for_311_fails_at_import_in_a_312_image(
     tag = engine.build_directory(context, "api-311-in-312", platform="linux/amd64")
     answer = engine.invoke(tag, "api.handler.main", {"name": "img"})
     assert not answer.ok
-    assert answer.result["errorType"] in ("ModuleNotFoundError", "ImportError"), answer.result
+    assert answer.result["errorType"] == "Runtime.ImportModuleError", answer.result
     assert "orjson" in answer.result["errorMessage"], answer.result
 
 

@@ -14,10 +14,9 @@ import pytest
 from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
-from conftest import add_function, assert_complete_error, call_handler, python_for, synth_app, synth_error, tree_digest
+from conftest import add_function, assert_complete_error, call_handler, synth_app, synth_error, tree_digest
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode, UvPolicyChecks, mark_package
-from cdk_uv_aspect._invoke import invoke
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +83,7 @@ def test_dependencies_layer_holds_the_third_party_packages_and_the_zip_the_works
     assert tops(layer) == {"python"}
     assert "orjson" in tops(layer / "python")
     assert not {"api", "common"} & tops(layer / "python")
-    answer = invoke(code, "api.handler.main", python_for("3.12"), {"name": "x"}, layers=[layer / "python"])
+    answer = call_handler(code, "api.handler.main", "3.12", {"name": "x"}, layers=[layer])
     assert answer.ok, answer.result
     assert answer.result == {"message": "hello x", "version": "0.1.0"}
     alone = call_handler(code, "api.handler.main", "3.12", {"name": "x"})
@@ -166,7 +165,7 @@ def test_marked_layer_holds_the_package_closure_under_python(workspace: Path, ca
     assert marshal.loads(handler_pyc.read_bytes()[16:]).co_filename == "/opt/python/api/handler.py"
     empty = folder.parent / "empty-code"
     empty.mkdir()
-    answer = invoke(empty, "api.handler.main", python_for("3.12"), {"name": "l"}, layers=[folder / "python"])
+    answer = call_handler(empty, "api.handler.main", "3.12", {"name": "l"}, layers=[folder])
     assert answer.ok, answer.result
     assert answer.result["message"] == "hello l"
 
@@ -205,7 +204,7 @@ def test_marked_layer_told_which_python_checks_its_wheels_load_on_every_runtime(
     empty.mkdir()
     (empty / "handler.py").write_text("from common import greet\ndef main(event, context):\n    return greet('y')\n")
     for python in ("3.12", "3.13"):
-        answer = invoke(empty, "handler.main", python_for(python), {}, layers=[folder / "python"])
+        answer = call_handler(empty, "handler.main", python, {}, layers=[folder])
         assert answer.ok and answer.result == "hello y", answer.result
 
 

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, python_for
+from conftest import FIXTURES, call_handler
 from emulator import Checkout, Emulator, running_moto, sha256_b64
 
-from cdk_uv_aspect._invoke import invoke
 from cdk_uv_aspect._uv import Uv
 
 pytestmark = pytest.mark.slow
@@ -99,8 +98,7 @@ def answer(deployed: Deployed, folder: Path) -> dict:
     """The handler's answer from the deployed zips: the function's at /var/task, the layer's at /opt."""
     zipfile.ZipFile(io.BytesIO(deployed.function_zip)).extractall(folder / "task")
     zipfile.ZipFile(io.BytesIO(deployed.layer_zip)).extractall(folder / "opt")
-    layers = [folder / "opt" / "python"]
-    result = invoke(folder / "task", "api.handler.main", python_for("3.12"), {"name": "d"}, layers=layers)
+    result = call_handler(folder / "task", "api.handler.main", "3.12", {"name": "d"}, layers=[folder / "opt"])
     assert result.ok, result.result
     return result.result
 

@@ -11,11 +11,22 @@ from typing import Any
 
 import pytest
 
+from cdk_uv_aspect._emulation import host_architecture
 from cdk_uv_aspect._policy import engine
 from cdk_uv_aspect._policy.facts import FunctionFacts
 from cdk_uv_aspect._policy.options import LAMBDA_UNZIPPED_LIMIT, PolicyOptions
 from cdk_uv_aspect._policy.rule import Compliant, NonCompliant, NotApplicable, Rule
-from cdk_uv_aspect._policy.rules import edge, handler, native, requires_python, runtime, runtime_sdk, size, uv_built
+from cdk_uv_aspect._policy.rules import (
+    edge,
+    handler,
+    init_budget,
+    native,
+    requires_python,
+    runtime,
+    runtime_sdk,
+    size,
+    uv_built,
+)
 from cdk_uv_aspect._record import BuildRecord
 
 OPTIONS = PolicyOptions()
@@ -375,6 +386,62 @@ def test_uv_runtime_sdk_not_applicable_to_other_runtimes():
     assert isinstance(
         runtime_sdk.check(replace(omitting("python3.12", boto3="1"), runtime="nodejs22.x"), OPTIONS), NotApplicable
     )
+
+
+# --- uv-init-budget (real cold starts of crafted assets: no build) -------------------------------------
+
+# A handler whose module takes about 0.4 s to import, most of it in a dependency it ships.
+SLOW = {
+    "app/__init__.py": "",
+    "app/handler.py": "import heavy\nimport light\n\ndef main(event, context):\n    return 1\n",
+    "heavy/__init__.py": "import time\ntime.sleep(0.4)\n",
+    "heavy-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: heavy\nVersion: 1.0\n",
+    "heavy-1.0.dist-info/RECORD": "heavy/__init__.py,,\n",
+    "light.py": "VALUE = 1\n",
+}
+
+
+def budgeted(tmp_path: Path, **changes: Any) -> FunctionFacts:
+    return facts(asset_dir=asset(tmp_path, SLOW), **changes)
+
+
+def test_uv_init_budget_compliance_within_the_budget(tmp_path: Path):
+    """Measured from the asset: the init (about 0.4 s) fits a budget of 10 s, and the note says the time."""
+    result = init_budget.check(budgeted(tmp_path), PolicyOptions(init_budget_ms=10_000))
+    assert isinstance(result, Compliant) and "median of 3 local cold starts" in result.note, result
+
+
+def test_uv_init_budget_noncompliance_over_the_budget_names_the_heaviest_imports(tmp_path: Path):
+    """Over a budget of 100 ms: the time, the budget and the heaviest imports, the dependency first."""
+    result = init_budget.check(budgeted(tmp_path), PolicyOptions(init_budget_ms=100))
+    assert isinstance(result, NonCompliant) and result.level is None, result  # the rule's severity: error
+    assert "over its budget of 100 ms; its heaviest imports: heavy 4" in result.message, result.message
+
+
+def test_uv_init_budget_noncompliance_the_markers_budget_wins(tmp_path: Path):
+    """The marker's own budget (100 ms) applies over the options' (10 s), and without any options' budget."""
+    for options in (PolicyOptions(init_budget_ms=10_000), OPTIONS):
+        result = init_budget.check(budgeted(tmp_path, init_budget_ms=100), options)
+        assert isinstance(result, NonCompliant) and "budget of 100 ms" in result.message
+
+
+def test_uv_init_budget_not_applicable_when_off_or_not_measurable(tmp_path: Path):
+    """Off by default (nothing started); images and another architecture's native code are not measured."""
+    assert isinstance(init_budget.check(budgeted(tmp_path), OPTIONS), NotApplicable)
+    on = PolicyOptions(init_budget_ms=100)
+    assert isinstance(init_budget.check(budgeted(tmp_path, package_type="Image"), on), NotApplicable)
+    foreign = "arm64" if host_architecture() == "x86_64" else "x86_64"
+    native_code = asset(tmp_path, {**SLOW, "heavy/_speedups.so": elf(X86_64)})
+    result = init_budget.check(facts(asset_dir=native_code, architecture=foreign), on)
+    assert isinstance(result, NotApplicable) and "not measured: its native code is for" in result.reason
+
+
+def test_uv_init_budget_an_init_that_raises_is_a_warning(tmp_path: Path):
+    """A handler module that raises at import (a variable set only at deploy time): said, as a warning."""
+    broken = asset(tmp_path, {"app/__init__.py": "", "app/handler.py": "import os\nTABLE = os.environ['TABLE']\n"})
+    result = init_budget.check(facts(asset_dir=broken), PolicyOptions(init_budget_ms=100))
+    assert isinstance(result, NonCompliant) and result.level == "warning"
+    assert "its init could not be measured: KeyError: 'TABLE'" in result.message
 
 
 # --- the engine ---------------------------------------------------------------------------------------

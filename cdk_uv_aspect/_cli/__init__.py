@@ -4,18 +4,21 @@ commands:
   build PACKAGE               build a workspace package for a Lambda target, as the aspect does
   report [CDK_OUT]            every Lambda function of a synthesized assembly and what was built for it
   invoke [CDK_OUT] FUNCTION   run a synthesized function's handler locally, from its asset alone
+  profile [CDK_OUT] FUNCTION  measure its cold start from its asset, module by module
   verify [CDK_OUT]            build again what the caches served a synth, compare byte for byte
   cache {info,prune}          where the build cache is and what it holds; prune old builds
 
 exit codes:
   0  success
-  1  the handler raised, the build failed (the message says why and what to do), or a
-     build differs from what the caches served (verify)
+  1  the handler (or its init) raised, the run changed the assembly, the build failed (the message
+     says why and what to do), or a build differs from what the caches served (verify)
   2  bad input: unknown option, unknown or ambiguous function or package, no cloud assembly or one
-     whose files can't be read (the message names the file), an event that is not JSON, an output
-     folder that is not empty, a setting ($CDK_UV_...) that can't be used
-  3  the function can't run on this machine (another architecture's native code, no interpreter
-     of the runtime's Python version, no container engine for an image function)
+     whose files can't be read (the message names the file), an event that is not JSON or over 6 MB,
+     a bad --env or env file, an output folder that is not empty, a setting ($CDK_UV_...) that
+     can't be used
+  3  the function can't run on this machine (another architecture's native code without qemu-user
+     emulation, no interpreter of the runtime's Python version, no container engine for an image
+     function)
   130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM)
 
 Errors are printed without a Python traceback; --debug shows it.
@@ -26,7 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import build, cache, invoke, report, verify
+from . import build, cache, invoke, profile, report, verify
 from .common import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_USAGE, CannotRun, UsageError
 
 
@@ -93,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for command in (build, report, invoke, verify, cache):
+    for command in (build, report, invoke, profile, verify, cache):
         command.add_parser(commands, debug)
     return parser
 

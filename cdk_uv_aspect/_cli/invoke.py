@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._assembly import AssemblyFunction
-from .._invoke import Invocation
-from .common import EXIT_FAILED, EXIT_OK, CannotRun, UsageError, load
+from .common import EXIT_FAILED, EXIT_OK, CannotRun, UsageError, assembly_and_function, lambda_function, region
+
+if TYPE_CHECKING:
+    from .._invoke import Invocation
+
+REQUEST_LIMIT = 6_291_456  # _start.REQUEST_LIMIT, without importing it before the command runs
 
 
 def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
@@ -21,11 +24,15 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         help="run a synthesized function's handler locally, from its asset alone (or inside its image)",
         description="Run a function's handler the way the Lambda Python runtime would: with the "
         "runtime's Python version, only the asset folder, the python/ folders of its layers (in its "
-        "order, as Lambda puts them at /opt/python) and the standard library importable, only the "
-        "function's literal environment variables and those Lambda sets (none of this shell's: no "
-        "credentials, tokens or HOME), a context object with the usual attributes, the event as JSON, "
-        "and the function's timeout. Nothing is written into the assembly. Prints the result as JSON on "
-        "stdout and the duration on stderr; when the handler raises or times out, prints why and exits 1. "
+        "order, as Lambda puts them at /opt/python) and the standard library importable, from a private, "
+        "read-only copy; the function's literal environment variables (those set only at deploy time are "
+        "named and left out: give them with --env or --env-file) and those Lambda sets, none of this "
+        "shell's (no credentials, tokens or home: HOME is an empty folder of its own, removed after); a "
+        "context object with the usual attributes, the event as JSON (at most 6 MB, as Lambda takes), "
+        "the function's timeout, and an answer of at most 6 MB. The assembly is checked unchanged after "
+        "the run. arm64 native code on an x86_64 machine (and the reverse) runs under qemu-user "
+        "emulation where that is available. Prints the result as JSON on stdout and the duration on "
+        "stderr; when the handler raises or times out, prints why and exits 1. "
         "An image function's image is built as `cdk deploy` builds it, with the engine the CDK would use "
         "($CDK_DOCKER, else docker, else podman; the image is kept under cdkasset-<hash>, as cdk deploy "
         "keeps it), and its handler is called with the image's Python (/var/lang/bin/python3) from "
@@ -42,55 +49,56 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a JSON file with the event, or - for standard input (default: {})",
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a variable of the function's environment (repeatable; wins over the env file)",
+    )
+    parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help='variables from a file: SAM\'s --env-vars JSON ({"<function>": {...}, "Parameters": {...}}) '
+        "or a dotenv file (NAME=VALUE lines)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(options: argparse.Namespace) -> int:
-    from .._interpreters import find_python
-    from .._invoke import CannotRunHere, invoke
-    from .._uv import Uv
+    from .._invoke import invoke
+    from .._start import CannotRunHere, interpreter
+    from .environment import environment, unset
 
-    if len(options.args) > 2:
-        extra = " ".join(options.args[2:])
-        raise UsageError(f"invoke takes [CDK_OUT] FUNCTION; {extra!r} is one argument too many")
-    cdk_out, name = (
-        (Path(options.args[0]), options.args[1]) if len(options.args) == 2 else (Path("cdk.out"), options.args[0])
-    )
-    fn = find_function(load(cdk_out), name)
-    if fn.package_type == "Image":
-        return _report(fn, *_invoke_image(fn, _event(options.event)))
-    if fn.asset_dir is None or fn.handler is None or fn.python is None:
-        raise UsageError(
-            f"{fn.path} has no Python zip asset in {cdk_out} to run "
-            f"(runtime {fn.runtime}, package type {fn.package_type})"
-        )
+    cdk_out, fn = assembly_and_function(options.args, "invoke")
+    values = environment(fn, options.env, options.env_file)
     event = _event(options.event)
-    python = find_python(Uv.locate(None).path, fn.python)
-    if python is None:
-        raise CannotRun(
-            f"{fn.path}: no Python {fn.python} interpreter on this machine; install one where uv "
-            f"finds it (`uv python install {fn.python}`)"
-        )
+    left_out = unset(fn, values)
+    if left_out:
+        _say(left_out)
+    if fn.package_type == "Image":
+        return _report(fn, *_invoke_image(fn, event, values))
+    function = lambda_function(fn, cdk_out, values)
     try:
-        result = invoke(
-            fn.asset_dir,
-            fn.handler,
-            python,
-            event,
-            architecture=fn.architecture,
-            name=fn.path.rsplit("/", 1)[-1],
-            memory=fn.memory,
-            timeout=fn.timeout,
-            environment=fn.environment,
-            runtime=fn.runtime or "",
-            # Where the stack would deploy when it names no region: the developer's region, as the CLI's.
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-            # Lambda extracts each layer into /opt: a Python layer's packages are in its python/ folder.
-            layers=[layer / "python" for layer in fn.layers if (layer / "python").is_dir()],
-        )
+        command = interpreter(function)
     except CannotRunHere as exc:
         raise CannotRun(f"{fn.path} can't run here: {exc}") from None
-    return _report(fn, result, f"({fn.runtime}, {fn.architecture})")
+    result = invoke(function, event, command=command)
+    code = _report(fn, result, f"({fn.runtime}, {fn.architecture}{emulation(command)})")
+    if result.changed:
+        shown = "\n  ".join(result.changed)
+        _say(
+            f"cdk-uv: {fn.path}: the run changed the cloud assembly it was started from:\n  {shown}\n"
+            "what gets deployed is no longer what was built: synthesize again (`cdk synth`) before deploying"
+        )
+        return EXIT_FAILED
+    return code
+
+
+def emulation(command: list[str]) -> str:
+    """ ", under qemu-aarch64-static" when ``command`` runs the interpreter under emulation."""
+    name = Path(command[0]).name
+    return f", under {name}" if name.startswith("qemu-") else ""
 
 
 def _report(fn: AssemblyFunction, result: Invocation, how: str) -> int:
@@ -99,7 +107,11 @@ def _report(fn: AssemblyFunction, result: Invocation, how: str) -> int:
         print(result.logs.rstrip(), file=sys.stderr)
     took = f"{result.seconds * 1000:.0f} ms"
     if not result.ok:
-        print(result.result.get("stackTrace") or json.dumps(result.result), file=sys.stderr)
+        trace = result.result.get("stackTrace")
+        if isinstance(trace, list) and trace:
+            print("Traceback (most recent call last):\n" + "".join(trace).rstrip(), file=sys.stderr)
+        elif not trace:
+            print(json.dumps(result.result), file=sys.stderr)
         print(
             f"{fn.path}: {result.result.get('errorType')}: {result.result.get('errorMessage')} after {took}",
             file=sys.stderr,
@@ -110,7 +122,7 @@ def _report(fn: AssemblyFunction, result: Invocation, how: str) -> int:
     return EXIT_OK
 
 
-def _invoke_image(fn: AssemblyFunction, event: object) -> tuple[Invocation, str]:
+def _invoke_image(fn: AssemblyFunction, event: object, environment: dict[str, str]) -> tuple[Invocation, str]:
     """Build an image function's image as `cdk deploy` does, then call its handler inside it."""
     from .._engine import NoEngine, cannot_run, find_engine, invoke_image
     from .._runner import Runner
@@ -141,8 +153,8 @@ def _invoke_image(fn: AssemblyFunction, event: object) -> tuple[Invocation, str]
         name=fn.path.rsplit("/", 1)[-1],
         memory=fn.memory,
         timeout=fn.timeout,
-        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-        environment=fn.environment,
+        region=region(),
+        environment=environment,
     )
     return result, f"inside its image, starting a container included ({engine}, {fn.architecture})"
 
@@ -156,33 +168,25 @@ def _image_cmd(text: str) -> str | None:
     return str(cmd[0]) if isinstance(cmd, list) and cmd else None
 
 
-def find_function(candidates: list[AssemblyFunction], name: str) -> AssemblyFunction:
-    """The one function ``name`` means: its full path, its last path parts, or a unique part of its path."""
-    name = name.strip("/")
-    tiers = (
-        [f for f in candidates if f.path == name],
-        [f for f in candidates if f.path.endswith("/" + name)],
-        [f for f in candidates if name in f.path],
-    )
-    matches = next((tier for tier in tiers if tier), [])
-    if len(matches) == 1:
-        return matches[0]
-    if not candidates:
-        raise UsageError("the assembly has no Lambda functions")
-    listed = "\n  ".join(f.path for f in (matches or candidates))
-    what = "matches several functions" if matches else "matches no function"
-    raise UsageError(f"{name!r} {what}; candidates:\n  {listed}")
-
-
 def _event(arg: str | None) -> object:
+    """The event: JSON from a file or standard input, refused beyond Lambda's 6 MB (read no further)."""
     if arg is None:
         return {}
     where = "standard input" if arg == "-" else arg
     try:
-        text = sys.stdin.read() if arg == "-" else Path(arg).read_text()
+        if arg == "-":
+            data = sys.stdin.buffer.read(REQUEST_LIMIT + 1)
+        else:
+            with Path(arg).open("rb") as file:
+                data = file.read(REQUEST_LIMIT + 1)
     except OSError as exc:
         raise UsageError(f"can't read the event from {where}: {exc.strerror}") from None
+    if len(data) > REQUEST_LIMIT:
+        raise UsageError(
+            f"the event in {where} is larger than Lambda takes: a synchronous invocation's payload must be "
+            f"smaller than {REQUEST_LIMIT} bytes (6 MB)"
+        )
     try:
-        return json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
+        return json.loads(data.decode("utf-8") or "{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"the event in {where} is not JSON: {exc}") from None

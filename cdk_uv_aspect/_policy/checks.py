@@ -183,7 +183,7 @@ class UvPolicyChecks:
         self, tree: Tree, owner: IConstruct, cfn: Any, owner_path: str, cfn_path: str, *, annotate: bool
     ) -> tuple[FunctionFacts, list[engine.Outcome]]:
         try:
-            facts = facts_of(owner, cfn, tree, owner_path, cfn_path)
+            facts = facts_of(owner, cfn, tree, owner_path, cfn_path, budget=self.options.init_budget_ms)
             outcomes = engine.judge(facts, self.options)
         except Exception as exc:  # unreadable facts: every rule reports it, the synth goes on
             facts = FunctionFacts(path=owner_path, kind="unknown", runtime=None, architecture="unknown", handler=None)

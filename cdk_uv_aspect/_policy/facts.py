@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from constructs import IConstruct
 
 from .. import _state
 from .._lambda import python_of
-from .._marker import marked_package
+from .._marker import MARKER, marked_package
 from .._record import BuildRecord, recorded
 from .._swap import ASSET_ID
 
@@ -47,6 +48,9 @@ class FunctionFacts:
     environment: tuple[str, ...] = ()  # its environment variables' names (read for Lambda@Edge functions only)
     layer_dirs: tuple[Path, ...] = ()  # the folders of its layers defined in this app, in its order
     unmeasured_layers: int = 0  # its layers whose content is not in this app (an ARN, another stack's)
+    init_budget_ms: float | None = None  # the marker's own init budget
+    variables: Mapping[str, str] = field(default_factory=dict)  # literal environment (read when a budget applies)
+    timeout: int = 3  # seconds, Lambda's default when unset or a token
     today: datetime.date = field(default_factory=datetime.date.today)
 
     @property
@@ -151,8 +155,18 @@ class Tree:
         return self._constructs[path]
 
 
-def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path: str, cfn_path: str) -> FunctionFacts:
-    """Read the facts of one function. Tokens (values known only at deploy time) read as unknown."""
+def facts_of(
+    owner: IConstruct,
+    cfn: lambda_.CfnFunction,
+    tree: Tree,
+    owner_path: str,
+    cfn_path: str,
+    *,
+    budget: float | None = None,
+) -> FunctionFacts:
+    """Read the facts of one function. Tokens (values known only at deploy time) read as unknown.
+
+    ``budget``: the checks' init budget; with it (or the marker's own), the literal environment is read too."""
     entries = tree.metadata(owner_path)
     architectures = _known(cfn.architectures) or ["x86_64"]
     # The CDK writes these on the L2 Function (SingletonFunction forwards its metadata there).
@@ -160,6 +174,8 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
     pairs = [(e.type, e.data) for e in entries]
     build = recorded(pairs)
     package = marked_package(pairs)
+    marker = next((data for kind, data in pairs if kind == MARKER), None)
+    own_budget = marker.get("init_budget_ms") if isinstance(marker, Mapping) else None
     # The zip swap records the asset it used (functions of one stack share it): None for images.
     asset_path = build.asset if build is not None and owner_path != cfn_path else None
     asset = tree.construct(asset_path) if isinstance(asset_path, str) else None
@@ -183,6 +199,8 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
         handler = command[0] if command else None
     edge = owner_path in tree.edge
     layer_dirs, unmeasured = _layers(cfn, tree) if package_type == "Zip" else ((), 0)
+    measured = package_type == "Zip" and asset_dir is not None and (budget is not None or own_budget is not None)
+    timeout = _known(cfn.timeout) if measured else None
     return FunctionFacts(
         path=owner_path,
         kind="Function" if owner_path != cfn_path else "CfnFunction",
@@ -200,6 +218,9 @@ def facts_of(owner: IConstruct, cfn: lambda_.CfnFunction, tree: Tree, owner_path
         environment=_environment(cfn) if edge else (),
         layer_dirs=layer_dirs,
         unmeasured_layers=unmeasured,
+        init_budget_ms=float(own_budget) if isinstance(own_budget, (int, float)) else None,
+        variables=_variables(cfn) if measured else {},
+        timeout=int(timeout) if isinstance(timeout, (int, float)) else 3,
     )
 
 
@@ -228,11 +249,21 @@ def _layers(cfn: lambda_.CfnFunction, tree: Tree) -> tuple[tuple[Path, ...], int
 
 
 def _environment(cfn: lambda_.CfnFunction) -> tuple[str, ...]:
-    """The names of a function's environment variables. The L2 Function renders them lazily, which the
-    property read through jsii loses: resolve the properties the CfnFunction will render."""
+    """The names of a function's environment variables."""
+    return tuple(sorted(_rendered_environment(cfn)))
+
+
+def _variables(cfn: lambda_.CfnFunction) -> dict[str, str]:
+    """A function's environment variables with literal values (those set at deploy time are left out)."""
+    return {name: value for name, value in _rendered_environment(cfn).items() if isinstance(value, str)}
+
+
+def _rendered_environment(cfn: lambda_.CfnFunction) -> dict[str, Any]:
+    """The L2 Function renders its environment lazily, which the property read through jsii loses: resolve
+    the properties the CfnFunction will render."""
     rendered = Stack.of(cfn).resolve(cfn._cfn_properties.get("environment")) or {}
     variables = rendered.get("variables") or rendered.get("Variables") or {}
-    return tuple(sorted(variables))
+    return dict(variables)
 
 
 def _known(value: Any) -> Any:

@@ -33,6 +33,15 @@ class PolicyOptions(BaseModel):
         ge=0,
         description="Warn this many days before Lambda deprecates a function's Python runtime (and after it did).",
     )
+    init_budget_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="Fail a function whose init (importing its handler's module, the median of 3 cold starts "
+        "from its asset on this machine, as `cdk-uv profile` measures it) takes longer than this many "
+        "milliseconds, naming its three heaviest imports. A local measurement: Lambda adds its own start, "
+        "and its CPU follows the memory setting. A function's marker may set its own "
+        "(init_budget_ms). Off by default: every function then starts 4 times at each synth.",
+    )
     report: str | None = Field(
         default="uv-policy-report.json",
         description="The file name of the JSON report written into the cloud assembly folder (next to "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..rule import Rule
-from . import edge, handler, native, requires_python, runtime, runtime_sdk, size, uv_built
+from . import edge, handler, init_budget, native, requires_python, runtime, runtime_sdk, size, uv_built
 
 RULES: tuple[Rule, ...] = (
     uv_built.RULE,
@@ -14,6 +14,7 @@ RULES: tuple[Rule, ...] = (
     runtime.RULE,
     edge.RULE,
     runtime_sdk.RULE,
+    init_budget.RULE,
 )
 
 BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}

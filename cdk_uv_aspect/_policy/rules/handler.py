@@ -25,8 +25,8 @@ RULE = Rule(
     title="The handler exists in the asset",
     explanation="The handler's module is in the built asset and defines the handler function, checked "
     "by reading the source (nothing is imported at synthesis). A misspelled handler otherwise fails "
-    "only on the first invocation, with Runtime.ImportModuleError. The bundling aspect refuses such a "
-    "function itself; this rule also judges functions built elsewhere.",
+    "only on the first invocation, with Runtime.ImportModuleError or Runtime.HandlerNotFound. The "
+    "bundling aspect refuses such a function itself; this rule also judges functions built elsewhere.",
     fix='fix the function\'s handler ("module.function", e.g. "api.handler.main" for '
     "src/api/handler.py defining main), or add the module to the package the marker names",
     check=check,
