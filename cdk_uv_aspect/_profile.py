@@ -91,10 +91,6 @@ class Profile:
         the standard library modules it imported (what leaving it out would save)."""
         return _ranked((i.charged_to, i.self_ms) for i in self.imports)
 
-    def heaviest(self, n: int = 3) -> list[tuple[str, float]]:
-        """The ``n`` heaviest imports by top-level name (``pydantic``, ``boto3``), their modules' own times summed."""
-        return _ranked((i.module.partition(".")[0], i.self_ms) for i in self.imports)[:n]
-
     def as_json(self) -> dict[str, Any]:
         total = self.imported_ms or 1.0
         return {

@@ -499,6 +499,58 @@ def test_invoke_leaves_the_cloud_assembly_byte_identical(workspace: Path, cache_
     assert plain_asset is not None and list(plain_asset.rglob("__pycache__")) == []
 
 
+# --- profile ---------------------------------------------------------------------------------------
+
+
+def test_profile_prints_the_init_where_it_goes_and_what_bytecode_buys(sample: tuple[Path, Path]):
+    """The samples' pydantic function: the init's median, its distributions (pydantic first), the slowest
+    modules, and the same start without the bytecode shipped."""
+    folder, cache = sample
+    done = cdk_uv("profile", "Users", "--runs", "3", "--top", "5", cwd=folder, cache=cache)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "UvSample/Users (python3.11, x86_64): cold start from its asset, 3 run(s)"
+    assert lines[1].startswith("  init (import users.handler): ") and " ms median (min " in lines[1]
+    assert lines[2].startswith("  without the bytecode shipped: ") and "the bytecode saves " in lines[2]
+    table = lines[lines.index("    distribution                           ms  share") + 1 :]
+    assert table[0].split()[0] == "pydantic", done.stdout  # pydantic and what it imports: most of the init
+    assert "module (own time)" in done.stdout and "pydantic" in done.stdout.split("module (own time)")[1]
+
+
+def test_profile_json_parses_and_adds_up(sample: tuple[Path, Path]):
+    folder, cache = sample
+    done = cdk_uv("profile", "UvSample/Users", "--runs", "3", "--json", cwd=folder, cache=cache)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert (data["function"], data["runtime"], data["handler"]) == (
+        "UvSample/Users",
+        "python3.11",
+        "users.handler.main",
+    )
+    assert len(data["initRunsMs"]) == 3 and min(data["initRunsMs"]) <= data["initMs"] <= max(data["initRunsMs"])
+    assert data["startMs"] > data["initMs"] > 0
+    assert data["withoutBytecode"]["initMs"] > data["initMs"]  # compiling pydantic costs more than reading it
+    assert abs(sum(d["share"] for d in data["distributions"]) - 1) < 0.01
+    assert data["distributions"][0]["name"] == "pydantic"
+    modules = {i["module"]: i for i in data["imports"]}
+    assert modules["users.handler"]["depth"] == 0 and modules["users.handler"]["distribution"] == "users"
+    assert modules["pydantic_core._pydantic_core"]["distribution"] == "pydantic-core"
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("OrdersArm", "can't be profiled here: its native code is for arm64 and this machine is x86_64"),
+        ("OrdersImage", "is an image function"),
+    ],
+)
+def test_profile_refuses_what_it_cant_measure_here(sample: tuple[Path, Path], name: str, says: str):
+    folder, cache = sample
+    done = cdk_uv("profile", name, cwd=folder, cache=cache)
+    assert done.returncode == 3 and says in done.stderr, done.stderr
+    assert done.stdout == ""
+
+
 # --- what invoke answers: the Lambda Python runtime's marshalling ---------------------------------
 
 MARSHALLED = """\

@@ -92,6 +92,8 @@ def late_error(event, context):
     raise ValueError("bad " + event.get("what", "input"))
 """
 
+BROKEN = "import os\n\nTABLE = os.environ['TABLE']\n\n\ndef main(event, context):\n    return TABLE\n"
+
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
@@ -100,6 +102,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     workspace, cache, out = root / "ws", root / "cache", root / "cdk.out"
     shutil.copytree(FIXTURES / "ws", workspace)
     (workspace / "packages" / "api" / "src" / "api" / "probes.py").write_text(PROBES)
+    (workspace / "packages" / "api" / "src" / "api" / "broken.py").write_text(BROKEN)
     app = App(outdir=str(out))
     stack = Stack(app, "Stack")
     for name in ("home", "write_own", "write_path", "settings", "big", "detach", "late_error"):
@@ -110,6 +113,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     settings.add_environment("BUCKET", bucket.bucket_name)  # a token: {"Ref": ...}, known at deploy only
     settings.add_environment("STAGE", "test")
     add_function(stack, "Missing", "api", handler="api.handler.main")
+    add_function(stack, "Broken", "api", handler="api.broken.main")
     add_function(stack, "Arm", "api", runtime=lambda_.Runtime.PYTHON_3_11, architecture=lambda_.Architecture.ARM_64)
     add_function(stack, "Arm312", "api", architecture=lambda_.Architecture.ARM_64)
     Aspects.of(app).add(UvBundlingAspect(workspace=workspace, cache_dir=cache))
@@ -324,6 +328,18 @@ def test_a_raising_handler_shows_its_own_traceback_as_lambda_reports_it(app):
     assert "Traceback (most recent call last):" in done.stderr and "api/probes.py" in done.stderr
     assert "Stack/LateError: ValueError: bad order after " in done.stderr
     assert "<string>" not in done.stderr  # no frame of the bootstrap
+
+
+def test_profile_of_an_init_that_raises_says_so_and_takes_the_variables(app):
+    """An init that raises fails every cold start: exit 1 with Lambda's error; with the variable given, measured."""
+    out, _ = app
+    failed = cdk_uv("profile", str(out), "Broken", "--runs", "1")
+    assert failed.returncode == 1
+    assert "Stack/Broken: its init fails, as every cold start on Lambda would: KeyError: 'TABLE'" in failed.stderr
+    given = cdk_uv("profile", str(out), "Broken", "--runs", "1", "--no-compare", "--json", "--env", "TABLE=t")
+    assert given.returncode == 0, given.stderr
+    data = json.loads(given.stdout)
+    assert data["withoutBytecode"] is None and data["imports"][-1]["module"] == "api.broken"
 
 
 # --- 21.9: arm64 under emulation -----------------------------------------------------------------------

@@ -57,8 +57,10 @@ def results(report: dict, path: str) -> dict[str, str]:
 
 
 def all_passed(found: dict[str, str]) -> bool:
-    """Every rule passed, but the Lambda@Edge one, which does not apply to a function that is not Edge's."""
-    return found.pop("uv-edge-limits") == "not applicable" and set(found.values()) == {"passed"}
+    """Every rule passed, but the Lambda@Edge one, which does not apply to a function that is not Edge's, and
+    the init budget, off by default."""
+    off = (found.pop("uv-edge-limits"), found.pop("uv-init-budget"))
+    return off == ("not applicable", "not applicable") and set(found.values()) == {"passed"}
 
 
 def test_a_uv_built_function_passes_every_rule_and_the_report_says_so(workspace, cache_dir, tmp_path):
@@ -146,6 +148,28 @@ def test_a_handler_changed_after_the_build_is_an_error(workspace, cache_dir, tmp
     assert results(report, "Stack/Api")["uv-handler"] == "failed"
 
 
+def test_an_init_budget_fails_the_function_over_it_and_passes_the_one_under(workspace, cache_dir, tmp_path):
+    """Each function started from its real asset here: the app-wide budget (10 s) passes the fast one; the
+    marker's own (200 ms) fails the slow one, naming it, its time and its heaviest imports."""
+    slow = workspace / "packages" / "api" / "src" / "api" / "slow.py"
+    slow.write_text("import time\n\nimport orjson\n\ntime.sleep(0.5)\n\n\ndef main(event, context):\n    return 1\n")
+
+    def populate(stack):
+        add_function(stack, "Fast", "api")
+        mark_package(add_function(stack, "Slow", None, handler="api.slow.main"), "api", init_budget_ms=200)
+
+    _, stack, report = synth(workspace, tmp_path / "out", populate, checks=UvPolicyChecks(init_budget_ms=10_000))
+    fast, slowest = (next(f for f in report["functions"] if f["path"] == p) for p in ("Stack/Fast", "Stack/Slow"))
+    assert fast["rules"]["uv-init-budget"]["result"] == "passed"
+    assert "median of 3 local cold starts), budget 10000 ms" in fast["rules"]["uv-init-budget"]["note"]
+    finding = slowest["rules"]["uv-init-budget"]
+    assert finding["result"] == "failed" and finding["level"] == "error"
+    assert "over its budget of 200 ms; its heaviest imports: api 5" in finding["message"], finding["message"]
+    Annotations.from_stack(stack).has_error(
+        "/Stack/Slow", Match.string_like_regexp(r"\[uv-init-budget\] .*over its budget of 200 ms")
+    )
+
+
 @jsii.implements(IAspect)
 class _Retarget:
     """Changes every CfnFunction after the build, as a careless aspect or override would."""
@@ -194,6 +218,7 @@ def test_a_runtime_changed_after_the_build_fails_requires_python_and_the_abi(wor
         "uv-runtime-deprecated": "failed",
         "uv-edge-limits": "not applicable",
         "uv-runtime-sdk": "passed",
+        "uv-init-budget": "not applicable",
     }
     annotations = Annotations.from_stack(stack)
     annotations.has_error(
@@ -226,6 +251,7 @@ def test_image_functions_are_judged_by_the_built_folder_and_the_image_command(wo
         "uv-runtime-deprecated": "not applicable",
         "uv-edge-limits": "not applicable",
         "uv-runtime-sdk": "passed",
+        "uv-init-budget": "not applicable",
     }
     assert results(report, "Stack/Typo")["uv-handler"] == "failed"
     Annotations.from_stack(stack).has_error("/Stack/Typo", Match.string_like_regexp(r"\[uv-handler\]"))

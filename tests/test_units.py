@@ -180,6 +180,22 @@ def test_marker_base_digest_that_is_not_a_sha256_digest_is_refused(digest):
         Marker.parse({"package": "api", "base_digest": digest})
 
 
+@pytest.mark.parametrize("budget", [0, -5, "300", True, None])
+def test_marker_init_budget_must_be_milliseconds_above_zero(budget):
+    """The marker's init_budget_ms: a number above 0 (None: no key at all, the options' budget applies)."""
+    if budget is None:
+        assert Marker.parse({"package": "api"}).init_budget_ms is None
+        return
+    with pytest.raises(MarkerError, match=r"(?s)init_budget_ms must be a number of milliseconds above 0.*fix:"):
+        Marker.parse({"package": "api", "init_budget_ms": budget})
+
+
+def test_marker_init_budget_round_trips():
+    marker = Marker.parse({"package": "Api", "init_budget_ms": 250})
+    assert marker.init_budget_ms == 250
+    assert marker.as_data() == {"package": "api", "init_budget_ms": 250}
+
+
 # --- an image function's Dockerfile: the image its final stage builds FROM ------------------------
 
 L = "public.ecr.aws/lambda/python"

@@ -50,7 +50,7 @@ def check(facts: FunctionFacts, options: PolicyOptions) -> Verdict:
         return NotApplicable(f"not measured: {exc}")
     except (InitFailed, AssemblyChangedError) as exc:
         return NonCompliant(f"its init could not be measured: {exc}", level="warning")
-    heaviest = ", ".join(f"{name} {ms:.0f} ms" for name, ms in traced.heaviest(3))
+    heaviest = ", ".join(f"{name} {ms:.0f} ms" for name, ms in traced.distributions()[:3])
     return NonCompliant(
         f"init {measured.init_ms:.0f} ms (median of {RUNS} local cold starts), over its budget of {budget:g} ms; "
         f"its heaviest imports: {heaviest}"
