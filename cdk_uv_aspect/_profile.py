@@ -17,7 +17,7 @@ import json
 import re
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,10 @@ class Profile:
         }
 
 
+Start = Callable[[Sequence[str]], Result]
+"""One fresh start of the function's init, with these flags for its interpreter (``-X importtime``)."""
+
+
 def profile(
     fn: LambdaFunction,
     command: list[str],
@@ -135,34 +139,51 @@ def profile(
     """
     runner = runner or Runner()
     owners = distributions_of([fn.code, *(layer / "python" for layer in fn.layers)])
+
+    def starts(box: Sandbox) -> Start:
+        def one(flags: Sequence[str]) -> Result:
+            box.fresh()
+            return start(fn, box, command, mode="init", flags=flags, runner=runner)
+
+        return one
+
     with Sandbox(fn) as box:
-        timed = [_init(fn, box, command, runner) for _ in range(runs)]
-        traced = _init(fn, box, command, runner, importtime=True) if trace else (0.0, 0.0, "")
+        timed, traced = measure(starts(box), runs, trace=trace)
     _check(box)
-    unshipped: list[tuple[float, float, str]] = []
+    unshipped: list[tuple[float, float]] = []
     if without_bytecode:
         with Sandbox(fn, bytecode=False) as bare:
-            unshipped = [_init(fn, bare, command, runner) for _ in range(runs)]
+            unshipped, _ = measure(starts(bare), runs, trace=False)
         _check(bare)
+    return assemble(timed, unshipped, traced, owners)
+
+
+def measure(start: Start, runs: int, *, trace: bool) -> tuple[list[tuple[float, float]], str]:
+    """``runs`` starts: each one's init and whole start in ms; then, when ``trace``, what ``-X importtime``
+    printed after the bootstrap's mark in one more start."""
+    timed = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        done = start([])
+        whole = (time.perf_counter() - began) * 1000
+        timed.append((float(_answer(done)["initMs"]), whole))
+    traced = ""
+    if trace:
+        done = start(["-X", "importtime"])
+        _answer(done)
+        traced = done.stderr.partition("\0\n")[2]
+    return timed, traced
+
+
+def assemble(
+    timed: list[tuple[float, float]], unshipped: list[tuple[float, float]], traced: str, owners: dict[str, str]
+) -> Profile:
     return Profile(
-        init_runs=tuple(init for init, _, _ in timed),
-        start_runs=tuple(whole for _, whole, _ in timed),
-        unshipped_runs=tuple(init for init, _, _ in unshipped),
-        imports=tuple(parse_importtime(traced[2], owners)),
+        init_runs=tuple(init for init, _ in timed),
+        start_runs=tuple(whole for _, whole in timed),
+        unshipped_runs=tuple(init for init, _ in unshipped),
+        imports=tuple(parse_importtime(traced, owners)),
     )
-
-
-def _init(
-    fn: LambdaFunction, box: Sandbox, command: list[str], runner: Runner, *, importtime: bool = False
-) -> tuple[float, float, str]:
-    """One cold start: the init's milliseconds, the whole process's, and what -X importtime printed after it."""
-    box.fresh()
-    started = time.perf_counter()
-    done = start(fn, box, command, mode="init", flags=["-X", "importtime"] if importtime else [], runner=runner)
-    whole = (time.perf_counter() - started) * 1000
-    answer = _answer(done)
-    trace = done.stderr.partition("\0\n")[2]
-    return float(answer["initMs"]), whole, trace
 
 
 def _answer(done: Result) -> dict[str, Any]:

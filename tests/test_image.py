@@ -266,21 +266,24 @@ def test_aspect_added_to_the_app_reaches_image_functions(workspace: Path, cache_
     assert "Fn::Sub" in the_function(stack, "Img")["Code"]["ImageUri"]
 
 
+@pytest.mark.parametrize("command", ["invoke", "profile"])
 def test_cdk_uv_invoke_without_a_container_engine_says_how_to_get_one(
     workspace: Path,
     cache_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    command: str,
 ):
-    """No docker, no podman: `cdk-uv invoke` of an image function exits 3, naming what it tried and the ways out."""
+    """No docker, no podman: `cdk-uv invoke` (or `profile`) of an image function exits 3, naming what it tried
+    and the ways out."""
     from cdk_uv_aspect._cli import main
 
     out = tmp_path / "out"
     synth_app(workspace, lambda s: image_function(s, "Img"), outdir=out)
     monkeypatch.delenv("CDK_DOCKER", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "no-engines-here"))
-    assert main(["invoke", str(out), "Img"]) == 3
+    assert main([command, str(out), "Img"]) == 3
     message = capsys.readouterr().err
     for part in (
         "Stack/Img is an image function, and running it needs a container engine",

@@ -356,6 +356,30 @@ def test_cdk_uv_invoke_builds_the_sample_image_and_answers_from_inside_it(
 
 @pytest.mark.slow
 @pytest.mark.oci
+def test_cdk_uv_profile_of_the_sample_image_starts_fresh_containers(
+    engine: Oci, samples_app: Assembly, base, capsys, monkeypatch
+):
+    """`cdk-uv profile cdk.out OrdersImage --json`: each start a fresh container of the image `cdk deploy` would
+    build, the init timed inside it, its imports given to the image's distributions, and without bytecode."""
+    if base("3.12", "x86_64").runnable:
+        pytest.skip(base("3.12", "x86_64").runnable)
+    monkeypatch.setenv("CDK_DOCKER", engine.client)
+    fn = samples_app.images["UvSample/OrdersImage"]
+    assert fn.image is not None
+    engine.images[fn.image.local_tag] = fn.image.display
+    code = main(["profile", str(samples_app.out), "OrdersImage", "--runs", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data["initRunsMs"]) == 2 and len(data["withoutBytecode"]["initRunsMs"]) == 2
+    modules = {i["module"]: i for i in data["imports"]}
+    assert modules["orders.handler"]["depth"] == 0 and modules["orders.handler"]["distribution"] == "orders"
+    assert modules["orjson"]["distribution"] == "orjson"
+    assert "UvSample/OrdersImage: 2 cold start(s), each a fresh container" in err
+
+
+@pytest.mark.slow
+@pytest.mark.oci
 def test_a_user_dockerfile_gets_the_targets_python_as_a_build_argument(
     engine: Oci, fixture_app: Assembly, base, capsys, monkeypatch
 ):

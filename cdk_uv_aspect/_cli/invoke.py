@@ -12,6 +12,7 @@ from .._assembly import AssemblyFunction
 from .common import EXIT_FAILED, EXIT_OK, CannotRun, UsageError, assembly_and_function, lambda_function, region
 
 if TYPE_CHECKING:
+    from .._engine import Engine
     from .._invoke import Invocation
 
 REQUEST_LIMIT = 6_291_456  # _start.REQUEST_LIMIT, without importing it before the command runs
@@ -124,7 +125,28 @@ def _report(fn: AssemblyFunction, result: Invocation, how: str) -> int:
 
 def _invoke_image(fn: AssemblyFunction, event: object, environment: dict[str, str]) -> tuple[Invocation, str]:
     """Build an image function's image as `cdk deploy` does, then call its handler inside it."""
-    from .._engine import NoEngine, cannot_run, find_engine, invoke_image
+    from .._engine import invoke_image
+
+    engine, tag, handler = image_ready(fn)
+    _say(f"{fn.path}: calling {handler} with the image's Python")
+    result = invoke_image(
+        engine,
+        tag,
+        handler,
+        event,
+        architecture=fn.architecture,
+        name=fn.path.rsplit("/", 1)[-1],
+        memory=fn.memory,
+        timeout=fn.timeout,
+        region=region(),
+        environment=environment,
+    )
+    return result, f"inside its image, starting a container included ({engine}, {fn.architecture})"
+
+
+def image_ready(fn: AssemblyFunction) -> tuple[Engine, str, str]:
+    """An image function's image built as `cdk deploy` builds it: the engine, the image's tag, the handler."""
+    from .._engine import NoEngine, cannot_run, find_engine
     from .._runner import Runner
 
     if fn.image is None:
@@ -143,20 +165,8 @@ def _invoke_image(fn: AssemblyFunction, event: object, environment: dict[str, st
     handler = fn.command[0] if fn.command else _image_cmd(engine.inspect(tag, "{{json .Config.Cmd}}"))
     if handler is None:
         raise UsageError(f"{fn.path} has no handler: neither its ImageConfig nor its image sets a command")
-    _say(f"{fn.path}: {'reused' if reused else 'built'} {tag}; calling {handler} with the image's Python")
-    result = invoke_image(
-        engine,
-        tag,
-        handler,
-        event,
-        architecture=fn.architecture,
-        name=fn.path.rsplit("/", 1)[-1],
-        memory=fn.memory,
-        timeout=fn.timeout,
-        region=region(),
-        environment=environment,
-    )
-    return result, f"inside its image, starting a container included ({engine}, {fn.architecture})"
+    _say(f"{fn.path}: {'reused' if reused else 'built'} {tag}")
+    return engine, tag, handler
 
 
 def _say(line: str) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_FAILED, EXIT_OK, CannotRun, UsageError, assembly_and_function, lambda_function
+from .._assembly import AssemblyFunction
+from .common import EXIT_FAILED, EXIT_OK, CannotRun, UsageError, assembly_and_function, lambda_function, region
+
+if TYPE_CHECKING:
+    from .._profile import Profile
 
 
 def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
@@ -22,8 +26,9 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         "more run with `python -X importtime`: each distribution's share and the modules that took "
         "longest; and the same start without the bytecode shipped. A local measurement: Lambda's own "
         "start adds a fixed cost, and its CPU follows the function's memory. Functions that can't run "
-        "here (another architecture's native code, an image function) are refused with the reason (exit "
-        "3); an init that raises exits 1.",
+        "here (another architecture's native code, an image function without a container engine) are "
+        "refused with the reason (exit 3); an image function is started in fresh containers of its image, "
+        "built as for invoke. An init that raises exits 1.",
         epilog="FUNCTION is a construct path (UvSample/Orders), its last part(s) (Orders), or any unique part of it.",
     )
     parser.add_argument(
@@ -49,31 +54,33 @@ def run(options: argparse.Namespace) -> int:
     if options.runs < 1 or options.top < 1:
         raise UsageError("--runs and --top take a number of at least 1")
     cdk_out, fn = assembly_and_function(options.args, "profile")
-    if fn.package_type == "Image":
-        raise CannotRun(
-            f"{fn.path} is an image function: cdk-uv profiles a zip function from its asset; the same code "
-            "as a zip function (its marker and handler on a Function) can be profiled"
-        )
     values = environment(fn, options.env, options.env_file)
     left_out = unset(fn, values)
     if left_out:
         print(left_out, file=sys.stderr)
-    function = lambda_function(fn, cdk_out, values)
     host = host_architecture()
-    if function.architecture != host and has_native_code([function.code, *function.layers]):
-        raise CannotRun(
-            f"{fn.path} can't be profiled here: its native code is for {function.architecture} and this machine "
-            f"is {host}; under qemu-user emulation (`cdk-uv invoke` runs it so) the times would be the "
-            f"emulator's, not the function's. Profile it on an {function.architecture} machine"
-        )
+    emulated = (
+        f"{fn.path} can't be profiled here: its native code is for {fn.architecture} and this machine is {host}; "
+        f"under qemu-user emulation (`cdk-uv invoke` runs it so) the times would be the emulator's, not the "
+        f"function's. Profile it on an {fn.architecture} machine"
+    )
     try:
-        command = interpreter(function)
-    except CannotRunHere as exc:
-        raise CannotRun(f"{fn.path} can't run here: {exc}") from None
-    what = f"{fn.path} ({fn.runtime}, {fn.architecture})"
-    print(f"{what}: {options.runs} cold start(s) from its asset...", file=sys.stderr, flush=True)
-    try:
-        measured = profile(function, command, runs=options.runs, without_bytecode=not options.no_compare)
+        if fn.package_type == "Image":
+            if fn.architecture != host:
+                raise CannotRun(emulated)
+            measured = _profile_image(fn, values, options)
+            what = f"{fn.path} (image, {fn.architecture})"
+        else:
+            function = lambda_function(fn, cdk_out, values)
+            if function.architecture != host and has_native_code([function.code, *function.layers]):
+                raise CannotRun(emulated)
+            try:
+                command = interpreter(function)
+            except CannotRunHere as exc:
+                raise CannotRun(f"{fn.path} can't run here: {exc}") from None
+            what = f"{fn.path} ({fn.runtime}, {fn.architecture})"
+            print(f"{what}: {options.runs} cold start(s) from its asset...", file=sys.stderr, flush=True)
+            measured = profile(function, command, runs=options.runs, without_bytecode=not options.no_compare)
     except InitFailed as exc:
         if exc.logs.strip():
             print(exc.logs.rstrip(), file=sys.stderr)
@@ -86,17 +93,44 @@ def run(options: argparse.Namespace) -> int:
         data = {"function": fn.path, "runtime": fn.runtime, "architecture": fn.architecture, "handler": fn.handler}
         print(json.dumps({**data, "runs": options.runs, **measured.as_json()}, indent=2))
         return EXIT_OK
-    print(_text(what, fn.handler or "", measured, options.top))
+    print(_text(what, fn.handler or (fn.command[0] if fn.command else ""), measured, options.top, fn.image))
     return EXIT_OK
 
 
-def _text(what: str, handler: str, measured: Any, top: int) -> str:
+def _profile_image(fn: AssemblyFunction, environment: dict[str, str], options: argparse.Namespace) -> Profile:
+    """An image function's cold starts, each a fresh container of the image `cdk deploy` would build."""
+    from .._engine import profile_image
+    from .._profile import distributions_of
+    from .invoke import image_ready
+
+    engine, tag, handler = image_ready(fn)
+    assert fn.image is not None  # image_ready refuses an image this assembly does not build
+    print(f"{fn.path}: {options.runs} cold start(s), each a fresh container...", file=sys.stderr, flush=True)
+    return profile_image(
+        engine,
+        tag,
+        handler,
+        distributions_of([fn.image.directory]),
+        architecture=fn.architecture,
+        name=fn.path.rsplit("/", 1)[-1],
+        memory=fn.memory,
+        timeout=fn.timeout,
+        region=region(),
+        environment=environment,
+        runs=options.runs,
+        without_bytecode=not options.no_compare,
+    )
+
+
+def _text(what: str, handler: str, measured: Profile, top: int, image: Any) -> str:
     module = handler.rpartition(".")[0]
     runs = measured.init_runs
+    whole = "with the container's start" if image is not None else "with Python's own start"
+    where = "in its image" if image is not None else "from its asset"
     lines = [
-        f"{what}: cold start from its asset, {len(runs)} run(s)",
+        f"{what}: cold start {where}, {len(runs)} run(s)",
         f"  init (import {module}): {measured.init_ms:.0f} ms median (min {min(runs):.0f}, max {max(runs):.0f}); "
-        f"with Python's own start, {measured.start_ms:.0f} ms",
+        f"{whole}, {measured.start_ms:.0f} ms",
     ]
     if measured.unshipped_ms is not None:
         saved = measured.unshipped_ms - measured.init_ms
