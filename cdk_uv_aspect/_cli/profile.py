@@ -40,8 +40,14 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the whole profile as JSON on stdout")
     parser.add_argument("--no-compare", action="store_true", help="skip the start without bytecode (half the runs)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="as for invoke")
-    parser.add_argument("--env-file", metavar="FILE", help="as for invoke")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a variable of the function's environment, as for invoke (repeatable)",
+    )
+    parser.add_argument("--env-file", metavar="FILE", help="variables from SAM's --env-vars JSON or a dotenv file")
     parser.set_defaults(run=run)
 
 
