@@ -158,7 +158,7 @@ def _text(what: str, handler: str, measured: Profile, top: int, image: Any) -> s
         lines.append(f"    {entry.module:<44} {entry.self_ms:>8.1f} {entry.cumulative_ms:>12.1f}  {entry.distribution}")
     lines += [
         "",
-        "  A local measurement: on Lambda the runtime's own start adds a fixed cost, and the CPU share follows "
-        "the function's memory.",
+        "  A local measurement: on Lambda the runtime's own start adds a fixed cost,",
+        "  and the CPU share follows the function's memory.",
     ]
     return "\n".join(lines)
