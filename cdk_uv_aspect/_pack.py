@@ -37,6 +37,10 @@ _DIR_MODE = 0o755
 _FILE_MODE = 0o644
 _EXEC_MODE = 0o755
 _CHUNK = 1 << 20
+# gzip's fastest level. Measured on a build with pydantic (270 files, 10.2 MB), on a loaded machine:
+# level 1 packs in 0.7 s to 4.1 MB, level 6 in 1.8 s to 3.7 MB. Writers save the CPU; readers download
+# 12% more, a few milliseconds at S3's speeds, and unpack as fast (0.3-0.4 s).
+_LEVEL = 1
 _MAX_INFO = 64 << 20  # bytes: a manifest of a few hundred thousand files; anything larger is not ours
 _MAX_ENTRY = 10 << 30  # bytes: Lambda's largest code (a container image); a larger entry fills a disk
 # Names of the files beside asset/ (the SBOM): a plain file name, never a path.
@@ -63,7 +67,7 @@ def pack(entry: Path, info: dict[str, Any], out: IO[bytes]) -> None:
     # Modification times are this machine's (the stat check of the local cache): not part of the entry.
     shared["manifest"] = {rel: [size, 0, digest] for rel, (size, _, digest) in sorted(info["manifest"].items())}
     with (
-        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as compressed,
+        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=_LEVEL) as compressed,
         tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
     ):
         data = (json.dumps(shared, indent=1, sort_keys=True) + "\n").encode()
