@@ -59,10 +59,10 @@ def tidy(site: Path, exclude: tuple[str, ...]) -> None:
             if path.is_file() and any(fnmatch(rel, pattern) for pattern in exclude):
                 path.unlink()
     for record in site.glob("*.dist-info/RECORD"):
-        _prune_record(record, site)
+        prune_record(record, site)
 
 
-def _prune_record(record: Path, site: Path) -> None:
+def prune_record(record: Path, site: Path) -> None:
     """Keep the RECORD lines of files that are in the asset; drop those pointing outside or removed."""
     kept = []
     for line in record.read_text().splitlines():
@@ -81,31 +81,18 @@ def compile_bytecode(
     packages: Sequence[Package] = (),
     log: Log | None = None,
     recorded_at: str = TASK_ROOT,
+    third_party: Sequence[dict[str, Any]] = (),
 ) -> None:
     """``.pyc`` files for the target's exact Python, with the target's own interpreter, recording their
     sources under ``recorded_at``: where Lambda puts ``site``.
 
     A file of the workspace's own ``packages`` that the runtime's Python can't compile refuses the build
     (Lambda would fail to import it); a third-party file that can't (some wheels ship such files, never
-    imported) is only a warning on ``log``.
+    imported) is only a warning on ``log``. ``third_party``: such files of the store entries the folder
+    was assembled from (compiled there), warned about with the others.
     """
     target = failure.target
-    python = find_python(uv, target.python, runner, cwd=failure.root)
-    if python is None:
-        raise no_python(
-            uv, target.python, f"compile bytecode for {target.runtime}", package=failure.package, target=target
-        )
-    result = runner.run(_uv.compile_bytecode(python, site, recorded_at), cwd=site.parent, env=_uv.COMPILE_ENV)
-    if not result.ok:
-        raise failure.error(
-            f"compiling bytecode with {python} failed",
-            result,
-            fix=f"check the interpreter, or build without bytecode: {setting('bytecode', 'False')}",
-        )
-    try:
-        uncompiled: list[dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        uncompiled = []  # an interpreter that printed something else: its bytecode is there all the same
+    uncompiled = compile_folder(site, uv, runner, failure, recorded_at) + list(third_party)
     if not uncompiled:
         return
     own = own_files(site, packages)
@@ -133,6 +120,31 @@ def compile_bytecode(
             f"{failure.package} ({target.key}) can't be compiled by Python {target.python} and ship without "
             f"bytecode; importing them on Lambda would fail: {shown}{more}"
         )
+
+
+def compile_folder(
+    site: Path, uv: str, runner: Runner, failure: Failure, recorded_at: str = TASK_ROOT
+) -> list[dict[str, Any]]:
+    """Compile every module below ``site`` with the target's own interpreter (see ``compile_bytecode``);
+    return the files it could not compile, each with the error."""
+    target = failure.target
+    python = find_python(uv, target.python, runner, cwd=failure.root)
+    if python is None:
+        raise no_python(
+            uv, target.python, f"compile bytecode for {target.runtime}", package=failure.package, target=target
+        )
+    result = runner.run(_uv.compile_bytecode(python, site, recorded_at), cwd=site.parent, env=_uv.COMPILE_ENV)
+    if not result.ok:
+        raise failure.error(
+            f"compiling bytecode with {python} failed",
+            result,
+            fix=f"check the interpreter, or build without bytecode: {setting('bytecode', 'False')}",
+        )
+    try:
+        uncompiled: list[dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        uncompiled = []  # an interpreter that printed something else: its bytecode is there all the same
+    return uncompiled
 
 
 def own_files(site: Path, packages: Sequence[Package]) -> set[str]:

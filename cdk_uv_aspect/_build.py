@@ -8,12 +8,20 @@ so the asset hash is an output hash.
 
 The steps, in order (each in the module named):
 
-1. ``_uv.export``: the package's locked closure, with the chosen extras and groups, as requirements;
-2. ``_uv.install_locked``: third-party wheels for the target (``_docker`` when one has no wheel);
-3. ``_wheels.local_wheels``: the workspace's own packages, then ``_uv.install_wheels``;
-4. ``_asset``: application modules copied, the folder tidied, bytecode compiled, modes set;
+1. ``_uv.export``: the package's locked closure, with the chosen extras and groups, as requirements
+   (once per package and selection in a synth: it does not depend on the target);
+2. ``_store.entries``: each third-party distribution installed for the target and compiled, once for
+   every build that locks it;
+3. ``_wheels.local_wheels``: the workspace's own packages, then ``_uv.install_wheels`` into a folder of
+   the build's own, with the application modules;
+4. ``_asset``: that folder tidied, compiled, modes set; ``_store.assemble`` and ``_store.merge`` copy
+   the store entries and it into the asset;
 5. ``_sbom``: the asset's CycloneDX SBOM, written beside it;
 6. ``_cache.publish``: the finished folder renamed into the build cache.
+
+Where the store can't give the same bytes as installing everything into one folder (``_store.Refused``),
+or a dependency has no wheel for the target (``_docker``'s container), steps 2-4 install everything into
+the asset folder itself and finish it there (``_directly``), as before the store.
 """
 
 from __future__ import annotations
@@ -28,17 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _asset, _cache, _docker, _index, _prune, _remote, _sbom, _uv
+from . import _asset, _cache, _docker, _index, _prune, _remote, _sbom, _state, _store, _uv
 from ._errors import TargetError, UvError, WheelError
 from ._files import atomic_write, file_error, work_dir
 from ._lambda import RUNTIME_PROVIDED
 from ._names import pins
 from ._pipconfig import pip_config
 from ._request import BuildRequest
-from ._runner import Bounded, Runner, cores
+from ._runner import Bounded, Result, Runner, cores
 from ._uv import Uv
-from ._wheels import local_wheels
-from ._workspace import Package
+from ._wheels import local_wheels, shared_environments
+from ._workspace import Package, Workspace
 
 Log = Callable[[str], None]
 
@@ -81,12 +89,21 @@ def build(request: BuildRequest, runner: Runner | None = None, log: Log | None =
     bounded = Bounded(runner or Runner(), request.options.command_timeout, what=_what(request), say=log)
     try:
         remote = _remote.team_cache(request.options.remote_cache, request.options.remote_cache_write) if team else None
-        return _build(request, bounded, log, remote)
+        with shared_environments(candidates(request)):
+            return _build(request, bounded, log, remote)
     except UvError as exc:  # each error names what was being built, wherever it was raised
         raise exc.with_constructs(exc.constructs, package=request.package, target=request.target) from None
     except (OSError, UnicodeError) as exc:  # a full or read-only disk, a cache path that is a file...
         error = file_error(exc, cache_dir=request.options.cache_dir)
         raise error.with_constructs((), package=request.package, target=request.target) from exc
+
+
+def candidates(request: BuildRequest) -> list[tuple[Workspace, str]]:
+    """The local packages whose wheels ``request``'s build may need (see ``_wheels.shared_environments``)."""
+    try:
+        return [(request.workspace, p.name) for p in request.workspace.closure(request.package, request.groups)]
+    except UvError:
+        return []  # the build says why
 
 
 def _what(request: BuildRequest) -> str:
@@ -138,12 +155,17 @@ def _build_here(
         site = work / _cache.ASSET
         site.mkdir()
         began = time.time()
-        omitted = _install(request, package, uv, runner, work, site, log, remote)
-        _asset.tidy(site, request.options.exclude)
-        if request.options.bytecode:
-            own = request.workspace.closure(request.package)
-            _asset.compile_bytecode(site, uv.path, runner, request.failure, own, log)
-        _asset.normalize_modes(site)
+        omitted, registry, local = _export(request, uv, runner, work)
+        try:
+            _from_store(request, package, uv, runner, work, site, registry, local, log, remote)
+        except (_store.Refused, WheelError) as exc:
+            if isinstance(exc, WheelError) and not request.options.docker_fallback:
+                raise
+            # Built the old way: everything installed into the one folder (a container where needed).
+            for leftover in (site, work / _OWN):
+                shutil.rmtree(leftover, ignore_errors=True)
+            site.mkdir()
+            _directly(request, package, uv, runner, work, site, registry, local, log, remote)
         sbom = _sbom.document(
             site=site,
             lock=request.workspace.lock_bytes,
@@ -197,39 +219,123 @@ def _check_requires_python(request: BuildRequest, package: Package) -> None:
         )
 
 
-def _install(
+_OWN = "own"  # in a build's work folder: its own packages, before they join the store's files
+
+
+def _export(request: BuildRequest, uv: Uv, runner: Runner, work: Path) -> tuple[dict[str, str], str, list[str]]:
+    """Step 1: what to install, as registry requirements and local package paths, and what was left out
+    for the runtime to provide (``omit_runtime_provided``: name -> locked version)."""
+    omitted: dict[str, str] = {}
+    if request.options.omit_runtime_provided:
+        exported = _exported(request, uv, runner, work / "requirements.txt", RUNTIME_PROVIDED)
+        # What pruning took out (boto3, botocore and what only they need), with their locked versions.
+        kept = pins(exported)
+        omitted = {n: v for n, v in pins(_exported(request, uv, runner, work / "all.txt")).items() if n not in kept}
+    else:
+        exported = _exported(request, uv, runner, work / "requirements.txt")
+    registry, local = _uv.split_requirements(exported)
+    return omitted, registry, local
+
+
+@dataclass
+class _Once:
+    """What one command of a synth answered, for every build that needs it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    result: Result | None = None
+    text: str | None = None
+
+
+def _once(key: tuple[object, ...]) -> _Once:
+    with _state.LOCK:
+        slot: _Once = _state.EXPORTS.setdefault(key, _Once())
+    return slot
+
+
+def _exported(request: BuildRequest, uv: Uv, runner: Runner, out: Path, prune: tuple[str, ...] = ()) -> str:
+    """``uv export`` of the request's package and selection, run once per workspace (one per aspect, so
+    once per synth) whatever the target: the export does not depend on it. Under ``lock="locked"``,
+    uv.lock is checked once (``uv lock --locked``), and each package exported ``--frozen``."""
+    root = request.workspace.root
+    if request.options.lock == "locked":
+        check = _once((request.workspace, uv.path, "lock --locked"))
+        with check.lock:  # every build waits for the one check
+            if check.result is None:
+                check.result = runner.run(_uv.check_lock(uv.path), cwd=root, env=_uv.UV_ENV)
+        if not check.result.ok:
+            raise request.failure.export(check.result)
+    chosen = {"extras": request.extras, "groups": request.groups, "prune": prune}
+    slot = _once((request.workspace, uv.path, request.package, *chosen.values()))
+    with slot.lock:  # builds of the package for other targets wait for this one
+        if slot.text is None:
+            command = _uv.export(uv.path, request.package, "frozen", out, **chosen)
+            result = runner.run(command, cwd=root, env=_uv.UV_ENV)
+            if not result.ok:
+                raise request.failure.export(result)
+            slot.text = out.read_text()
+        return slot.text
+
+
+def _from_store(
     request: BuildRequest,
     package: Package,
     uv: Uv,
     runner: Runner,
     work: Path,
     site: Path,
+    registry: str,
+    local: list[str],
     log: Log | None,
     remote: _remote.TeamCache | None,
-) -> dict[str, str]:
-    """Steps 1-3 and the application modules: everything the function imports, into ``site``.
+) -> None:
+    """Steps 2-4 with the store: the third-party distributions' entries (installed and compiled once per
+    target, see ``_store``), then the workspace's own packages, compiled here, in a folder of their own;
+    both copied into ``site``. ``_store.Refused`` where that would not give what ``_directly`` gives."""
+    root, options = request.workspace.root, request.options
+    config = pip_config(root, work / "uv-config")
+    settings = (config / "pyproject.toml").read_text()
+    entries = []
+    if registry.strip():
+        for group in _index.split(registry, request.workspace):
+            setting = _store.Setting(request.target, group.index, settings, options.bytecode, uv.version)
+            entries += _store.entries(
+                _store.Locked.parse(group.requirements),
+                setting,
+                cache_dir=options.cache_dir,
+                uv=uv.path,
+                runner=runner,
+                failure=request.failure,
+                root=root,
+                config_dir=config,
+            )
+    own = work / _OWN
+    own.mkdir()
+    _install_own(request, package, uv, runner, work, own, local, config, log, remote)
+    _asset.tidy(own, options.exclude)
+    if options.bytecode:
+        closure = request.workspace.closure(request.package)
+        third_party = _store.uncompiled(entries)
+        _asset.compile_bytecode(own, uv.path, runner, request.failure, closure, log, third_party=third_party)
+    _asset.normalize_modes(own)
+    _store.assemble(site, entries, options.exclude, request.target)
+    _store.merge(site, own)
 
-    Returns what was left out for the runtime to provide (``omit_runtime_provided``): name -> locked version.
-    """
+
+def _directly(
+    request: BuildRequest,
+    package: Package,
+    uv: Uv,
+    runner: Runner,
+    work: Path,
+    site: Path,
+    registry: str,
+    local: list[str],
+    log: Log | None,
+    remote: _remote.TeamCache | None,
+) -> None:
+    """Steps 2-4 into one folder: third-party wheels (a container for one with no wheel for the target),
+    the workspace's own packages, then tidied and compiled together."""
     root, failure = request.workspace.root, request.failure
-
-    def export(out: Path, prune: tuple[str, ...] = ()) -> str:
-        chosen = {"extras": request.extras, "groups": request.groups, "prune": prune}
-        command = _uv.export(uv.path, request.package, request.options.lock, out, **chosen)
-        result = runner.run(command, cwd=root, env=_uv.UV_ENV)
-        if not result.ok:
-            raise failure.export(result)
-        return out.read_text()
-
-    omitted: dict[str, str] = {}
-    if request.options.omit_runtime_provided:
-        exported = export(work / "requirements.txt", RUNTIME_PROVIDED)
-        # What pruning took out (boto3, botocore and what only they need), with their locked versions.
-        kept = pins(exported)
-        omitted = {n: v for n, v in pins(export(work / "everything.txt")).items() if n not in kept}
-    else:
-        exported = export(work / "requirements.txt")
-    registry, local = _uv.split_requirements(exported)
     # The workspace's uv settings (indexes...) without those the lock already applied (constraints).
     config = pip_config(root, work / "uv-config")
     if registry.strip():
@@ -252,6 +358,27 @@ def _install(
                 raise error
             _docker.install_in_container(uv.path, request.target, site, groups, runner, cause=error, log=log, root=root)
             break
+    _install_own(request, package, uv, runner, work, site, local, config, log, remote)
+    _asset.tidy(site, request.options.exclude)
+    if request.options.bytecode:
+        own = request.workspace.closure(request.package)
+        _asset.compile_bytecode(site, uv.path, runner, request.failure, own, log)
+    _asset.normalize_modes(site)
+
+
+def _install_own(
+    request: BuildRequest,
+    package: Package,
+    uv: Uv,
+    runner: Runner,
+    work: Path,
+    site: Path,
+    local: list[str],
+    config: Path,
+    log: Log | None,
+    remote: _remote.TeamCache | None,
+) -> None:
+    """Step 3 and the application modules: the workspace's own packages the function imports, into ``site``."""
     if local:
         wheels = local_wheels(
             request.workspace,
@@ -261,17 +388,16 @@ def _install(
             work,
             cache_dir=request.options.cache_dir,
             rebuild=request.options.rebuild,
-            failure=failure,
+            failure=request.failure,
             team=remote,
             log=log,
         )
         command = _uv.install_wheels(uv.path, request.target, site, wheels, config=config)
-        result = runner.run(command, cwd=root, env=_uv.UV_ENV)
+        result = runner.run(command, cwd=request.workspace.root, env=_uv.UV_ENV)
         if not result.ok:
-            raise failure.install(result)
+            raise request.failure.install(result)
     if not package.packaged:
         _asset.copy_modules(package, request.workspace.sources(package.name, request.options.cache_dir), site)
-    return omitted
 
 
 def _write(path: Path, text: str) -> Path:

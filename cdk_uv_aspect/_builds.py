@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from . import _remote
-from ._build import Built, build, progress_line
+from ._build import Built, build, candidates, progress_line
 from ._request import BuildRequest
 from ._runner import Runner, cores
 from ._signals import interruptible, jsii_node, while_node_runs
+from ._wheels import shared_environments
 
 
 def build_all(wanted: Mapping[BuildRequest, Sequence[str]], runner: Runner) -> dict[BuildRequest, Built | Exception]:
@@ -29,8 +30,15 @@ def build_all(wanted: Mapping[BuildRequest, Sequence[str]], runner: Runner) -> d
     results: dict[BuildRequest, Built | Exception] = {}
     # SIGINT/SIGTERM while building, or the end of the CDK's node process: every child's process group
     # ends, the builds unwind (removing their private folders) before the pool is left, then the process
-    # stops as the signal asks (or with NodeGone).
-    with interruptible(), while_node_runs(jsii_node()), ThreadPoolExecutor(max_workers=workers) as pool:
+    # stops as the signal asks (or with NodeGone). One prepared build environment per build system for all
+    # the builds (see _wheels).
+    local = [candidate for request in wanted for candidate in candidates(request)]
+    with (
+        interruptible(),
+        while_node_runs(jsii_node()),
+        shared_environments(local),
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
         futures = {
             request: pool.submit(_build_and_say, request, runner, list(paths[:3]), len(paths))
             for request, paths in wanted.items()

@@ -4,7 +4,9 @@
 asset's SBOM: beside the asset, so that it never changes the asset's hash).
 
 ``<cache_dir>/wheels/<key>/`` is laid out the same way, with the pure wheel of a local package (a shared
-library, say) in ``asset/``, keyed by its sources: it is built once for every package that uses it.
+library, say) in ``asset/``, keyed by its sources: it is built once for every package that uses it. So is
+``<cache_dir>/store/<key>/``: one third-party distribution installed and compiled for a target (``_store``),
+keyed by its locked hashes, which every build of that target assembles its folder from.
 
 An entry is used only through ``use``, whatever its kind (builds, local wheels, and any kind added
 later), and only if it is provably ours and intact:
@@ -61,6 +63,7 @@ ASSET = "asset"
 INFO = "build.json"
 BUILDS = "builds"
 WHEELS = "wheels"  # wheels of local packages, by their sources: entries laid out as builds are
+STORE = "store"  # third-party distributions installed and compiled for a target, by their lock (see _store)
 
 
 def manifest(asset_dir: Path) -> dict[str, list[Any]]:

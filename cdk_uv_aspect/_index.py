@@ -22,6 +22,7 @@ Credentials stay where the user put them: never on a command line, in a file we 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -132,7 +133,7 @@ def split(requirements: str, workspace: Workspace) -> list[Group]:
     explicit = [index for index in configured(workspace.root) if index.explicit and index.name]
     if not explicit:
         return [Group(requirements)]
-    sources = _registries(workspace)
+    sources = _registries(workspace.lock_bytes)
     groups: dict[str | None, list[str]] = {}
     for block in re.split(r"(?<!\\)\n", requirements):
         pin = pinned(block)
@@ -143,9 +144,10 @@ def split(requirements: str, workspace: Workspace) -> list[Group]:
     return [Group("\n".join(blocks).strip("\n") + "\n", key) for key, blocks in groups.items()]
 
 
-def _registries(workspace: Workspace) -> dict[tuple[str, str], str]:
-    """(name, version) -> the registry URL uv.lock records for it."""
-    lock = tomllib.loads(workspace.lock_bytes.decode())
+@functools.lru_cache(maxsize=4)
+def _registries(lock_bytes: bytes) -> dict[tuple[str, str], str]:
+    """(name, version) -> the registry URL uv.lock records for it: parsed once per lock, only read."""
+    lock = tomllib.loads(lock_bytes.decode())
     found: dict[tuple[str, str], str] = {}
     for entry in lock.get("package", []):
         registry = entry.get("source", {}).get("registry")

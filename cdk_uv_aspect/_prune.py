@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _state
-from ._cache import ASSET, BUILDS, INFO, WHEELS, discard, laid_out_as_ours, mine, read_info, walk
+from ._cache import ASSET, BUILDS, INFO, STORE, WHEELS, discard, laid_out_as_ours, mine, read_info, walk
 from ._errors import SettingError
 from ._files import remove_if_abandoned
 
@@ -37,7 +37,7 @@ class Entry:
 
     @property
     def kind(self) -> str:
-        """``builds`` or ``wheels``."""
+        """``builds``, ``wheels`` or ``store``."""
         return self.path.parent.name
 
 
@@ -50,7 +50,7 @@ _IN_PROGRESS = re.compile(rf"\.{_KEY}\.[a-z0-9_]{{8}}|\.trash-{_KEY}-\d+-\d+")
 
 
 def entries(cache_dir: Path, *, sizes: bool = True) -> list[Entry]:
-    """The folders of ``<cache_dir>/builds`` and ``wheels`` that this library provably wrote: finished
+    """The folders of ``<cache_dir>/builds``, ``wheels`` and ``store`` that this library provably wrote: finished
     entries, and abandoned or running builds. Anything else there (a user's own folder, a link, another
     user's folder) is not listed, whatever its name.
 
@@ -59,7 +59,7 @@ def entries(cache_dir: Path, *, sizes: bool = True) -> list[Entry]:
     replaced entry by ``private_work``.
     """
     found = []
-    for folder in (cache_dir / BUILDS, cache_dir / WHEELS):
+    for folder in (cache_dir / BUILDS, cache_dir / WHEELS, cache_dir / STORE):
         try:
             names = sorted(os.listdir(folder))
         except OSError:

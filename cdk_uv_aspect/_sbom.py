@@ -18,6 +18,7 @@ build and kept in the build-cache entry beside ``asset/`` (so that it never chan
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tomllib
@@ -152,7 +153,10 @@ def file_name(package: str, target: str, content: bytes) -> str:
     return f"{short_name(package)}-{target}-{hashlib.sha256(content).hexdigest()[:16]}.cdx.json"
 
 
+@functools.lru_cache(maxsize=4)
 def _lock_entries(lock: bytes) -> dict[str, list[dict[str, Any]]]:
+    """uv.lock's entries by normalized name: parsed once per lock (every build of a synth passes the same
+    bytes), and only read."""
     try:
         data = tomllib.loads(lock.decode())
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):

@@ -23,10 +23,19 @@ TOOLS                         _uv (uv binaries), _interpreters        the same: 
 SWEPT                         _prune.sweep (cache folders swept)      _prune.sweep: once per process and
                                                                       folder
 TEAM_CACHES                   _remote.team_cache (one per bucket)     _remote: one breaker for every build
+STORE_CLAIMS                  _store (an entry being installed)       _store: builds side by side wait for it
+STORE_VERIFIED                _store (entries verified here)          _store: each verified once per process
+ENV_SESSIONS                  _wheels.shared_environments (open)      _wheels: build environments are shared
+BUILD_ENVS                    _wheels (prepared build environments)   _wheels: one per build system; removed
+                                                                      when the last session closes
+EXPORTS                       _build (uv export, by package and       _build: once per workspace, package and
+                              selection; the lock check)              selection, whatever the target
 COMMAND_LINE                  _cli.main, while a command runs         _errors.setting, _workspace: fixes
                                                                       name the command's flags
 LOCK                          guards WHEEL_LOCKS, WHEELS_BUILT,       build threads
-                              TOOLS, SWEPT, TEAM_CACHES
+                              TOOLS, SWEPT, TEAM_CACHES, STORE_*,
+                              ENV_SESSIONS, BUILD_ENVS, EXPORTS
+_interpreters._LOOKING        find_python: one lookup at a time       build threads
 _runner.SLOTS                 (one per core, fixed)                   _runner: a command runs while it holds
                                                                       one
 _build._BUILDING              (one per core, fixed)                   _build: a build runs here while it
@@ -65,12 +74,17 @@ WHEELS_BUILT: set[Path] = set()
 TOOLS: dict[tuple[str, ...], Any] = {}
 SWEPT: set[Path] = set()
 TEAM_CACHES: dict[tuple[Any, bool], Any] = {}
+STORE_CLAIMS: dict[Path, threading.Event] = {}
+STORE_VERIFIED: set[Path] = set()
+ENV_SESSIONS: list[Any] = []
+BUILD_ENVS: dict[tuple[str, ...], Any] = {}
+EXPORTS: dict[tuple[Any, ...], Any] = {}
 COMMAND_LINE = threading.Event()
 """Set while the ``cdk-uv`` command runs: errors' fixes name its flags, not ``UvOptions`` fields."""
 
 LOCK = threading.Lock()
 """Guards the registries that build threads write (WHEEL_LOCKS, WHEELS_BUILT, TOOLS, SWEPT,
-TEAM_CACHES)."""
+TEAM_CACHES, STORE_CLAIMS, STORE_VERIFIED, ENV_SESSIONS, BUILD_ENVS, EXPORTS)."""
 
 
 def jsii_ref(value: object) -> str:
@@ -102,6 +116,11 @@ def reset() -> None:
             TOOLS,
             SWEPT,
             TEAM_CACHES,
+            STORE_CLAIMS,
+            STORE_VERIFIED,
+            ENV_SESSIONS,
+            BUILD_ENVS,
+            EXPORTS,
         ):
             registry.clear()
         COMMAND_LINE.clear()

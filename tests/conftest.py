@@ -83,7 +83,7 @@ def half_written(folder: Path) -> list[str]:
     """Private work folders and entries being replaced in every build cache below ``folder``."""
     found = []
     for dirpath, dirnames, _ in os.walk(folder):
-        if Path(dirpath).name in ("builds", "wheels", "images"):
+        if Path(dirpath).name in ("builds", "wheels", "store", "images"):
             ours = _IN_PROGRESS.fullmatch if Path(dirpath).name != "images" else lambda name: name.startswith(".")
             found += [f"{dirpath}/{name}" for name in dirnames if ours(name)]  # a test's own look-alikes stay
             dirnames.clear()

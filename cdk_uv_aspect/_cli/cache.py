@@ -53,8 +53,11 @@ def run(options: argparse.Namespace) -> int:
         return 0
     found = entries(cache_dir)
     total = sum(e.bytes for e in found)
-    builds, wheels = (sum(e.complete and e.kind == kind for e in found) for kind in ("builds", "wheels"))
-    print(f"{cache_dir}: {builds} build(s), {wheels} local wheel(s), {size(total) if total else '0 kB'}")
+    builds, wheels, store = (sum(e.complete and e.kind == k for e in found) for k in ("builds", "wheels", "store"))
+    print(
+        f"{cache_dir}: {builds} build(s), {wheels} local wheel(s), {store} stored distribution(s), "
+        f"{size(total) if total else '0 kB'}"
+    )
     _team_info(cache_dir)
     return 0
 
