@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _asset, _cache, _docker, _index, _prune, _remote, _sbom, _state, _store, _uv
+from . import _asset, _cache, _index, _prune, _remote, _sbom, _state, _store, _uv
 from ._errors import TargetError, UvError, WheelError
 from ._files import atomic_write, file_error, work_dir
 from ._lambda import RUNTIME_PROVIDED
@@ -335,6 +335,8 @@ def _directly(
 ) -> None:
     """Steps 2-4 into one folder: third-party wheels (a container for one with no wheel for the target),
     the workspace's own packages, then tidied and compiled together."""
+    from . import _docker  # the container fallback: its engine and images, imported when a build comes here
+
     root, failure = request.workspace.root, request.failure
     # The workspace's uv settings (indexes...) without those the lock already applied (constraints).
     config = pip_config(root, work / "uv-config")

@@ -7,13 +7,13 @@ aspect can't honour (on an Alias, a Version, a Stack...) is refused, and markers
 
 from __future__ import annotations
 
+import sys
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws_cdk import Stack
-from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct, Node
 
@@ -38,11 +38,24 @@ class Marked:
 NOT_BUILDABLE = (lambda_.FunctionBase, Stack)
 
 
+def edge_function_class() -> type | None:
+    """``cloudfront.experimental.EdgeFunction``, when the app loaded it; else no construct can be one.
+
+    Not imported here: aws_cloudfront is a large module that most apps never load, and loading it
+    would add to every synth's time.
+    """
+    module = sys.modules.get("aws_cdk.aws_cloudfront.experimental")
+    edge: type | None = getattr(module, "EdgeFunction", None)
+    return edge
+
+
 def find_marked(constructs: list[IConstruct]) -> dict[str, Marked]:
     """Every function to build under a scope, by jsii ref, with its markers; refuse markers that would be
     ignored. Wrappers the CDK ships (SingletonFunction, EdgeFunction) are built through their function."""
     found: dict[str, Marked] = {}
     refused: list[str] = []
+    edge_class = edge_function_class()
+    wrappers: tuple[type, ...] = (lambda_.SingletonFunction, edge_class) if edge_class else (lambda_.SingletonFunction,)
     for construct in constructs:
         if isinstance(construct, lambda_.Function):
             markers = markers_of(construct.node)
@@ -50,8 +63,8 @@ def find_marked(constructs: list[IConstruct]) -> dict[str, Marked]:
                 entry = found.setdefault(jsii_ref(construct), Marked(construct))
                 entry.markers += [(construct.node.path, data) for data in markers]
                 entry.own = True
-        elif isinstance(construct, (lambda_.SingletonFunction, cloudfront.experimental.EdgeFunction)):
-            edge = isinstance(construct, cloudfront.experimental.EdgeFunction)
+        elif isinstance(construct, wrappers):
+            edge = edge_class is not None and isinstance(construct, edge_class)
             markers = markers_of(construct.node)
             if not markers and not edge:
                 continue
@@ -80,8 +93,9 @@ def find_marked(constructs: list[IConstruct]) -> dict[str, Marked]:
 
 def _wrapped_function(construct: IConstruct) -> lambda_.Function | None:
     """The Function inside a SingletonFunction or an EdgeFunction."""
-    if isinstance(construct, cloudfront.experimental.EdgeFunction):
-        inner: Any = construct.lambda_
+    edge_class = edge_function_class()
+    if edge_class is not None and isinstance(construct, edge_class):
+        inner: Any = typing.cast(Any, construct).lambda_
     else:
         # SingletonFunction keeps its function private; its permissions node is that function's node.
         node = typing.cast(lambda_.SingletonFunction, construct).permissions_node
