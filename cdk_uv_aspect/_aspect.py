@@ -9,6 +9,8 @@ and each function.
 from __future__ import annotations
 
 import contextlib
+import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +149,7 @@ class UvBundlingAspect:
         missed: list[Node] = []
         outside: list[Planned] = []  # functions the walk won't reach (an EdgeFunction's, in its own stack)
         for ref, marked in found.items():
-            function, node = marked.function, marked.function.node
+            function, node = marked.function, marked.node or marked.function.node
             if ref in nested:
                 # Nested stages are synthesized before their parent's aspects run: a marked function
                 # there that is still unbuilt was reached by no aspect, and would deploy unbuilt code.
@@ -236,7 +238,7 @@ class UvBundlingAspect:
             key = (planned.stack_ref, request, planned.layer)
             if planned.layer:
                 built = self._layers.attach(planned.function, planned.node, planned.stack_ref, built, self._runner)
-            self._assets[key] = swap_zip(planned.function, planned.node, built, self._assets.get(key))
+            self._assets[key] = swap_zip(planned.function, planned.node, built, self._assets.get(key), planned.cfn)
         except (UvError, OSError, UnicodeError) as exc:
             # A failure of the file system here is the build cache's: the cloud assembly's are ours already
             # (_swap.staging), named with their path.
@@ -268,8 +270,9 @@ class UvBundlingAspect:
         if not wanted:
             return
         self._planner.announce()
-        # Paths are read here, not in the build threads: jsii is not thread-safe.
-        paths = {request: [p.node.path for p in planned] for request, planned in wanted.items()}
+        # Paths are read here, not in the build threads: jsii is not thread-safe. Only those a line or an
+        # error shows: each read is a round trip to node.
+        paths = {request: _Paths(planned) for request, planned in wanted.items()}
         for request, result in build_all(paths, self._runner).items():
             if isinstance(result, Built):
                 self._built[request] = result
@@ -281,7 +284,7 @@ class UvBundlingAspect:
             )
             self._failed.add(request)
             planned = wanted[request]
-            failure = error.with_constructs(paths[request])
+            failure = error.with_constructs(list(paths[request]))
             functions = [p.function for p in planned if isinstance(p, Planned)]
             self._failures.add(failure, planned[0].node, functions, cause=result)
         if not self._pruned and self.options.cache_days and any(not b.cached for b in self._built.values()):
@@ -289,3 +292,26 @@ class UvBundlingAspect:
             self._pruned = True
             with contextlib.suppress(OSError):  # best effort: a cache that can't be pruned now still works
                 _prune.prune(self.options.cache_dir, self.options.cache_days)
+
+
+class _Paths(Sequence[str]):
+    """The construct paths of what wants a build, each read when first asked for."""
+
+    def __init__(self, planned: Sequence[Planned | _layer.PlannedLayer]) -> None:
+        self._planned = planned
+        self._read: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._planned)
+
+    @typing.overload
+    def __getitem__(self, index: int) -> str: ...
+    @typing.overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self))[index]
+        if index not in self._read:
+            self._read[index] = self._planned[index].node.path
+        return self._read[index]

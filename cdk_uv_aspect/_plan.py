@@ -41,6 +41,7 @@ class Planned:
     image: ImageSpec | None
     handler: str | None  # None: not known at synthesis, or in an image this library does not write
     layer: bool = False  # its third-party dependencies go to a layer (UvOptions.dependencies_layer)
+    cfn: lambda_.CfnFunction | None = None  # its CfnFunction, read when planned (a zip function's)
 
 
 class Planner:
@@ -56,6 +57,7 @@ class Planner:
         """What to build for a marked function: its package, for its runtime and architecture."""
         target: Target | None = None
         handler: str | None = None
+        cfn: lambda_.CfnFunction | None = None
         try:
             runtime = self._read_once(function.runtime, lambda runtime: runtime.name)
             arch = self._read_once(function.architecture, lambda architecture: architecture.name)
@@ -81,9 +83,10 @@ class Planner:
                 command = command_of(function) if image.source == "default" else []
                 handler = command[0] if command else None  # a Dockerfile of the user's may add files
             else:
-                cfn = node.default_child
-                value = cfn.handler if isinstance(cfn, lambda_.CfnFunction) else None
-                handler = value if isinstance(value, str) and not Token.is_unresolved(value) else None
+                child = node.default_child
+                cfn = child if isinstance(child, lambda_.CfnFunction) else None
+                value = cfn.handler if cfn is not None else None
+                handler = value if isinstance(value, str) and not _unresolved(value) else None
             assert target is not None  # a zip function's, or an image's
             request = BuildRequest.create(
                 workspace, package.name, target, self.options, extras=marker.extras, groups=marker.groups
@@ -92,7 +95,7 @@ class Planner:
         except UvError as exc:
             # The path is read only when needed; the package and target, where they were known.
             raise exc.with_constructs([node.path], package=_package_named(data), target=target) from None
-        return Planned(function, node, stack, request, image, handler, layer)
+        return Planned(function, node, stack, request, image, handler, layer, cfn)
 
     def _read_once(self, value: Any, read: Callable[[Any], Any]) -> Any:
         # Functions share a few Runtime and Architecture objects: each is read through jsii once.
@@ -177,3 +180,8 @@ def _package_named(data: Any) -> str | None:
         return Marker.parse(data).package
     except MarkerError:
         return None
+
+
+def _unresolved(value: str) -> bool:
+    """``Token.is_unresolved`` for a string, asked of node only when the string can hold a token."""
+    return ("${Token[" in value or "#{Token[" in value) and Token.is_unresolved(value)

@@ -40,11 +40,18 @@ class ZipAsset:
     sbom: str  # the SBOM's path in the cloud assembly, relative to it
 
 
-def swap_zip(function: lambda_.Function, node: Node, built: Built, shared: ZipAsset | None = None) -> ZipAsset:
+def swap_zip(
+    function: lambda_.Function,
+    node: Node,
+    built: Built,
+    shared: ZipAsset | None = None,
+    cfn: lambda_.CfnFunction | None = None,
+) -> ZipAsset:
     """Replace ``function``'s code with ``built``'s folder and record what was built on the function.
 
-    ``node`` is the function's ``.node``. The functions of one stack built from one folder share its asset
-    (``shared``), as functions given one ``Code.from_asset`` do: it lives under the first of them.
+    ``node`` is the function's ``.node``, ``cfn`` its ``default_child`` where already read. The functions of
+    one stack built from one folder share its asset (``shared``), as functions given one ``Code.from_asset``
+    do: it lives under the first of them.
     """
     if not has_placeholder(function):
         _warn_about_placeholder_asset(function, node)
@@ -55,10 +62,10 @@ def swap_zip(function: lambda_.Function, node: Node, built: Built, shared: ZipAs
             asset = s3_assets.Asset(function, ASSET_ID, path=str(built.asset_dir), deploy_time=True)
             sbom = write_sbom(function, built)
         shared = ZipAsset(asset, asset.node.path, asset.s3_bucket_name, asset.s3_object_key, asset.asset_hash, sbom)
-    cfn = node.default_child
-    assert isinstance(cfn, lambda_.CfnFunction)
-    cfn.code = lambda_.CfnFunction.CodeProperty(s3_bucket=shared.bucket, s3_key=shared.key)
-    shared.asset.add_resource_metadata(cfn, "Code")
+    child = cfn or node.default_child
+    assert isinstance(child, lambda_.CfnFunction)
+    child.code = lambda_.CfnFunction.CodeProperty(s3_bucket=shared.bucket, s3_key=shared.key)
+    shared.asset.add_resource_metadata(child, "Code")
     _state.SWAPPED.add(_state.jsii_ref(function))
     record_build(node, built, shared.hash, shared.sbom, asset=shared.path)
     return shared

@@ -27,7 +27,9 @@ class Marked:
     """A function to build, and every marker that names it: its own and its wrappers'."""
 
     function: lambda_.Function
-    markers: list[tuple[str, Any]] = field(default_factory=list)  # (path of the marked construct, data)
+    # (the marked construct's node, or its path, and the data): a path is read only when an error needs it
+    markers: list[tuple[Node | str, Any]] = field(default_factory=list)
+    node: Node | None = None  # the function's node, when it was read here
     wrapped: bool = False  # found through a wrapper (SingletonFunction, EdgeFunction)
     own: bool = False  # the function carries a marker itself
     edge: bool = False  # behind a cloudfront.experimental.EdgeFunction: Lambda@Edge's limits apply
@@ -58,11 +60,13 @@ def find_marked(constructs: list[IConstruct]) -> dict[str, Marked]:
     wrappers: tuple[type, ...] = (lambda_.SingletonFunction, edge_class) if edge_class else (lambda_.SingletonFunction,)
     for construct in constructs:
         if isinstance(construct, lambda_.Function):
-            markers = markers_of(construct.node)
+            node = construct.node  # every read through jsii is a round trip to node: read once
+            markers = markers_of(node)
             if markers:
                 entry = found.setdefault(jsii_ref(construct), Marked(construct))
-                entry.markers += [(construct.node.path, data) for data in markers]
+                entry.markers += [(node, data) for data in markers]
                 entry.own = True
+                entry.node = node
         elif isinstance(construct, wrappers):
             edge = edge_class is not None and isinstance(construct, edge_class)
             markers = markers_of(construct.node)
@@ -103,11 +107,12 @@ def _wrapped_function(construct: IConstruct) -> lambda_.Function | None:
     return inner if isinstance(inner, lambda_.Function) else None
 
 
-def one_marker(node: Node, markers: list[tuple[str, Any]] | list[Any]) -> Any:
+def one_marker(node: Node, markers: list[tuple[Node | str, Any]] | list[Any]) -> Any:
     """The marker data of a function with one or more markers that agree; a MarkerError when they don't."""
-    entries = [m if isinstance(m, tuple) else (node.path, m) for m in markers]
-    if len(entries) == 1:
-        return entries[0][1]  # parsed when planned, where the target is known for the error
+    if len(markers) == 1:
+        only = markers[0]
+        return only[1] if isinstance(only, tuple) else only  # parsed when planned, where the target is known
+    entries = [(_path(m[0]), m[1]) if isinstance(m, tuple) else (node.path, m) for m in markers]
     parsed: dict[Marker, list[str]] = {}
     for path, data in entries:
         try:
@@ -124,6 +129,10 @@ def one_marker(node: Node, markers: list[tuple[str, Any]] | list[Any]) -> Any:
             fix="keep one marker (mark_package replaces nothing: remove the extra add_metadata call)",
         )
     return entries[0][1]
+
+
+def _path(where: Node | str) -> str:
+    return where if isinstance(where, str) else where.path
 
 
 def below(path: str, scope: str) -> bool:
