@@ -82,6 +82,7 @@ def compile_bytecode(
     log: Log | None = None,
     recorded_at: str = TASK_ROOT,
     third_party: Sequence[dict[str, Any]] = (),
+    one_process: bool = False,
 ) -> None:
     """``.pyc`` files for the target's exact Python, with the target's own interpreter, recording their
     sources under ``recorded_at``: where Lambda puts ``site``.
@@ -92,7 +93,7 @@ def compile_bytecode(
     was assembled from (compiled there), warned about with the others.
     """
     target = failure.target
-    uncompiled = compile_folder(site, uv, runner, failure, recorded_at) + list(third_party)
+    uncompiled = compile_folder(site, uv, runner, failure, recorded_at, one_process=one_process) + list(third_party)
     if not uncompiled:
         return
     own = own_files(site, packages)
@@ -123,7 +124,13 @@ def compile_bytecode(
 
 
 def compile_folder(
-    site: Path, uv: str, runner: Runner, failure: Failure, recorded_at: str = TASK_ROOT
+    site: Path,
+    uv: str,
+    runner: Runner,
+    failure: Failure,
+    recorded_at: str = TASK_ROOT,
+    *,
+    one_process: bool = False,
 ) -> list[dict[str, Any]]:
     """Compile every module below ``site`` with the target's own interpreter (see ``compile_bytecode``);
     return the files it could not compile, each with the error."""
@@ -133,7 +140,8 @@ def compile_folder(
         raise no_python(
             uv, target.python, f"compile bytecode for {target.runtime}", package=failure.package, target=target
         )
-    result = runner.run(_uv.compile_bytecode(python, site, recorded_at), cwd=site.parent, env=_uv.COMPILE_ENV)
+    command = _uv.compile_bytecode(python, site, recorded_at, one_process=one_process)
+    result = runner.run(command, cwd=site.parent, env=_uv.COMPILE_ENV)
     if not result.ok:
         raise failure.error(
             f"compiling bytecode with {python} failed",

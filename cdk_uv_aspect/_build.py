@@ -315,7 +315,9 @@ def _from_store(
     if options.bytecode:
         closure = request.workspace.closure(request.package)
         third_party = _store.uncompiled(entries)
-        _asset.compile_bytecode(own, uv.path, runner, request.failure, closure, log, third_party=third_party)
+        _asset.compile_bytecode(
+            own, uv.path, runner, request.failure, closure, log, third_party=third_party, one_process=True
+        )
     _asset.normalize_modes(own)
     _store.assemble(site, entries, options.exclude, request.target)
     _store.merge(site, own)

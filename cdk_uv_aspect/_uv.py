@@ -166,7 +166,8 @@ def install_wheels(
 COMPILE = r"""
 import compileall, importlib.util, json, os, py_compile, sys
 site, ddir = sys.argv[1:3]
-compileall.compile_dir(site, ddir=ddir, quiet=2, workers=0,
+workers = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+compileall.compile_dir(site, ddir=ddir, quiet=2, workers=workers,
                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
 failed = []
 for folder, dirs, files in os.walk(site):
@@ -187,11 +188,13 @@ print(json.dumps(failed))
 """
 
 
-def compile_bytecode(python: str, site: Path, recorded_at: str = TASK_ROOT) -> list[str]:
+def compile_bytecode(python: str, site: Path, recorded_at: str = TASK_ROOT, *, one_process: bool = False) -> list[str]:
     # -s: no user site. Not -I/-E: they would ignore PYTHONHASHSEED, which keeps marshal output stable.
     # Unchecked hash-based pycs: Lambda code never changes under its bytecode, so skip the source check.
     # recorded_at: where Lambda puts the folder (/var/task; a layer's python/ is at /opt/python).
-    return [python, "-s", "-c", COMPILE, str(site), recorded_at]
+    # one_process: for a few files (a build's own packages), where starting a pool of workers costs more
+    # than it saves; the bytecode is the same.
+    return [python, "-s", "-c", COMPILE, str(site), recorded_at, *(["1"] if one_process else [])]
 
 
 COMPILE_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "", "PYTHONPATH": ""}
