@@ -97,7 +97,7 @@ def local_wheels(
                         team.store(_cache.WHEELS, entry, log)
                     return sorted((entry / _cache.ASSET).glob("*.whl"))
             result = runner.run(_uv.build_wheel(uv.path, source, out, python), cwd=work, env=env)
-            if python is not None and not result.ok:
+            if python is not None and not result.ok and not result.timed_out:
                 shutil.rmtree(out, ignore_errors=True)  # built in isolation instead: its error is the one to read
                 result = runner.run(_uv.build_wheel(uv.path, source, out), cwd=work, env=env)
             if not result.ok:
@@ -310,7 +310,7 @@ def _build_batch(
         folder = environment.folders.enter_context(work_dir(cache, _cache.entry_key("batch", environment.system)))
         sources, outs = [], []
         for n, (workspace, package, _) in enumerate(jobs):
-            sources.append(folder / "src" / str(n))
+            sources.append(folder / "src" / str(n) / package.name)
             outs.append(folder / "wheels" / str(n))
             copy_sources(package.path, workspace.sources(package.name, cache_dir), sources[-1])
         spec = json.dumps([[str(s), str(o)] for s, o in zip(sources, outs, strict=True)])

@@ -27,6 +27,7 @@ from cdk_uv_aspect._prune import prune
 from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._runner import Runner
 from cdk_uv_aspect._target import Target
+from cdk_uv_aspect._wheels import BATCH
 from cdk_uv_aspect._workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -260,8 +261,14 @@ def test_changed_source_in_a_closure_member_is_a_miss(workspace: Path, cache_dir
 
 
 def built_packages(runner: ScriptedRunner) -> list[str]:
-    """The packages `uv build` built, in order."""
-    return [Path(call[-1]).name for call in runner.calls_to(uv_command("build"))]
+    """The packages `uv build` built, and those a backend process built together, in order."""
+    built = []
+    for call in runner.calls:
+        if uv_command("build")(call):
+            built.append(Path(call[-1]).name)
+        elif BATCH in call:
+            built += [Path(source).name for source, _ in json.loads(call[-1])]
+    return built
 
 
 def _build(workspace: Path, package: str, runner: Runner) -> Built:

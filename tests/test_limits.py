@@ -27,8 +27,13 @@ from cdk_uv_aspect._uv import Uv
 # --- as many at once as there are cores -----------------------------------------------------------
 
 
-def many_packages_workspace(root: Path, count: int) -> Path:
-    """A workspace whose package `fn` depends on `count` local libraries (p0, p1...), locked."""
+def many_packages_workspace(root: Path, count: int, backend: str = "hatchling") -> Path:
+    """A workspace whose package `fn` depends on `count` local libraries (p0, p1...), locked; their
+    build backend is hatchling, or setuptools (built by one `uv build` each, not in one backend process)."""
+    system = {
+        "hatchling": 'requires = ["hatchling"]\nbuild-backend = "hatchling.build"\n',
+        "setuptools": 'requires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n',
+    }[backend]
     members = [f"p{i}" for i in range(count)]
     (root / "packages").mkdir(parents=True)
     (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["packages/*"]\n')
@@ -42,7 +47,7 @@ def many_packages_workspace(root: Path, count: int) -> Path:
             f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
             f"dependencies = {deps!r}\n"
             f"[tool.uv.sources]\n{sources}"
-            '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+            f"[build-system]\n{system}"
         )
     subprocess.run([Uv.locate(None).path, "lock", "--quiet"], cwd=root, check=True)
     return root
@@ -69,9 +74,10 @@ def uv_builds_running(token: str) -> int:
 def test_a_closure_of_many_local_packages_builds_as_many_at_once_as_there_are_cores(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """8 local packages in one closure: every wheel is built, never more `uv build` processes at once than
-    cores (the README's promise), and more than one when there are cores for it."""
-    workspace = many_packages_workspace(tmp_path / "ws", 8)
+    """8 local packages in one closure, of a backend built by one `uv build` each (setuptools): every wheel
+    is built, never more `uv build` processes at once than cores (the README's promise), and more than one
+    when there are cores for it."""
+    workspace = many_packages_workspace(tmp_path / "ws", 8, backend="setuptools")
     token = f"CDK_UV_TEST_{uuid.uuid4().hex}"
     monkeypatch.setenv(token, "1")
     peak, done = 0, threading.Event()
