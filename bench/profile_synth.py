@@ -12,7 +12,7 @@ needs was made by a synth in a separate process. Printed:
 - subprocesses (uv, the target's Python) by kind, summed over the build threads;
 - the functions of cdk_uv_aspect (and the bench) with the most cumulative time, over every thread.
 
-No internal name of the library is patched: the profile wraps jsii's pipe to node, `subprocess.run`,
+No internal name of the library is patched: the profile wraps jsii's pipe to node, each child process (`subprocess.Popen`),
 thread-pool work items, and the aspect's public ``visit``.
 """
 
@@ -77,10 +77,19 @@ def _kind(args: list[str]) -> str:
     text = " ".join(args)
     if " export " in text:
         return "uv export"
+    if " lock " in text and "--locked" in text:
+        return "uv lock --locked (the lock checked)"
     if " pip install " in text:
-        return "uv pip install: third-party (locked)" if " -r " in text else "uv pip install: local wheels"
+        if " -r " in text:
+            return "uv pip install: third-party (locked)"
+        return "uv pip install: local wheels" if "--target" in text else "uv pip install: a build environment"
+    if " venv " in text:
+        return "uv venv (a build environment)"
     if " build " in text and "--wheel" in text:
-        return "uv build --wheel (local package)"
+        how = "prepared environment" if "--no-build-isolation" in text else "isolated"
+        return f"uv build --wheel (local package, {how})"
+    if "build_wheel(out" in text:
+        return "local wheels, one backend process"
     if "compileall" in text:
         return "bytecode (compileall)"
     if " sync " in text:
@@ -91,17 +100,25 @@ def _kind(args: list[str]) -> str:
 
 
 def _wrap_subprocess() -> None:
-    run = subprocess.run
+    """Every child's wall seconds by kind, from its start to the end of its output (``communicate``, which
+    the library's runner and ``subprocess.run`` both use)."""
+    init, communicate = subprocess.Popen.__init__, subprocess.Popen.communicate
 
-    def timed_run(args, *rest, **kwargs):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
+    def timed_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._profile_started = time.perf_counter()
+        init(self, *args, **kwargs)
+
+    def timed_communicate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         try:
-            return run(args, *rest, **kwargs)
+            return communicate(self, *args, **kwargs)
         finally:
-            argv = list(args) if not isinstance(args, str) else [args]
-            COMMANDS[_kind([str(a) for a in argv])].append(time.perf_counter() - started)
+            if not getattr(self, "_profile_done", False):
+                self._profile_done = True
+                argv = [str(a) for a in self.args] if not isinstance(self.args, str) else [self.args]
+                COMMANDS[_kind(argv)].append(time.perf_counter() - self._profile_started)
 
-    subprocess.run = timed_run
+    setattr(subprocess.Popen, "__init__", timed_init)  # noqa: B010
+    setattr(subprocess.Popen, "communicate", timed_communicate)  # noqa: B010
 
 
 def _profile_pool_threads() -> None:
