@@ -12,8 +12,8 @@ needs was made by a synth in a separate process. Printed:
 - subprocesses (uv, the target's Python) by kind, summed over the build threads;
 - the functions of cdk_uv_aspect (and the bench) with the most cumulative time, over every thread.
 
-No internal name of the library is patched: the profile wraps jsii's pipe to node, each child process (`subprocess.Popen`),
-thread-pool work items, and the aspect's public ``visit``.
+No internal name of the library is patched: the profile wraps jsii's pipe to node, each child process
+(`subprocess.Popen`), thread-pool work items, and the aspect's public ``visit``.
 """
 
 from __future__ import annotations
