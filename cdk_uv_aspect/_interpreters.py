@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import sysconfig
+import threading
 from pathlib import Path
 
 from . import _state
@@ -29,17 +30,21 @@ def find_python(uv: str, version: str, runner: Runner | None = None, *, cwd: Pat
     one by itself (its default). Looked up once per process; ``None`` when there is none.
     """
     key = ("python", uv, version)
-    with _state.LOCK:
-        if key in _state.TOOLS:
-            cached: str | None = _state.TOOLS[key]
-            return cached
-    runner = runner or Runner()
-    found = _running_python(version) or _uv_python(uv, version, runner) or _installed_python(version, runner)
-    if found is None:
-        found = _downloaded_python(uv, version, runner, cwd)
-    with _state.LOCK:
-        _state.TOOLS[key] = found
-    return found
+    with _LOOKING:  # builds side by side wait for one lookup, not one each
+        with _state.LOCK:
+            if key in _state.TOOLS:
+                cached: str | None = _state.TOOLS[key]
+                return cached
+        runner = runner or Runner()
+        found = _running_python(version) or _uv_python(uv, version, runner) or _installed_python(version, runner)
+        if found is None:
+            found = _downloaded_python(uv, version, runner, cwd)
+        with _state.LOCK:
+            _state.TOOLS[key] = found
+        return found
+
+
+_LOOKING = threading.Lock()
 
 
 def _running_python(version: str) -> str | None:
