@@ -13,8 +13,8 @@ import pytest
 from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match, Template
-from conftest import add_function, call_handler, function_codes, staged_asset, synth_app, synth_error
 from constructs import Construct
+from helpers import add_function, call_handler, function_codes, staged_asset, synth_app, synth_error
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package, uv_image_code
 from cdk_uv_aspect._assembly import functions

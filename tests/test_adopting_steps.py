@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 from shell_docs import order_params, run_script, shell_blocks, with_order
 
 pytestmark = pytest.mark.slow

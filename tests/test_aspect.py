@@ -10,7 +10,7 @@ from aws_cdk import App, Aspects, Stack, Stage
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk.assertions import Annotations, Match, Template
-from conftest import add_function, assert_api_asset, call_handler, function_codes, staged_asset, synth_app
+from helpers import add_function, assert_api_asset, call_handler, function_codes, staged_asset, synth_app
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode
 

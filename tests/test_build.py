@@ -10,22 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_api_asset, call_handler, tree_digest
-
-from cdk_uv_aspect._build import Built, build
-from cdk_uv_aspect._options import UvOptions
-from cdk_uv_aspect._request import BuildRequest
-from cdk_uv_aspect._target import Target
-from cdk_uv_aspect._workspace import Workspace
+from helpers import assert_api_asset, build_of, call_handler, tree_digest
 
 pytestmark = pytest.mark.slow
 
 ELF_MACHINE = {62: "x86_64", 183: "aarch64"}
-
-
-def build_of(workspace: Path, package: str, python: str = "3.12", arch: str = "x86_64", **options) -> Built:
-    request = BuildRequest(Workspace.find(workspace), package, Target(python, arch), UvOptions(**options))
-    return build(request)
 
 
 def files_of(folder: Path) -> set[str]:

@@ -14,21 +14,16 @@ from pathlib import Path
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
-from conftest import add_function, call_handler, function_codes, synth_app, tree_digest
 from fakes import ScriptedRunner, uv_command
+from helpers import add_function, build_of, call_handler, function_codes, synth_app, tree_digest
 
 from cdk_uv_aspect import UvOptions
 from cdk_uv_aspect._assembly import functions
-from cdk_uv_aspect._build import Built, build
 from cdk_uv_aspect._cache import INFO, manifest
 from cdk_uv_aspect._cli import main as cli
 from cdk_uv_aspect._errors import SettingError
 from cdk_uv_aspect._prune import prune
-from cdk_uv_aspect._request import BuildRequest
-from cdk_uv_aspect._runner import Runner
-from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._wheels import BATCH
-from cdk_uv_aspect._workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
@@ -217,7 +212,7 @@ def test_an_entry_that_is_not_provably_ours_is_rebuilt_not_used(workspace: Path,
 def test_a_cached_wheel_that_is_a_link_is_built_again_not_used(workspace: Path, cache_dir: Path, tmp_path: Path):
     """The wheel cache's entries go through the same checks: a link to a copy elsewhere is not used."""
     runner = ScriptedRunner()
-    _build(workspace, "api", runner)
+    build_of(workspace, "api", runner)
     (entry,) = (cache_dir / "wheels").glob("common-*")
     copy = shutil.copytree(entry, tmp_path / "elsewhere" / entry.name, symlinks=True)
     shutil.rmtree(entry)
@@ -225,7 +220,7 @@ def test_a_cached_wheel_that_is_a_link_is_built_again_not_used(workspace: Path, 
     handler = workspace / "packages" / "api" / "src" / "api" / "handler.py"
     handler.write_text(handler.read_text() + "\nEDITED = True\n")  # so that `api` itself is a miss
     runner.calls.clear()
-    _build(workspace, "api", runner)
+    build_of(workspace, "api", runner)
     assert sorted(built_packages(runner)) == ["api", "common"]
     assert not entry.is_symlink() and entry.is_dir()
     assert Path(copy).is_dir()
@@ -271,42 +266,38 @@ def built_packages(runner: ScriptedRunner) -> list[str]:
     return built
 
 
-def _build(workspace: Path, package: str, runner: Runner) -> Built:
-    return build(BuildRequest(Workspace.find(workspace), package, Target("3.12", "x86_64"), UvOptions()), runner)
-
-
 def test_a_shared_local_package_is_built_once_while_its_sources_are_unchanged(workspace: Path, cache_dir: Path):
     """`common` serves `api` and `app` from one wheel; an edit to `api` rebuilds `api` alone; an edit to
     `common` builds it again, and the asset holds the new code."""
     runner = ScriptedRunner()
-    _build(workspace, "api", runner)
-    _build(workspace, "app", runner)  # an application package: only its dependency `common` is a wheel
+    build_of(workspace, "api", runner)
+    build_of(workspace, "app", runner)  # an application package: only its dependency `common` is a wheel
     assert sorted(built_packages(runner)) == ["api", "common"]
 
     handler = workspace / "packages" / "api" / "src" / "api" / "handler.py"
     handler.write_text(handler.read_text() + "\nEDITED = True\n")
     runner.calls.clear()
-    built = _build(workspace, "api", runner)
+    built = build_of(workspace, "api", runner)
     assert built_packages(runner) == ["api"]
     assert "EDITED = True" in (built.asset_dir / "api" / "handler.py").read_text()
 
     common = workspace / "packages" / "common" / "src" / "common" / "__init__.py"
     common.write_text(common.read_text().replace('"hello"', '"howdy"'))
     runner.calls.clear()
-    built = _build(workspace, "app", runner)
+    built = build_of(workspace, "app", runner)
     assert built_packages(runner) == ["common"]
     assert '"howdy"' in (built.asset_dir / "common" / "__init__.py").read_text()
 
 
 def test_a_damaged_cached_wheel_is_built_again_not_used(workspace: Path, cache_dir: Path):
     runner = ScriptedRunner()
-    _build(workspace, "api", runner)
+    build_of(workspace, "api", runner)
     (wheel,) = (cache_dir / "wheels").glob("common-*/asset/*.whl")
     wheel.write_bytes(b"not a wheel")
     handler = workspace / "packages" / "api" / "src" / "api" / "handler.py"
     handler.write_text(handler.read_text() + "\nEDITED = True\n")  # so that `api` itself is a miss
     runner.calls.clear()
-    built = _build(workspace, "api", runner)
+    built = build_of(workspace, "api", runner)
     assert sorted(built_packages(runner)) == ["api", "common"]
     assert call_handler(built.asset_dir, "api.handler.main", "3.12", {"name": "x"}).result["message"] == "hello x"
 
@@ -331,7 +322,7 @@ def test_rebuild_is_on_when_the_environment_says_so(monkeypatch: pytest.MonkeyPa
 SYNTH = """
 import sys
 sys.path.insert(0, {tests!r})
-from conftest import add_function, function_codes, synth_app
+from helpers import add_function, function_codes, synth_app
 _, stack = synth_app({workspace!r}, lambda s: add_function(s, "Api", "api"), outdir={outdir!r})
 print(list(function_codes(stack).values())[0]["S3Key"])
 """

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import add_function, assert_complete_error, synth_error
+from helpers import add_function, assert_complete_error, synth_error
 
-from cdk_uv_aspect._errors import FileError
+from cdk_uv_aspect._errors import FileError, ToolError
 from cdk_uv_aspect._files import file_error
 from cdk_uv_aspect._runner import Result, kept_lines
 
@@ -433,3 +433,14 @@ def test_a_stale_lock_is_not_taken_for_anything_else(workspace: Path, cache_dir:
     message = synth_error(workspace, api)
     assert_complete_error(message, construct="Stack/Api", package="api", target=AL2023_X86, fix="run `uv lock`")
     assert_only(message, "stale")
+
+
+def test_messages_are_plain_text_whatever_colours_a_tool_wrote():
+    """uv's colour codes (when something forces them) never reach an error message."""
+    error = ToolError(
+        "uv said \x1b[1m\x1b[31merror\x1b[39m\x1b[0m\x1b[1m:\x1b[0m no",
+        fix="fix it",
+        details="  | \x1b[2mUsing CPython 3.12.1\x1b[0m\n  | \x1b]8;;https://x\x07link\x1b]8;;\x07",
+    )
+    assert "\x1b" not in str(error)
+    assert "uv said error: no" in str(error) and "Using CPython 3.12.1" in str(error) and "link" in str(error)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 
 CI = REPO / "samples" / "ci"
 GITHUB = CI / "github-actions.yml"

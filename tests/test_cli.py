@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, add_function, call_handler, synth_app, tree_digest
+from helpers import REPO, add_function, call_handler, synth_app, tree_digest
 
 from cdk_uv_aspect._assembly import functions
 

@@ -8,7 +8,7 @@ import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match
-from conftest import add_function, assert_complete_error, call_handler, synth_app, synth_error
+from helpers import add_function, assert_complete_error, call_handler, synth_app, synth_error
 
 from cdk_uv_aspect._asset import compile_bytecode
 from cdk_uv_aspect._errors import CodeError

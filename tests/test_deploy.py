@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from emulator import EVENTS, STACK, Checkout, Deployed, Emulator, sha256_b64
+from helpers import REPO
 
 from cdk_uv_aspect._invoke import invoke
 from cdk_uv_aspect._start import CannotRunHere, LambdaFunction

@@ -12,7 +12,7 @@ import pytest
 from aws_cdk import App, Aspects, Environment, NestedStack, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_lambda as lambda_
-from conftest import add_function, assert_api_asset, assert_complete_error, staged_asset, synth_error
+from helpers import add_function, assert_api_asset, assert_complete_error, staged_asset, synth_error
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode, UvPolicyChecks, mark_package
 

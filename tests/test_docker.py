@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import aws_lambda as lambda_
-from conftest import add_function, synth_app
 from fakes import ScriptedRunner, fail, mount_source, program, succeed
+from helpers import add_function, synth_error
 
 from cdk_uv_aspect import _uv
 from cdk_uv_aspect._build import build
@@ -142,7 +142,7 @@ def test_no_docker_engine_says_what_needed_docker_and_why(
     )
     client.chmod(0o755)
     monkeypatch.setenv("CDK_DOCKER", str(client))
-    message = _synth_error(
+    message = synth_error(
         workspace,
         lambda s: add_function(s, "Num", "numeric", handler="numeric.main", runtime=lambda_.Runtime.PYTHON_3_11),
     )
@@ -169,12 +169,6 @@ def test_failed_container_build_reports_its_output(workspace: Path, cache_dir: P
     assert "building the locked dependencies in a container failed" in message
     assert "no C compiler" in message and "docker_fallback=False" in message
     assert not any((cache_dir / "builds").iterdir())
-
-
-def _synth_error(workspace: Path, populate) -> str:
-    with pytest.raises(RuntimeError) as error:
-        synth_app(workspace, populate)
-    return str(error.value)
 
 
 @pytest.mark.slow

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO, assert_complete_error
 from fakes import ScriptedRunner, fail, program, succeed
+from helpers import REPO, assert_complete_error
 
 from cdk_uv_aspect._assembly import ImageAsset
 from cdk_uv_aspect._engine import Engine, NoEngine, build_args, cannot_run, find_engine, invoke_image

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import App, Aspects, Stack
-from conftest import add_function, assert_complete_error
+from helpers import add_function, assert_complete_error
 
 from cdk_uv_aspect import UvBundlingAspect
 from cdk_uv_aspect._cli import main

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
-from conftest import REPO, add_function, assert_complete_error, synth_error, tree_digest
 from fakes import ScriptedRunner, fail, succeed, uv_command
+from helpers import REPO, add_function, assert_complete_error, synth_error, tree_digest
 
 from cdk_uv_aspect import UvCode
 from cdk_uv_aspect._build import build

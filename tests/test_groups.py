@@ -13,7 +13,7 @@ import pytest
 from aws_cdk import Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match
-from conftest import (
+from helpers import (
     FIXTURES,
     add_function,
     assert_complete_error,

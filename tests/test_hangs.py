@@ -20,16 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, add_function, assert_complete_error, half_written, synth_app, synth_error
+from helpers import REPO, add_function, assert_complete_error, build_of, half_written, synth_app, synth_error
 
 from cdk_uv_aspect import _runner
-from cdk_uv_aspect._build import build
 from cdk_uv_aspect._errors import WorkspaceError
 from cdk_uv_aspect._options import UvOptions
-from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._runner import Bounded, Runner
-from cdk_uv_aspect._target import Target
-from cdk_uv_aspect._workspace import Workspace
 
 AL2023_X86 = "python3.12 x86_64 (Amazon Linux 2023, glibc 2.34)"
 
@@ -95,10 +91,6 @@ def add_sleeping_build_hook(package: Path) -> None:
     )
 
 
-def build_api(workspace: Path, **options: object) -> None:
-    build(BuildRequest(Workspace.find(workspace), "api", Target("3.12", "x86_64"), UvOptions(**options)))
-
-
 # --- special files ----------------------------------------------------------------------------------
 
 
@@ -150,7 +142,7 @@ def test_special_files_in_a_package_are_refused_by_path(workspace: Path, cache_d
     where = workspace / "packages" / "common" / "src" / "common" / "special"
     make(where)
     with deadline(60), pytest.raises(WorkspaceError) as error:
-        build_api(workspace)
+        build_of(workspace)
     assert_complete_error(str(error.value), construct=None, package="api", target=AL2023_X86, fix="remove")
     assert str(where) in str(error.value) and says in str(error.value)
     assert not (cache_dir / "builds").exists() or not list((cache_dir / "builds").iterdir())
@@ -161,7 +153,7 @@ def test_a_file_name_that_is_not_text_is_refused_by_path(workspace: Path, cache_
     folder = workspace / "packages" / "common" / "src" / "common"
     (folder / os.fsdecode(b"caf\xe9.py")).write_text("x = 1\n")
     with deadline(60), pytest.raises(WorkspaceError) as error:
-        build_api(workspace)
+        build_of(workspace)
     assert_complete_error(str(error.value), construct=None, package="api", target=AL2023_X86, fix="rename the file")
     assert "caf\\xe9.py" in str(error.value) and "not valid UTF-8" in str(error.value)
 

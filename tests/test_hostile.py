@@ -7,20 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import tree_digest
+from helpers import build_of, tree_digest
 
-from cdk_uv_aspect._build import build
 from cdk_uv_aspect._errors import ToolError, UvError, WorkspaceError
-from cdk_uv_aspect._options import UvOptions
-from cdk_uv_aspect._request import BuildRequest
-from cdk_uv_aspect._target import Target
-from cdk_uv_aspect._workspace import Workspace
 
 pytestmark = pytest.mark.slow
-
-
-def build_api(workspace: Path, package: str = "api", **options) -> None:
-    build(BuildRequest(Workspace.find(workspace), package, Target("3.12", "x86_64"), UvOptions(**options)))
 
 
 def test_workspace_member_linking_out_of_the_workspace_is_refused(workspace: Path, cache_dir: Path, tmp_path: Path):
@@ -30,7 +21,7 @@ def test_workspace_member_linking_out_of_the_workspace_is_refused(workspace: Pat
     (workspace / "packages" / "common").rename(elsewhere)
     (workspace / "packages" / "common").symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(WorkspaceError, match=r"(?s)packages/common .* is a link to .*outside the workspace.*fix:"):
-        build_api(workspace)
+        build_of(workspace)
     assert not (cache_dir / "builds").exists()
 
 
@@ -41,7 +32,7 @@ def test_file_linking_outside_its_package_is_not_copied(workspace: Path, cache_d
     link = workspace / "packages" / "api" / "src" / "api" / "key.pem"
     link.symlink_to(secret)
     with pytest.raises(WorkspaceError, match=r"(?s)key\.pem is a link to .*id_rsa, outside its package"):
-        build_api(workspace)
+        build_of(workspace)
     assert not (cache_dir / "builds").exists()
 
 
@@ -49,14 +40,14 @@ def test_link_inside_the_package_is_fine(workspace: Path, cache_dir: Path):
     """A link to another file of the same package is an ordinary part of it."""
     handler_dir = workspace / "packages" / "api" / "src" / "api"
     (handler_dir / "alias.py").symlink_to(handler_dir / "handler.py")
-    build_api(workspace)
+    build_of(workspace)
 
 
 def test_unreadable_file_in_a_package_is_named(workspace: Path, cache_dir: Path):
     """A file that can't be read (here a dangling link, which root can't read either)."""
     (workspace / "packages" / "common" / "src" / "common" / "gone.py").symlink_to("missing.py")
     with pytest.raises(WorkspaceError, match=r"(?s)gone\.py can't be read.*fix:"):
-        build_api(workspace)
+        build_of(workspace)
 
 
 @pytest.mark.parametrize(
@@ -73,7 +64,7 @@ def test_hand_edited_invalid_lock_is_refused_and_left_alone(workspace: Path, cac
     lock.write_text(edit(lock.read_text()))
     before = tree_digest(workspace)
     with pytest.raises(UvError, match=r"(?s)" + message) as error:
-        build_api(workspace)
+        build_of(workspace)
     assert "uv lock" in str(error.value)
     assert tree_digest(workspace) == before
     leftovers = list((cache_dir / "builds").iterdir()) if (cache_dir / "builds").exists() else []
@@ -86,7 +77,7 @@ def test_cache_that_others_can_write_to_is_refused(workspace: Path, tmp_path: Pa
     (shared / "builds").mkdir(parents=True)
     os.chmod(shared / "builds", 0o777)
     with pytest.raises(ToolError, match=r"(?s)is not private.*fix:"):
-        build_api(workspace, cache_dir=shared)
+        build_of(workspace, cache_dir=shared)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing a folder's owner needs root")
@@ -95,7 +86,7 @@ def test_cache_owned_by_another_user_is_refused(workspace: Path, tmp_path: Path)
     (shared / "builds").mkdir(parents=True, mode=0o700)
     os.chown(shared / "builds", 12345, 12345)
     with pytest.raises(ToolError, match="belongs to another user"):
-        build_api(workspace, cache_dir=shared)
+        build_of(workspace, cache_dir=shared)
 
 
 def test_a_package_with_a_230_character_name_builds(workspace: Path, cache_dir: Path, tmp_path: Path):
@@ -103,7 +94,7 @@ def test_a_package_with_a_230_character_name_builds(workspace: Path, cache_dir: 
     own name was over the file system's 255 bytes: "File name too long", with a fix that could not help)."""
     import subprocess
 
-    from conftest import add_function, call_handler, function_codes, staged_asset, synth_app
+    from helpers import add_function, call_handler, function_codes, staged_asset, synth_app
 
     from cdk_uv_aspect._uv import Uv
 

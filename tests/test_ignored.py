@@ -10,16 +10,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import call_handler
+from helpers import build_of, call_handler
 
-from cdk_uv_aspect._build import Built, build
 from cdk_uv_aspect._ignore import Rules, parse
-from cdk_uv_aspect._options import UvOptions
-from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._sources import source_files
-from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._uv import Uv
-from cdk_uv_aspect._workspace import Workspace
 
 GIT = shutil.which("git")
 needs_git = pytest.mark.skipif(GIT is None, reason="needs git")
@@ -37,11 +32,6 @@ def write(root: Path, files: dict[str, str]) -> None:
 def git(*args: str, cwd: Path) -> str:
     assert GIT is not None
     return subprocess.run([GIT, *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True, text=True).stdout
-
-
-def build_of(workspace: Path, package: str = "api", **options) -> Built:
-    request = BuildRequest(Workspace.find(workspace), package, Target("3.12", "x86_64"), UvOptions(**options))
-    return build(request)
 
 
 def shipped(folder: Path) -> set[str]:

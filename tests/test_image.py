@@ -11,7 +11,7 @@ from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match, Template
-from conftest import add_function, assert_complete_error, call_handler, synth_app
+from helpers import add_function, assert_complete_error, call_handler, synth_app, synth_error
 
 from cdk_uv_aspect import UvBundlingAspect, mark_package, uv_image_code
 from cdk_uv_aspect._assembly import functions
@@ -45,12 +45,6 @@ def the_function(stack: Stack, name: str) -> dict:
     resources = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
     (props,) = [r["Properties"] for lid, r in resources.items() if lid.startswith(name)]
     return props
-
-
-def synth_error(workspace: Path, populate, **options) -> str:
-    with pytest.raises(RuntimeError) as error:
-        synth_app(workspace, populate, **options)
-    return str(error.value)
 
 
 def test_image_function_gets_one_image_of_the_built_folder_and_a_dockerfile(

@@ -19,7 +19,7 @@ import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_lambda as lambda_
-from conftest import FIXTURES, add_function, python_for, synth_app
+from helpers import FIXTURES, add_function, python_for, synth_app
 from oci import BaseImage, Oci, base_of, folder_entries
 from test_samples import ANSWERS, EVENTS, cdk, copy_samples
 

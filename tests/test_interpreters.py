@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, assert_complete_error
+from helpers import REPO, assert_complete_error
 
 from cdk_uv_aspect._build import build
 from cdk_uv_aspect._errors import ToolError

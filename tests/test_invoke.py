@@ -19,7 +19,7 @@ import pytest
 from aws_cdk import App, Aspects, Duration, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from conftest import FIXTURES, add_function, tree_digest
+from helpers import FIXTURES, add_function, tree_digest
 
 from cdk_uv_aspect import UvBundlingAspect
 from cdk_uv_aspect._assembly import functions

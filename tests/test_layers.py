@@ -14,7 +14,7 @@ import pytest
 from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
-from conftest import add_function, assert_complete_error, call_handler, synth_app, synth_error, tree_digest
+from helpers import add_function, assert_complete_error, call_handler, synth_app, synth_error, tree_digest
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode, UvPolicyChecks, mark_package
 

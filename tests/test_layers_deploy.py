@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, call_handler
 from emulator import Checkout, Emulator, running_moto, sha256_b64
+from helpers import FIXTURES, call_handler
 
 from cdk_uv_aspect._uv import Uv
 

@@ -9,21 +9,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import assert_api_asset, call_handler
+from helpers import assert_api_asset, build_of, call_handler
 
-from cdk_uv_aspect._build import Built, build
 from cdk_uv_aspect._errors import UvError
-from cdk_uv_aspect._options import UvOptions
 from cdk_uv_aspect._pipconfig import pip_config
-from cdk_uv_aspect._request import BuildRequest
-from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._uv import Uv
-from cdk_uv_aspect._workspace import Workspace
-
-
-def build_of(workspace: Path, package: str = "api", **options) -> Built:
-    request = BuildRequest(Workspace.find(workspace), package, Target("3.12", "x86_64"), UvOptions(**options))
-    return build(request)
 
 
 def uv(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, call_handler, tree_digest
+from helpers import REPO, build_of, call_handler, tree_digest
 
 from cdk_uv_aspect import _state, _wheels
-from cdk_uv_aspect._build import Built, build, candidates
+from cdk_uv_aspect._build import build, candidates
 from cdk_uv_aspect._options import UvOptions
 from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._runner import Result, Runner
@@ -47,11 +47,6 @@ class Recording(Runner):
     def batches(self) -> list[list[str]]:
         """The backend processes that built several packages' wheels (``_wheels.BATCH``)."""
         return [c for c in self.calls if _wheels.BATCH in c]
-
-
-def build_of(workspace: Path, package: str, runner: Runner | None = None) -> Built:
-    request = BuildRequest.create(Workspace.find(workspace), package, Target("3.12", "x86_64"), UvOptions())
-    return build(request, runner)
 
 
 def test_packages_of_one_build_system_are_built_in_one_backend_process(

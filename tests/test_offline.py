@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import add_function, assert_api_asset, function_codes, staged_asset, synth_app
+from helpers import add_function, assert_api_asset, function_codes, staged_asset, synth_app
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ import aws_cdk
 import pytest
 from aws_cdk import App, Environment
 from aws_cdk import aws_lambda as lambda_
-from conftest import REPO
+from helpers import REPO
 
 from cdk_uv_aspect import UvPolicyChecks
 

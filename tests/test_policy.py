@@ -18,8 +18,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from aws_cdk.assertions import Annotations, Match
-from conftest import CDK_VERSION, REPO, add_function, needs_cdk
 from constructs import IConstruct
+from helpers import CDK_VERSION, REPO, add_function, needs_cdk
 from packaging.version import Version
 
 from cdk_uv_aspect import UvBundlingAspect, UvError, UvPolicyChecks, mark_package, uv_image_code

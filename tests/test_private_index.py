@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import add_function, assert_complete_error, call_handler, function_codes, staged_asset, synth_app
 from fakes import ScriptedRunner, fail, mount_source, uv_command
+from helpers import add_function, assert_complete_error, call_handler, function_codes, staged_asset, synth_app
 
 from cdk_uv_aspect import _index
 from cdk_uv_aspect._build import build

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 from shell_docs import order_params, run_script, shell_blocks, with_order
 
 pytestmark = pytest.mark.slow

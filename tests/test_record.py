@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
-from conftest import add_function, synth_app
+from helpers import add_function, synth_app
 
 from cdk_uv_aspect import UvCode, mark_package, uv_image_code
 from cdk_uv_aspect._assembly import functions

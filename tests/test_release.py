@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 from shell_docs import copy_checkout
 from test_ci_samples import actionlint, schema_check
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import tree_digest
+from helpers import tree_digest
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
-from conftest import REPO, add_function, call_handler, function_codes, synth_app
+from helpers import REPO, add_function, call_handler, function_codes, synth_app
 
 from cdk_uv_aspect._record import BUILT
 from cdk_uv_aspect._uv import Uv

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, call_handler
+from helpers import REPO, call_handler
 
 from cdk_uv_aspect._assembly import functions
 

@@ -13,28 +13,18 @@ from typing import Any
 import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
-from conftest import FIXTURES, add_function, synth_app
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from fakes import ScriptedRunner, uv_command
+from helpers import FIXTURES, add_function, build_of, synth_app
 from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 
 from cdk_uv_aspect import mark_package, uv_image_code
-from cdk_uv_aspect._build import Built, build
 from cdk_uv_aspect._cli import main as cdk_uv
-from cdk_uv_aspect._options import UvOptions
-from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._sbom import FILE, installed
-from cdk_uv_aspect._target import Target
-from cdk_uv_aspect._workspace import Workspace
 
 pytestmark = pytest.mark.slow
-
-
-def build_of(workspace: Path, package: str, runner: ScriptedRunner | None = None, **options: Any) -> Built:
-    request = BuildRequest.create(Workspace.find(workspace), package, Target("3.12", "x86_64"), UvOptions(**options))
-    return build(request, runner)
 
 
 def assert_valid_cyclonedx_1_5(text: str) -> dict[str, Any]:

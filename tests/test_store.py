@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Aspects, Stack
-from conftest import REPO, add_function, call_handler, function_codes, staged_asset, tree_digest
+from helpers import REPO, add_function, build_of, call_handler, function_codes, staged_asset, tree_digest
 
 from cdk_uv_aspect import UvBundlingAspect, _state, _store
-from cdk_uv_aspect._build import Built, build
+from cdk_uv_aspect._build import build
 from cdk_uv_aspect._options import UvOptions
 from cdk_uv_aspect._prune import prune
 from cdk_uv_aspect._request import BuildRequest
@@ -61,11 +61,6 @@ class Watching(Runner):
         return sum(name in folders for folders in self.compiled)
 
 
-def build_of(workspace: Path, package: str, python: str = "3.12", arch: str = "x86_64", **options: Any) -> Built:
-    request = BuildRequest.create(Workspace.find(workspace), package, Target(python, arch), UvOptions(**options))
-    return build(request)
-
-
 def _the_old_way(monkeypatch: pytest.MonkeyPatch) -> None:
     """Builds as before the store: every requirement installed into the build's own folder."""
 
@@ -89,13 +84,13 @@ def test_assets_are_byte_identical_to_installing_into_one_folder(
     workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package, python, arch, options
 ):
     """Assembled from the store, a build has the files, bytes and modes of the same build installed whole."""
-    stored = build_of(workspace, package, python, arch, cache_dir=tmp_path / "c1", **options)
+    stored = build_of(workspace, package, python=python, arch=arch, cache_dir=tmp_path / "c1", **options)
     if package == "api":  # orjson (app has no third-party dependency)
         assert any((tmp_path / "c1" / "store").iterdir()), "the build did not use the store"
     _state.reset()
     with monkeypatch.context() as patched:
         _the_old_way(patched)
-        whole = build_of(workspace, package, python, arch, cache_dir=tmp_path / "c2", **options)
+        whole = build_of(workspace, package, python=python, arch=arch, cache_dir=tmp_path / "c2", **options)
     assert not (tmp_path / "c2" / "store").exists()
     assert tree_digest(stored.asset_dir) == tree_digest(whole.asset_dir)
     assert stored.sbom.read_bytes() == whole.sbom.read_bytes()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from aws_cdk import App, Aspects, Stack
 from aws_cdk.assertions import Template
-from conftest import add_function, call_handler, staged_asset
 from constructs import Construct
+from helpers import add_function, call_handler, staged_asset
 
 from cdk_uv_aspect import UvBundlingAspect
 from cdk_uv_aspect._placeholder import PLACEHOLDER_BUCKET
