@@ -33,7 +33,7 @@ def _synth_api(workspace: Path, outdir: Path, **options: object) -> tuple[dict, 
     _, stack = synth_app(workspace, lambda s: add_function(s, "Api", "api"), outdir=outdir, **options)
     (function,) = functions(outdir)
     (code,) = function_codes(stack).values()
-    return code, function.build
+    return code, function.build.as_data()  # the uv:build record as written into the assembly
 
 
 def _entries(cache_dir: Path) -> list[Path]:
