@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Aspects, Stack
+from fakes import ScriptedRunner, uv_command
 from helpers import REPO, add_function, build_of, call_handler, function_codes, staged_asset, tree_digest
 
 from cdk_uv_aspect import UvBundlingAspect, _state, _store
@@ -222,3 +223,18 @@ def test_store_entries_are_listed_and_pruned_like_builds(workspace: Path, cache_
     removed = prune(cache_dir, 7, now=future)
     assert {e.path for e in removed} >= set(stored)
     assert not any((cache_dir / "store").iterdir())
+
+
+def test_a_package_for_two_targets_is_exported_once_and_the_lock_checked_once(
+    bench_workspace: Path, cache_dir: Path, tmp_path: Path
+):
+    """fn00 for python3.11 and python3.12, fn01 for python3.12, in one synth: uv.lock is checked once,
+    each package exported once (the export does not depend on the target), and each build is its own."""
+    runner = ScriptedRunner()
+    assets = _synth(bench_workspace, runner, tmp_path / "out", [("fn00", "3.11"), ("fn00", "3.12"), ("fn01", "3.12")])
+
+    assert len(runner.calls_to(uv_command("lock"))) == 1
+    exported = sorted(call[call.index("--package") + 1] for call in runner.calls_to(uv_command("export")))
+    assert exported == ["fn00", "fn01"]
+    assert list((assets["fn00py311"] / "fn00" / "__pycache__").glob("handler.cpython-311.pyc"))
+    assert list((assets["fn00py312"] / "fn00" / "__pycache__").glob("handler.cpython-312.pyc"))
