@@ -92,18 +92,20 @@ def test_a_closure_of_many_local_packages_builds_as_many_at_once_as_there_are_co
 
 
 def test_progress_lines_of_builds_ending_together_never_share_a_line(monkeypatch: pytest.MonkeyPatch):
-    """Builds run in threads and each says one line when it ends: every line arrives whole."""
+    """Builds run in threads and each says one line when it ends: every line arrives whole, even on a stream
+    that takes a write in pieces and lets other threads run between them (a pipe whose buffer is full)."""
     from cdk_uv_aspect._builds import say
 
     class SlowStream:
-        """A stream that lets other threads run between two writes, as a busy terminal or pipe does."""
+        """Writes one character at a time, letting other threads run after each."""
 
         def __init__(self) -> None:
-            self.writes: list[str] = []
+            self.written: list[str] = []
 
         def write(self, text: str) -> int:
-            time.sleep(0.0005)
-            self.writes.append(text)
+            for char in text:
+                self.written.append(char)
+                time.sleep(0.0001)
             return len(text)
 
         def flush(self) -> None:
@@ -116,5 +118,5 @@ def test_progress_lines_of_builds_ending_together_never_share_a_line(monkeypatch
         thread.start()
     for thread in threads:
         thread.join()
-    lines = "".join(stream.writes).splitlines()
+    lines = "".join(stream.written).splitlines()
     assert sorted(lines) == sorted(f"build {i}.{n}" for i in range(4) for n in range(10))

@@ -133,19 +133,19 @@ def test_other_install_failures_never_go_to_docker(workspace: Path, cache_dir: P
 
 @pytest.mark.slow
 def test_no_docker_engine_says_what_needed_docker_and_why(
-    workspace: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """A client with no engine: the message names the function, the dependency, why Docker, and the ways out."""
-    client = tmp_path / "docker"  # as the real client answers without an engine, on any machine
-    client.write_text(
-        "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\nexit 1\n"
-    )
-    client.chmod(0o755)
-    monkeypatch.setenv("CDK_DOCKER", str(client))
+    monkeypatch.setenv("CDK_DOCKER", "/usr/local/bin/docker")
+    no_engine = fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock\n")
+    runner = ScriptedRunner().when(program("docker"), no_engine)  # as the real client answers without an engine
     message = synth_error(
         workspace,
         lambda s: add_function(s, "Num", "numeric", handler="numeric.main", runtime=lambda_.Runtime.PYTHON_3_11),
+        runner=runner,
     )
+    (probe,) = runner.calls_to(program("docker"))
+    assert probe == ["/usr/local/bin/docker", "version", "--format", "{{.Server.Version}}"]
     for part in (
         "Stack/Num",
         "package:   numeric",

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import build_of, tree_digest
+from helpers import build_of, call_handler, tree_digest
 
 from cdk_uv_aspect._errors import ToolError, UvError, WorkspaceError
 
@@ -37,10 +37,12 @@ def test_file_linking_outside_its_package_is_not_copied(workspace: Path, cache_d
 
 
 def test_link_inside_the_package_is_fine(workspace: Path, cache_dir: Path):
-    """A link to another file of the same package is an ordinary part of it."""
+    """A link to another file of the same package is an ordinary part of it: shipped, and it answers."""
     handler_dir = workspace / "packages" / "api" / "src" / "api"
     (handler_dir / "alias.py").symlink_to(handler_dir / "handler.py")
-    build_of(workspace)
+    asset = build_of(workspace).asset_dir
+    assert (asset / "api" / "alias.py").read_text() == (handler_dir / "handler.py").read_text()
+    assert call_handler(asset, "api.alias.main", "3.12", {"name": "x"}).result["message"] == "hello x"
 
 
 def test_unreadable_file_in_a_package_is_named(workspace: Path, cache_dir: Path):
