@@ -42,7 +42,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 from cdk_uv_aspect import _engine
 from cdk_uv_aspect._assembly import AssemblyFunction, ImageAsset
@@ -61,6 +63,18 @@ OCI_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
 HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(
     platform.machine().lower(), platform.machine()
 )
+
+# Set by .ci/run where an engine can be had: then the image tier must run, and a test that could not is a failure.
+REQUIRED = "CDK_UV_TEST_OCI"
+
+
+def unavailable(reason: str, architecture: str = HOST_ARCH) -> NoReturn:
+    """Skip an image test that can't run here, with ``reason``; where ``$CDK_UV_TEST_OCI`` is ``required``
+    (CI with an engine), fail it instead, unless it needs another architecture than this machine's."""
+    if os.environ.get(REQUIRED) == "required" and architecture == HOST_ARCH:
+        pytest.fail(f"the image tier must run here (${REQUIRED}=required), but: {reason}", pytrace=False)
+    pytest.skip(reason)
+
 
 # AWS's Lambda base images: `ENV` and `WORKDIR` of their Dockerfiles (aws-lambda-base-images).
 LAMBDA_ENV = {

@@ -85,7 +85,7 @@ class Assembly:
 def engine() -> Iterator[Oci]:
     found = oci.find_engine()
     if isinstance(found, str):
-        pytest.skip(found)
+        oci.unavailable(found)
     yield found
     found.cleanup()
 
@@ -249,7 +249,7 @@ def test_image_function_answers_from_inside_its_image(
     tag = built(fn)
     cannot = base(python, arch).runnable
     if cannot:
-        pytest.skip(f"{name} built only: {cannot}")
+        oci.unavailable(f"{name} built only: {cannot}", arch)
     answer = engine.invoke(tag, handler, {"name": "img"}, architecture=arch, name=name)
     assert answer.ok, answer.result
     assert answer.result == ANSWER[package]
@@ -281,7 +281,7 @@ def test_package_built_for_311_fails_at_import_in_a_312_image(
     """
     for python in ("3.11", "3.12"):
         if base(python, "x86_64").runnable:
-            pytest.skip(base(python, "x86_64").runnable)
+            oci.unavailable(base(python, "x86_64").runnable, "x86_64")
     fn = fixture_app.images["Stack/Api311"]
     assert fn.image is not None and base_of(fn) == f"{oci.BASE_IMAGE}:3.11"
     assert engine.invoke(built(fn), "api.handler.main", {"name": "img"}).ok
@@ -294,6 +294,20 @@ def test_package_built_for_311_fails_at_import_in_a_312_image(
     assert not answer.ok
     assert answer.result["errorType"] == "Runtime.ImportModuleError", answer.result
     assert "orjson" in answer.result["errorMessage"], answer.result
+
+
+def test_where_ci_requires_the_image_tier_an_image_test_that_cannot_run_fails(monkeypatch: pytest.MonkeyPatch):
+    """.ci/run sets $CDK_UV_TEST_OCI=required where an engine can be had: no engine, or a base image that does
+    not run, then fails the test instead of skipping it; another architecture's image is still a skip."""
+    other = next(arch for arch in oci.PLATFORMS if arch != oci.HOST_ARCH)
+    monkeypatch.setenv("CDK_UV_TEST_OCI", "required")
+    with pytest.raises(pytest.fail.Exception, match=r"the image tier must run here .*: no engine"):
+        oci.unavailable("no engine")
+    with pytest.raises(pytest.skip.Exception, match="no binfmt handler"):
+        oci.unavailable("no binfmt handler", other)
+    monkeypatch.delenv("CDK_UV_TEST_OCI")
+    with pytest.raises(pytest.skip.Exception, match="no engine"):
+        oci.unavailable("no engine")
 
 
 def _assert_same_tree(image: dict[str, tuple[str, int, bytes]], folder: Path | None) -> None:
@@ -331,7 +345,7 @@ def test_cdk_uv_invoke_builds_the_sample_image_and_answers_from_inside_it(
     """`cdk-uv invoke cdk.out OrdersImage`: the image built as `cdk deploy` would, the answer from inside it;
     a second invoke reuses the image, as `cdk deploy` does."""
     if base("3.12", "x86_64").runnable:
-        pytest.skip(base("3.12", "x86_64").runnable)
+        oci.unavailable(base("3.12", "x86_64").runnable, "x86_64")
     event = json.loads((EVENTS / "orders.json").read_text())
     (samples_app.out.parent / "event.json").write_text(json.dumps(event))
     monkeypatch.setenv("CDK_DOCKER", engine.client)
@@ -362,7 +376,7 @@ def test_cdk_uv_profile_of_the_sample_image_starts_fresh_containers(
     """`cdk-uv profile cdk.out OrdersImage --json`: each start a fresh container of the image `cdk deploy` would
     build, the init timed inside it, its imports given to the image's distributions, and without bytecode."""
     if base("3.12", "x86_64").runnable:
-        pytest.skip(base("3.12", "x86_64").runnable)
+        oci.unavailable(base("3.12", "x86_64").runnable, "x86_64")
     monkeypatch.setenv("CDK_DOCKER", engine.client)
     fn = samples_app.images["UvSample/OrdersImage"]
     assert fn.image is not None
@@ -389,7 +403,7 @@ def test_a_user_dockerfile_gets_the_targets_python_as_a_build_argument(
     assert base_of(fn) == f"{oci.BASE_IMAGE}:3.13"
     assert fn.command == ()  # DockerImageCode.from_ecr without cmd: the Dockerfile's CMD names the handler
     if base("3.13", "x86_64").runnable:
-        pytest.skip(base("3.13", "x86_64").runnable)
+        oci.unavailable(base("3.13", "x86_64").runnable, "x86_64")
     code, out, err = cdk_uv_invoke(engine, fixture_app, "Stack/Versioned", capsys, monkeypatch)
     assert code == 0, err
     assert json.loads(out) == ANSWER["api"]  # orjson built for CPython 3.13 imports: the image's Python is 3.13
@@ -405,7 +419,7 @@ def test_a_base_image_pinned_by_digest_builds_from_that_image_only(
     pinned = fixture_app.images["Stack/Pinned"]
     assert base_of(pinned) == f"{oci.BASE_IMAGE}:3.12@{fixture_app.pinned}"
     if base("3.12", "x86_64").runnable:
-        pytest.skip(base("3.12", "x86_64").runnable)
+        oci.unavailable(base("3.12", "x86_64").runnable, "x86_64")
     answer = engine.invoke(built(pinned), "api.handler.main", {"name": "img"}, name="Pinned")
     assert answer.ok, answer.result
     assert answer.result == ANSWER["api"]
