@@ -307,6 +307,8 @@ def _from_store(
                 failure=request.failure,
                 root=root,
                 config_dir=config,
+                team=remote,
+                log=log,
             )
     own = work / _OWN
     own.mkdir()

@@ -194,6 +194,7 @@ class TeamCache:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(CONNECTIONS))
     _recorded: Stats = field(default_factory=Stats)
+    _stored: set[tuple[str, str]] = field(default_factory=set)  # (kind, key) uploaded by this process
 
     @property
     def readable(self) -> bool:
@@ -247,6 +248,10 @@ class TeamCache:
         """Upload the local entry ``entry`` (a folder of ``kind``), if this machine writes. Best effort."""
         if not self.write or self._writes_off or self._reads_off:
             return
+        with self._lock:
+            if (kind, entry.name) in self._stored:
+                return
+            self._stored.add((kind, entry.name))
         info = _cache.read_info(entry)
         if info is None:
             return

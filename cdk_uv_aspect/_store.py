@@ -19,7 +19,8 @@ own folder.
 
 Builds running side by side in one process claim the entries they install (``_state.STORE_CLAIMS``):
 one installs a distribution, the others wait for it. Two processes may both install one; the first
-rename wins, as for builds.
+rename wins, as for builds. With a team cache (``_remote``), a claimed entry is first downloaded from
+it, side by side with the others, and a writer uploads the entries it installed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import re
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
@@ -38,6 +40,7 @@ from . import _asset, _cache, _prune, _state, _uv
 from ._failure import Failure
 from ._files import work_dir
 from ._names import normalize
+from ._remote import CONNECTIONS, TeamCache
 from ._runner import Runner
 from ._target import Target
 from ._version import LIBRARY_VERSION
@@ -115,8 +118,11 @@ def entries(
     failure: Failure,
     root: Path,
     config_dir: Path | None,
+    team: TeamCache | None = None,
+    log: Log | None = None,
 ) -> list[Path]:
-    """The store entry of each requirement: found intact, or installed now (once, whoever asks first)."""
+    """The store entry of each requirement: found intact, else downloaded from the team cache (``team``),
+    else installed now (once, whoever asks first) and shared there."""
     store = _cache.private_dir(cache_dir / STORE)
     _prune.sweep(store)
     wanted = {store / entry_name(item, setting): item for item in locked}
@@ -146,7 +152,10 @@ def entries(
                     mine.append(entry)
                 else:
                     theirs.append(claim)
+        claimed = list(mine)
         try:
+            if mine and team is not None:
+                mine = _download(team, mine, store, log)
             if mine:
                 _install(
                     [(entry, wanted[entry]) for entry in mine],
@@ -159,14 +168,30 @@ def entries(
                     config_dir=config_dir,
                 )
         finally:
-            for entry in mine:
+            for entry in claimed:
                 _state.STORE_CLAIMS[entry].set()
+        if team is not None:
+            _upload(team, [entry for entry in mine if _intact(entry)], log)
         for claim in theirs:
             claim.wait()
     missing = [entry for entry in wanted if not _intact(entry)]
     if missing:  # pragma: no cover - another process keeps replacing them
         raise Refused(f"store entries could not be published: {', '.join(e.name for e in missing)}")
     return list(wanted)
+
+
+def _download(team: TeamCache, entries: list[Path], store: Path, log: Log | None) -> list[Path]:
+    """Fetch ``entries`` from the team cache, side by side (each a small object); those it does not have."""
+    with ThreadPoolExecutor(max_workers=min(len(entries), CONNECTIONS)) as pool:
+        found = list(pool.map(lambda entry: team.fetch(STORE, entry.name, store, log), entries))
+    return [entry for entry, info in zip(entries, found, strict=True) if info is None]
+
+
+def _upload(team: TeamCache, entries: list[Path], log: Log | None) -> None:
+    """Share the entries installed here (writers only; ``store`` does nothing otherwise)."""
+    if entries and team.write:
+        with ThreadPoolExecutor(max_workers=min(len(entries), CONNECTIONS)) as pool:
+            list(pool.map(lambda entry: team.store(STORE, entry, log), entries))
 
 
 def _intact(entry: Path) -> bool:

@@ -80,6 +80,8 @@ def local_wheels(
         entry = cache / wheel_key(workspace, package, uv.version, cache_dir)
         with _state.wheel_lock(entry):  # builds running side by side wait for one build of a shared package
             if (not rebuild or entry in _state.WHEELS_BUILT) and _cache.use(entry) is not None:
+                if team is not None and entry in _state.WHEELS_BUILT:  # built here, by another build's batch
+                    team.store(_cache.WHEELS, entry, log)  # (once: the team cache skips what it stored)
                 return sorted((entry / _cache.ASSET).glob("*.whl"))
             if not rebuild and team is not None and team.fetch(_cache.WHEELS, entry.name, cache, log) is not None:
                 return sorted((entry / _cache.ASSET).glob("*.whl"))
