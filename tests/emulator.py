@@ -4,7 +4,8 @@
 with test credentials. The sample is synthesized with ``-c assets-bucket=...``
 (``CliCredentialsStackSynthesizer``: no bootstrap stack needed) and deployed with ``--method=direct``
 (moto's change-set path fails on redeploys). The fixtures ``emulator`` and ``build_cache`` are
-session-wide (conftest.py imports them): one server for every deploy test.
+session-wide (conftest.py imports them): one server for every deploy test. ``timeline`` deploys a checkout
+after each of a list of changes (``Step``: what the emulator had after each deploy, zips included).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -78,12 +79,21 @@ class Emulator:
         return self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
+# moto (5.x) gives its CloudFormation LayerVersion no physical id, so a Ref to it resolves to the model object
+# instead of the layer version's ARN, and updating a function that lists a layer fails in moto. The emulator
+# runs moto_server with that one attribute added (the ARN, as CloudFormation's Ref of a LayerVersion returns).
+MOTO = (
+    "import sys; from moto.awslambda.models import LayerVersion; "
+    "LayerVersion.physical_resource_id = property(lambda self: self.arn); "
+    "from moto.server import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """moto_server on a free loopback port, stopped by its pid at the end (also when a test failed)."""
-    server = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
-    assert server, "the deploy tests need moto_server: install the test extras (`pip install -e '.[test]'`)"
-    with running_moto([server], tmp_path_factory.mktemp("emulator")) as running:
+    """moto_server (patched as MOTO says) on a free loopback port, stopped by its pid at the end (also when a
+    test failed). One server for every deploy test of the session; each timeline starts with ``reset()``."""
+    with running_moto([sys.executable, "-c", MOTO], tmp_path_factory.mktemp("emulator")) as running:
         yield running
 
 
@@ -153,16 +163,18 @@ class Deployed:
     handler: str
     architecture: str  # from the deployed template: moto's Lambda reports x86_64 for every function
     s3_key: str
+    layers: tuple[str, ...] = ()  # the logical ids of the layer versions it lists (named by their content)
 
 
 class Checkout:
     """A private copy of samples/ (a checkout of the repository's sample), deployed with the real CLI."""
 
-    def __init__(self, folder: Path, emulator: Emulator, cache: Path, umask: int = 0o022) -> None:
+    def __init__(self, folder: Path, emulator: Emulator, cache: Path, umask: int = 0o022, stack: str = STACK) -> None:
         self.folder = folder
         self.emulator = emulator
         self.cache = cache
         self.umask = umask  # of the CLI, the app and every build they start
+        self.stack = stack  # the one stack its app deploys
 
     @classmethod
     def copy_of(cls, source: Path, dest: Path, emulator: Emulator, cache: Path, **kwargs) -> Checkout:
@@ -217,13 +229,17 @@ class Checkout:
         assert old in text, f"the edit for {package} no longer matches {relpath}"
         path.write_text(text.replace(old, new))
 
+    def resources(self) -> dict[str, Any]:
+        """Logical id -> resource of the deployed template, read back from the emulator."""
+        body = self.emulator.client("cloudformation").get_template(StackName=self.stack)["TemplateBody"]
+        return (json.loads(body) if isinstance(body, str) else body)["Resources"]
+
     def functions(self) -> dict[str, Deployed]:
         """Construct path -> the deployed function, read back from the emulator."""
         cfn, lambda_ = self.emulator.client("cloudformation"), self.emulator.client("lambda")
-        body = cfn.get_template(StackName=STACK)["TemplateBody"]
-        resources = (json.loads(body) if isinstance(body, str) else body)["Resources"]
+        resources = self.resources()
         found = {}
-        for res in cfn.describe_stack_resources(StackName=STACK)["StackResources"]:
+        for res in cfn.describe_stack_resources(StackName=self.stack)["StackResources"]:
             if res.get("ResourceType") != "AWS::Lambda::Function":
                 continue
             template = resources[res["LogicalResourceId"]]
@@ -239,14 +255,55 @@ class Checkout:
                 config["Handler"],
                 (props.get("Architectures") or ["x86_64"])[0],
                 props["Code"]["S3Key"],
+                tuple(ref["Ref"] for ref in props.get("Layers", [])),
             )
         return found
+
+    def layers(self) -> dict[str, str]:
+        """Logical id -> the S3 key of the zip of every layer version in the deployed template."""
+        return {
+            lid: r["Properties"]["Content"]["S3Key"]
+            for lid, r in self.resources().items()
+            if r["Type"] == "AWS::Lambda::LayerVersion"
+        }
 
     def packages(self) -> dict[str, str]:
         """Construct path -> the uv package the sample marks it with (from the synthesized assembly)."""
         from cdk_uv_aspect._assembly import functions
 
         return {fn.path: fn.package for fn in functions(self.folder / "cdk.out") if fn.package}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One `cdk deploy` and what the emulator had after it."""
+
+    output: str  # the CLI's
+    functions: dict[str, Deployed]
+    zips: dict[str, bytes]  # construct path -> the zip its code came from, read back from the bucket
+    layer_zips: dict[str, bytes]  # logical id of a layer version -> its zip, read back from the bucket
+
+
+def deploy(checkout: Checkout) -> Step:
+    """``cdk deploy`` of the checkout; what was deployed, and the zips, read back from the emulator."""
+    output = checkout.deploy()
+    functions = checkout.functions()
+    zips = {path: checkout.emulator.object(fn.s3_key) for path, fn in functions.items()}
+    layer_zips = {lid: checkout.emulator.object(key) for lid, key in checkout.layers().items()}
+    return Step(output, functions, zips, layer_zips)
+
+
+def timeline(checkout: Checkout, changes: Mapping[str, Callable[[], object] | None]) -> dict[str, Step]:
+    """A deploy timeline on a freshly reset emulator: for each change in order, make it (``None``: nothing)
+    and deploy. One timeline per module instead of a fresh stack per test: each deploy takes seconds of CPU,
+    and each test reads the step it is about."""
+    checkout.emulator.reset()
+    steps = {}
+    for name, change in changes.items():
+        if change is not None:
+            change()
+        steps[name] = deploy(checkout)
+    return steps
 
 
 def sha256_b64(data: bytes) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from emulator import EVENTS, STACK, Checkout, Deployed, Emulator, sha256_b64
+from emulator import EVENTS, STACK, Checkout, Deployed, Emulator, Step, deploy, sha256_b64, timeline
 from helpers import REPO
 
 from cdk_uv_aspect._invoke import invoke
@@ -34,21 +34,6 @@ def code_changes(before: dict[str, Deployed], after: dict[str, Deployed]) -> set
 
 
 @dataclass(frozen=True)
-class Step:
-    """One `cdk deploy` and what the emulator had after it."""
-
-    output: str  # the CLI's
-    functions: dict[str, Deployed]
-    zips: dict[str, bytes]  # construct path -> the zip its code came from, read back from the bucket
-
-
-def deploy(checkout: Checkout) -> Step:
-    output = checkout.deploy()
-    functions = checkout.functions()
-    return Step(output, functions, {p: checkout.emulator.object(fn.s3_key) for p, fn in functions.items()})
-
-
-@dataclass(frozen=True)
 class History:
     checkout: Checkout
     packages: dict[str, str]  # construct path -> uv package
@@ -59,22 +44,19 @@ class History:
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory, emulator: Emulator, build_cache: Path) -> History:
-    """The sample's deploys, in order: first, unchanged, `orders` edited, then `common` edited too.
-
-    One timeline instead of a fresh stack per test: each deploy takes seconds of CPU, and each test
-    below reads the step it is about.
-    """
-    emulator.reset()
+    """The sample's deploys, in order: first, unchanged, `orders` edited, then `common` edited too."""
     checkout = Checkout.copy_of(REPO / "samples", tmp_path_factory.mktemp("laptop") / "samples", emulator, build_cache)
-    first = deploy(checkout)
-    unchanged = deploy(checkout)
-    edited = {}
-    before = unchanged
-    for package in ("orders", "common"):
-        checkout.edit(package)
-        edited[package] = (before, deploy(checkout))
-        before = edited[package][1]
-    return History(checkout, checkout.packages(), first, unchanged, edited)
+    steps = timeline(
+        checkout,
+        {
+            "first": None,
+            "unchanged": None,
+            "orders": lambda: checkout.edit("orders"),
+            "common": lambda: checkout.edit("common"),
+        },
+    )
+    edited = {"orders": (steps["unchanged"], steps["orders"]), "common": (steps["orders"], steps["common"])}
+    return History(checkout, checkout.packages(), steps["first"], steps["unchanged"], edited)
 
 
 def test_deploy_creates_every_function_from_the_zip_uploaded_for_it(history: History) -> None:
