@@ -22,6 +22,9 @@ big      200 functions in an app of 2,000+ constructs (log groups, queues, roles
 pip      A cold build of one package (sample `users`) versus `pip install --target` of the same locked
          requirements.
 start    Importing each sample handler from its asset, with bytecode versus without.
+slim     tests/fixtures/heavy's frames (numpy, pandas) for python3.12 x86_64 and arm64, whole, slim=True and
+         slim="bytecode-only": bytes unzipped and zipped, files, and the import of its handler (this machine's
+         architecture only), median of 5 x rounds.
 team     Cold synth (empty build cache and cdk.out) with the team cache filled, on moto_server on loopback,
          against the seed recipe's cold synth and the aspect's cold synth without it: N = 50 functions
          over K = 5 and 20 packages (goal: team cache at most 0.5 of the seed recipe).
@@ -483,6 +486,63 @@ class Bench:
         table(["handler", "runtime", "bytecode ms", "source ms", "ratio"], rows)
         print(f"load {load_before[0]} -> {load()[0]}")
 
+    # --- slim: numpy and pandas, whole and slimmed ------------------------------------------------
+
+    def slim(self) -> None:
+        from cdk_uv_aspect import UvOptions
+        from cdk_uv_aspect._archive import write_zip
+        from cdk_uv_aspect._build import build
+        from cdk_uv_aspect._interpreters import find_python
+        from cdk_uv_aspect._request import BuildRequest
+        from cdk_uv_aspect._runner import Runner
+        from cdk_uv_aspect._slim import Slimming, slimmed
+        from cdk_uv_aspect._target import Target
+        from cdk_uv_aspect._workspace import Workspace
+
+        runs = 5 * self.rounds
+        heavy = REPO / "tests" / "fixtures" / "heavy"
+        workspace = Workspace.find(heavy)
+        options = UvOptions(cache_dir=self.work / "slim-cache", workspace=heavy)
+        host = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+        python = find_python(self.uv, "3.12")
+        rows, data = [], []
+        load_before = load()
+        for arch in ("x86_64", "arm64"):
+            whole = build(BuildRequest.create(workspace, "frames", Target("3.12", arch), options))
+            folders = {"whole": whole}
+            for mode in ("slim", "bytecode-only"):
+                folders[mode] = slimmed(whole, Slimming(mode), Runner())  # type: ignore[arg-type]
+            times: dict[str, list[float]] = {name: [] for name in folders}
+            if arch == host and python:
+                for _ in range(runs):  # alternating, so that the machine's load falls on each alike
+                    for name, built in folders.items():
+                        times[name].append(_import_seconds(python, built.asset_dir, "frames.handler", "main"))
+            for name, built in folders.items():
+                zipped = write_zip(built.asset_dir, self.work / "slim.zip")
+                init = statistics.median(times[name]) if times[name] else None
+                proven = (built.info.get("slim") or {}).get("proven")
+                data.append(
+                    {"arch": arch, "slim": name, "bytes": built.info["bytes"], "zipped": zipped, "init": times[name]}
+                )
+                rows.append(
+                    [
+                        f"python3.12 {arch}",
+                        name,
+                        f"{built.info['bytes'] / 1e6:.1f}",
+                        f"{zipped / 1e6:.1f}",
+                        f"{built.info['files']}",
+                        "-" if init is None else f"{init * 1000:.0f}",
+                        "-" if name == "whole" else "proven" if proven else "not proven",
+                    ]
+                )
+        self.results["slim"] = data
+        print(
+            f"\nslim: frames (numpy, pandas) whole and slimmed; init: import of frames.handler, `-B -I`, "
+            f"median of {runs}"
+        )
+        table(["target", "asset", "unzipped MB", "zipped MB", "files", "init ms", "imports"], rows)
+        print(f"load {load_before[0]} -> {load()[0]}")
+
     # --- team: a cold synth served by the team cache ----------------------------------------------
 
     def team(self) -> None:
@@ -888,7 +948,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N = 10, 50 over K = 5, 2 rounds: a few minutes")
-    parser.add_argument("--only", default="compare,bump,big,pip,start,team", help="comma-separated parts to run")
+    parser.add_argument("--only", default="compare,bump,big,pip,start,team,slim", help="comma-separated parts to run")
     parser.add_argument("--n", help="comma-separated numbers of functions (default 10,50,200)")
     parser.add_argument("--k", help="comma-separated numbers of packages (default 5,20)")
     parser.add_argument("--rounds", type=int, help="alternating rounds per scenario (default 5; quick 2)")
@@ -900,9 +960,9 @@ def main() -> int:
     ks = [int(x) for x in (options.k or ("5" if options.quick else "5,20")).split(",")]
     rounds = options.rounds or (2 if options.quick else 5)
     parts = [p.strip() for p in options.only.split(",") if p.strip()]
-    unknown = set(parts) - {"compare", "bump", "big", "pip", "start", "team"}
+    unknown = set(parts) - {"compare", "bump", "big", "pip", "start", "team", "slim"}
     if unknown:
-        parser.error(f"unknown parts: {', '.join(sorted(unknown))} (choose from compare, bump, big, pip, start, team)")
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))} (choose from compare, bump, big, pip, start, team, slim)")
     options.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="work-", dir=options.out))
     bench = Bench(work, ns, ks, rounds, big_n=options.big_n or (20 if options.quick else 200))

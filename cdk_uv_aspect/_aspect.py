@@ -21,7 +21,7 @@ from constructs import IConstruct, Node
 
 from . import _layer, _prune, _state
 from ._build import Built
-from ._builds import build_all
+from ._builds import build_all, say
 from ._errors import UnexpectedError, UvError
 from ._files import file_error
 from ._handler import Missing, find_handler
@@ -33,6 +33,7 @@ from ._plan import Planned, Planner
 from ._request import BuildRequest
 from ._runner import Runner
 from ._signals import NodeGone
+from ._slim import Mode, Slimming, slimmed
 from ._state import jsii_ref
 from ._swap import ZipAsset, swap_image, swap_layer, swap_zip
 from ._validation import Failures, handler_not_built
@@ -70,13 +71,14 @@ class UvBundlingAspect:
         self._scopes: list[IConstruct] = []
         # Keyed by jsii ref (see jsii_ref), as every read through jsii is a round trip to node:
         self._planned: dict[str, Planned] = {}  # function -> its plan, until it is swapped
-        self._assets: dict[tuple[str, BuildRequest, bool], ZipAsset] = {}  # (stack, build, split) -> its asset
+        self._assets: dict[tuple[str, BuildRequest, bool, Mode | None], ZipAsset] = {}  # (stack, build, split, slim)
         self._layers = _layer.DependencyLayers()  # the layers of functions' dependencies, made once per stack
         self._pruned = False
         self._failures = Failures()  # found during this visit, reported at its end
         self._failed: set[BuildRequest] = set()
         self._halted = False  # a function could not even be planned: build nothing, report it fast
         self._handlers: dict[tuple[Path, str], Missing | None] = {}
+        self._slims: dict[tuple[Path, Slimming], Built] = {}  # (build entry, slimming) -> its slimmed build
 
     # --- the walk -------------------------------------------------------------------------------
 
@@ -199,7 +201,10 @@ class UvBundlingAspect:
         if any(request not in self._built for request in planned.requests):
             return
         try:
-            swap_layer(planned.layer, planned.node, _layer.build_layer(planned, self._built, self._runner))
+            built = _layer.build_layer(planned, self._built, self._runner)
+            if planned.slim:
+                built = self._slimmed(built, Slimming(planned.slim, layer=True))
+            swap_layer(planned.layer, planned.node, built)
         except (UvError, OSError, UnicodeError) as exc:
             request = planned.requests[0]
             known = exc if isinstance(exc, UvError) else file_error(exc, cache_dir=self.options.cache_dir)
@@ -233,11 +238,16 @@ class UvBundlingAspect:
             return
         try:
             if planned.image is not None:
+                built = self._slimmed(built, Slimming(planned.slim)) if planned.slim else built
                 swap_image(planned.function, built, planned.image, image_context(built, planned.image))
                 return
-            key = (planned.stack_ref, request, planned.layer)
+            key = (planned.stack_ref, request, planned.layer, planned.slim)
             if planned.layer:
-                built = self._layers.attach(planned.function, planned.node, planned.stack_ref, built, self._runner)
+                built = self._layers.attach(
+                    planned.function, planned.node, planned.stack_ref, built, self._runner, slim=planned.slim
+                )
+            elif planned.slim:
+                built = self._slimmed(built, Slimming(planned.slim))
             self._assets[key] = swap_zip(planned.function, planned.node, built, self._assets.get(key), planned.cfn)
         except (UvError, OSError, UnicodeError) as exc:
             # A failure of the file system here is the build cache's: the cloud assembly's are ours already
@@ -245,6 +255,13 @@ class UvBundlingAspect:
             known = exc if isinstance(exc, UvError) else file_error(exc, cache_dir=self.options.cache_dir)
             error = known.with_constructs([planned.node.path], package=request.package, target=request.target)
             self._failures.add(error, planned.node, [planned.function], cause=exc)
+
+    def _slimmed(self, built: Built, slimming: Slimming) -> Built:
+        """``built`` slimmed (see ``_slim``), once per aspect: functions sharing a build share its slimmed folder."""
+        key = (built.entry, slimming)
+        if key not in self._slims:
+            self._slims[key] = slimmed(built, slimming, self._runner, log=say)
+        return self._slims[key]
 
     def _has_handler(self, planned: Planned, built: Built) -> bool:
         """Whether the build has the function's handler; refused (or a warning, with layers) when not."""

@@ -124,6 +124,10 @@ class CodeError(UvError):
     file the runtime's Python can't compile."""
 
 
+class SlimError(UvError):
+    """Slimming (``UvOptions(slim=...)``) would break an import that works without it."""
+
+
 class ImageError(UvError):
     """An image function's Python version, Dockerfile or handler (CMD) is unusable."""
 

@@ -17,14 +17,17 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Node
 
+from . import _slim
 from ._build import Built
+from ._builds import say
 from ._derive import content_digest, layer_of, split
 from ._errors import MarkerError, TargetError, UvError
-from ._lambda import ARCHITECTURES, LAYER_LIMIT
+from ._lambda import ARCHITECTURES, LAYER_FOLDER, LAYER_LIMIT
 from ._marker import Marker
 from ._options import UvOptions
 from ._request import BuildRequest
 from ._runner import Runner
+from ._slim import Mode
 from ._swap import record_build, staging
 from ._target import Target, target_of
 from ._workspace import Workspace
@@ -63,6 +66,7 @@ class PlannedLayer:
     node: Node
     requests: tuple[BuildRequest, ...]
     others: tuple[Target, ...]  # the runtimes it lists besides the one it is built for: its wheels must load there
+    slim: Mode | None = None  # its folder is slimmed (UvOptions.slim, or its marker's)
 
 
 def plan_layer(
@@ -100,9 +104,10 @@ def plan_layer(
         chosen = (targets[0].python, targets[0].os)
         listed = [target_of(r, a) for r in runtimes for a in dict.fromkeys(archs)]
         others = tuple(t for t in listed if (t.python, t.os) != chosen)
+        slim = _slim.wanted(marker.slim, options)
     except UvError as exc:
         raise exc.with_constructs([node.path], package=package) from None
-    return PlannedLayer(layer, node, requests, others)
+    return PlannedLayer(layer, node, requests, others, slim)
 
 
 def _layer_targets(runtimes: list[str], archs: list[str], python: str | None, package: str) -> list[Target]:
@@ -162,17 +167,20 @@ class DependencyLayers:
     """The layers the aspect made, by stack, target and content: functions that share them share one."""
 
     made: dict[tuple[str, str, str], lambda_.LayerVersion] = field(default_factory=dict)
-    splits: dict[Path, tuple[Built, Built | None]] = field(default_factory=dict)  # build entry -> split
+    splits: dict[tuple[Path, Mode | None], tuple[Built, Built | None]] = field(default_factory=dict)
 
-    def attach(self, function: lambda_.Function, node: Node, stack_ref: str, built: Built, runner: Runner) -> Built:
+    def attach(
+        self, function: lambda_.Function, node: Node, stack_ref: str, built: Built, runner: Runner, slim: Mode | None
+    ) -> Built:
         """Put ``built``'s third-party packages into a layer attached to ``function``; return its code's build
-        (the workspace's packages only). A build with no third-party package is returned as it is."""
+        (the workspace's packages only). A build with no third-party package is returned as it is (slimmed,
+        with ``slim``); with ``slim``, the layer and the code are slimmed each (see ``_slim``)."""
         try:
-            if built.entry not in self.splits:
-                self.splits[built.entry] = split(built, runner)
-            code, layer = self.splits[built.entry]
+            if (built.entry, slim) not in self.splits:
+                self.splits[(built.entry, slim)] = self._split(built, runner, slim)
+            code, layer = self.splits[(built.entry, slim)]
             if layer is None:
-                return built
+                return code
             digest = content_digest(layer)
             target = built.request.target
             key = (stack_ref, target.key, digest)
@@ -203,3 +211,14 @@ class DependencyLayers:
         except UvError as exc:
             raise exc.with_constructs([node.path], package=built.request.package, target=built.request.target) from None
         return code
+
+    @staticmethod
+    def _split(built: Built, runner: Runner, slim: Mode | None) -> tuple[Built, Built | None]:
+        code, layer = split(built, runner)
+        if slim is None:
+            return code, layer
+        if layer is None:
+            return _slim.slimmed(code, _slim.Slimming(slim), runner, log=say), None
+        layer = _slim.slimmed(layer, _slim.Slimming(slim, layer=True), runner, log=say)
+        beside = (layer.asset_dir / LAYER_FOLDER,)  # its code imports the layer's packages
+        return _slim.slimmed(code, _slim.Slimming(slim, beside=beside), runner, log=say), layer

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import MarkerError
 from ._names import is_name, is_python_version, normalize
@@ -28,7 +28,9 @@ LAYER_KEY = "dependencies_layer"
 """The marker key that puts a zip function's third-party dependencies into a layer (or keeps them in)."""
 BUDGET_KEY = "init_budget_ms"
 """The marker key of a function's own init budget for the policy checks (``PolicyOptions.init_budget_ms``)."""
-KEYS = ("package", *SELECTION_KEYS, *IMAGE_KEYS, LAYER_KEY, BUDGET_KEY)
+SLIM_KEY = "slim"
+"""The marker key that slims a function's or a layer's asset (True, False or "bytecode-only"), or keeps it whole."""
+KEYS = ("package", *SELECTION_KEYS, *IMAGE_KEYS, LAYER_KEY, BUDGET_KEY, SLIM_KEY)
 
 _EXAMPLE = '{"package": "api", "extras": ["fast"], "groups": ["otel"]}'
 
@@ -41,8 +43,8 @@ def is_digest(value: object) -> bool:
 @dataclass(frozen=True)
 class Marker:
     """A marker's data, checked: the package (normalized), the extras and dependency groups it chooses
-    (normalized, sorted), the image-only settings (``python`` is a layer's too), and whether a zip function's
-    third-party dependencies go into a layer (None: as the options say)."""
+    (normalized, sorted), the image-only settings (``python`` is a layer's too), whether a zip function's
+    third-party dependencies go into a layer, and whether its asset is slimmed (None: as the options say)."""
 
     package: str
     extras: tuple[str, ...] = ()
@@ -53,6 +55,7 @@ class Marker:
     base_digest: str | None = None
     dependencies_layer: bool | None = None
     init_budget_ms: float | None = None
+    slim: bool | Literal["bytecode-only"] | None = None
 
     @classmethod
     def parse(cls, data: Any) -> Marker:
@@ -108,8 +111,14 @@ class Marker:
                 f"the uv marker's {BUDGET_KEY} must be a number of milliseconds above 0, got {budget!r}",
                 fix=f'write it as {{"package": "api", "{BUDGET_KEY}": 300}}',
             )
+        slim = fields.get(SLIM_KEY)
+        if not (slim is None or slim is True or slim is False or slim == "bytecode-only"):
+            raise MarkerError(
+                f"the uv marker's {SLIM_KEY} must be true, false or 'bytecode-only', got {slim!r}",
+                fix=f'write it as {{"package": "api", "{SLIM_KEY}": True}}',
+            )
         sorted_args = tuple(sorted(args.items()))
-        return cls(normalize(package), extras, groups, python, dockerfile, sorted_args, digest, layer, budget)
+        return cls(normalize(package), extras, groups, python, dockerfile, sorted_args, digest, layer, budget, slim)
 
     @property
     def image_settings(self) -> dict[str, Any]:
@@ -130,6 +139,8 @@ class Marker:
             extra[LAYER_KEY] = self.dependencies_layer
         if self.init_budget_ms is not None:
             extra[BUDGET_KEY] = self.init_budget_ms
+        if self.slim is not None:
+            extra[SLIM_KEY] = self.slim
         return {"package": self.package, **extra} if extra else self.package
 
 
@@ -187,6 +198,7 @@ def mark_package(
     base_digest: str | None = None,
     dependencies_layer: bool | None = None,
     init_budget_ms: float | None = None,
+    slim: bool | Literal["bytecode-only"] | None = None,
 ) -> None:
     """Mark ``function`` (or a ``LayerVersion``) as built from uv workspace package ``package``.
 
@@ -215,6 +227,10 @@ def mark_package(
     ``PolicyOptions(init_budget_ms=...)`` for every function)::
 
         mark_package(fn, "api", init_budget_ms=300)
+    ``slim`` slims this function's (or layer's) asset, whatever ``UvOptions(slim=...)`` says: ``True``,
+    ``"bytecode-only"``, or ``False`` to keep it whole (see ``UvOptions.slim``)::
+
+        mark_package(fn, "api", slim=True)
 
     A marked ``LayerVersion`` is built as a Python layer (``python/``, at ``/opt/python``) for its compatible
     runtimes and architectures; ``python`` says which Python when its runtimes span several::
@@ -231,6 +247,7 @@ def mark_package(
         "base_digest": base_digest,
         "dependencies_layer": dependencies_layer,
         "init_budget_ms": init_budget_ms,
+        "slim": slim,
     }
     try:
         marker = Marker.parse({key: value for key, value in data.items() if value is not None})

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ._errors import SettingError
 from ._marker import is_digest
@@ -112,6 +112,17 @@ class UvOptions(BaseModel):
         "{'dependencies_layer': ...} decides per function. Image and Lambda@Edge functions, which can't have "
         "layers, keep their dependencies.",
     )
+    slim: bool | Literal["bytecode-only"] = Field(
+        default=False,
+        description="Slim every marked function's asset (and layer) after its build: third-party test suites "
+        "and files no import reads (type stubs, C sources and headers, static libraries) left out, and debug "
+        "symbols stripped from native libraries with a strip tool for the target's architecture (llvm-strip, "
+        "or binutils for it; without one nothing is stripped, and the build says so). Then proven: every "
+        "top-level module of the asset's distributions is imported from the slimmed folder by the runtime's "
+        "Python, and a module that no longer imports fails the build. 'bytecode-only' also ships third-party "
+        "modules as .pyc alone (your own packages keep their sources). A marker's {'slim': ...} decides per "
+        "function.",
+    )
     bytecode: bool = Field(
         default=True,
         description="Compile .pyc files for the runtime's exact Python version (needs that interpreter "
@@ -208,6 +219,7 @@ class UvOptions(BaseModel):
             groups: Sequence[str] = ...,
             omit_runtime_provided: bool = ...,
             dependencies_layer: bool = ...,
+            slim: bool | Literal["bytecode-only"] = ...,
             bytecode: bool = ...,
             cache_dir: str | os.PathLike[str] = ...,
             rebuild: bool = ...,
@@ -227,6 +239,22 @@ class UvOptions(BaseModel):
     @classmethod
     def _uv_path_as_text(cls, value: object) -> object:
         return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("slim", mode="before")
+    @classmethod
+    def _slim_mode(cls, value: object) -> object:
+        if not (value is True or value is False or value == "bytecode-only"):
+            raise ValueError(f"slim takes True, False or 'bytecode-only', got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _bytecode_only_needs_bytecode(self) -> UvOptions:
+        if self.slim == "bytecode-only" and not self.bytecode:
+            raise ValueError(
+                "slim='bytecode-only' ships compiled modules, and bytecode=False compiles none: "
+                "set bytecode=True, or slim=True"
+            )
+        return self
 
     @field_validator("exclude", mode="before")
     @classmethod

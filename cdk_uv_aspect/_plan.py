@@ -16,7 +16,7 @@ from aws_cdk import Token
 from aws_cdk import aws_lambda as lambda_
 from constructs import Node
 
-from . import _layer
+from . import _layer, _slim
 from ._builds import say
 from ._errors import MarkerError, TargetError, UvError, WorkspaceError
 from ._image import ImageSpec, image_spec, is_image_function
@@ -25,6 +25,7 @@ from ._lambda import EDGE_ARCHITECTURE, EDGE_RUNTIMES
 from ._marker import Marker
 from ._options import UvOptions
 from ._request import BuildRequest
+from ._slim import Mode
 from ._state import jsii_ref
 from ._target import Target, target_of
 from ._workspace import Package, Workspace, app_folder
@@ -42,6 +43,7 @@ class Planned:
     handler: str | None  # None: not known at synthesis, or in an image this library does not write
     layer: bool = False  # its third-party dependencies go to a layer (UvOptions.dependencies_layer)
     cfn: lambda_.CfnFunction | None = None  # its CfnFunction, read when planned (a zip function's)
+    slim: Mode | None = None  # its asset is slimmed (UvOptions.slim)
 
 
 class Planner:
@@ -92,10 +94,11 @@ class Planner:
                 workspace, package.name, target, self.options, extras=marker.extras, groups=marker.groups
             )
             layer = _layer.wants_layer(marker, self.options, image=image is not None, edge=edge)
+            slim = _slim.wanted(marker.slim, self.options)
         except UvError as exc:
             # The path is read only when needed; the package and target, where they were known.
             raise exc.with_constructs([node.path], package=_package_named(data), target=target) from None
-        return Planned(function, node, stack, request, image, handler, layer, cfn)
+        return Planned(function, node, stack, request, image, handler, layer, cfn, slim)
 
     def _read_once(self, value: Any, read: Callable[[Any], Any]) -> Any:
         # Functions share a few Runtime and Architecture objects: each is read through jsii once.

@@ -46,6 +46,9 @@ class BuildRecord:
     asset: str | None = None  # the construct path of a zip asset (the functions of a stack share it)
     image: ImageRecord | None = None  # an image function's
     layer: bool = False  # a layer's record: a marked LayerVersion, or a function's dependencies
+    # Slimmed (UvOptions.slim): mode, bytesBefore, bytes, removed, strip, native, stripped, unstripped, modules,
+    # and proven (the interpreter) or unproven (why). See _slim.
+    slim: Mapping[str, Any] | None = None
 
     def as_data(self) -> dict[str, Any]:
         """The metadata entry's data: JSON, camelCase keys; a field that is None is left out (as the CDK
@@ -92,6 +95,7 @@ class BuildRecord:
                 else None
             ),
             layer=data.get("layer") is True,
+            slim=dict(data["slim"]) if isinstance(data.get("slim"), Mapping) else None,
         )
 
 

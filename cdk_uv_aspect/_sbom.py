@@ -234,3 +234,20 @@ def _dependency_names(entry: Mapping[str, Any], extras: Iterable[str], groups: I
     lists += [(entry.get("optional-dependencies") or {}).get(extra) or [] for extra in extras]
     lists += [(entry.get("dev-dependencies") or {}).get(group) or [] for group in groups]
     return {normalize(d["name"]) for deps in lists for d in deps if isinstance(d, dict) and "name" in d}
+
+
+def workspace_packages(document: Path) -> set[str] | None:
+    """The workspace's own distributions named by an SBOM of ours (the subject and the components with a
+    workspace path), normalized; None when there is no such document."""
+    try:
+        bom = json.loads(document.read_text())
+        subject = bom["metadata"]["component"]
+        components = [subject, *bom.get("components", [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    found = {normalize(str(subject.get("name")))}
+    for component in components:
+        properties = component.get("properties") or []
+        if any(p.get("name") == "cdk-uv:workspace:path" for p in properties if isinstance(p, dict)):
+            found.add(normalize(str(component.get("name"))))
+    return found

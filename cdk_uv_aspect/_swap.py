@@ -193,11 +193,14 @@ def record_build(
         build_seconds=round(built.seconds, 3),
         cached=built.cached,
         origin=built.origin,
-        key=None if layer else built.key,  # a layer's folder is derived from a build: not one verify rebuilds
+        # A layer's folder is derived from a build: not one verify rebuilds. A function's code split from its
+        # dependencies, or slimmed, is derived from the build it records: the one verify rebuilds.
+        key=None if layer else str((info.get("derived") or {}).get("from") or built.key),
         requires_python=str(requires_python) if requires_python is not None else None,
         asset=asset,
         image=image,
         layer=layer,
+        slim=info.get("slim"),
     )
     node.add_metadata(BUILT, record.as_data())
     return record

@@ -290,6 +290,44 @@ def test_uv_asset_size_noncompliance_3_counts_the_function_layers(tmp_path: Path
     assert "1 layer(s) defined outside this app, not counted" in result.message
 
 
+def test_uv_asset_size_noncompliance_4_says_what_each_way_out_gives_measured(tmp_path: Path):
+    """Over the limit, the error says what slim=True and slim='bytecode-only' would leave (measured: test suites,
+    unread files, sources), that a dependencies layer moves the third-party bytes into a layer counted all the
+    same, and that an image function fits."""
+    root = asset(
+        tmp_path,
+        {
+            "app/handler.py": "def main(event, context):\n    return 1\n",
+            "app-0.1.0.dist-info/RECORD": "app/handler.py,,\n",
+            "bulky/__init__.py": "",
+            "bulky/__pycache__/big.cpython-312.pyc": b"\0" * 1024,
+            "bulky-1.0.dist-info/RECORD": "bulky/__init__.py,,\nbulky/core.bin,,\nbulky/big.py,,\n"
+            "bulky/__init__.pyi,,\nbulky/tests/data.bin,,\n",
+        },
+    )
+    mib = 1024 * 1024
+    sparse(root, "bulky/core.bin", 200 * mib)
+    sparse(root, "bulky/big.py", 2 * mib)
+    sparse(root, "bulky/__init__.pyi", 3 * mib)
+    sparse(root, "bulky/tests/data.bin", 55 * mib)
+    result = size.check(facts(asset_dir=root), OPTIONS)
+    assert isinstance(result, NonCompliant) and result.level is None
+    message = result.message
+    assert "260.0 MiB unzipped, over Lambda's limit" in message
+    assert (
+        "slim=True: 202.0 MiB, fits (leaves out test suites 55.0 MiB, unread files 3.0 MiB, debug symbols 0.0 MiB)"
+        in message
+    )
+    assert "slim='bytecode-only': 200.0 MiB, fits (third-party sources too, 2.0 MiB)" in message
+    assert "dependencies_layer=True: 0.0 MiB in its zip and 260.0 MiB in a layer, 260.0 MiB together" in message
+    assert "layers count toward the same limit" in message
+    assert "an image function (DockerImageFunction" in message and "260.0 MiB of code in its image, fits" in message
+    slimmed = {**(facts().build or {}), "slim": {"mode": "slim", "bytesBefore": 300 * mib}}
+    again = size.check(facts(asset_dir=root, build=slimmed), OPTIONS)
+    assert isinstance(again, NonCompliant) and "it is slimmed already (from 300.0 MiB)" in again.message
+    assert "slim=True:" not in again.message and "slim='bytecode-only': 200.0 MiB, fits" in again.message
+
+
 # --- uv-requires-python -------------------------------------------------------------------------------
 
 

@@ -21,7 +21,8 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         description="A table of every Lambda function in the cloud assembly (nested stages included): "
         "construct path, uv package (or 'not uv-built'), target, extras and dependency groups deployed, asset "
         "hash, size unzipped and zipped, file count, build time and where the build came from (built here, "
-        "the build cache or the team cache); for image functions, the base image (its registry left out, a pinned "
+        "the build cache or the team cache); for slimmed assets (UvOptions(slim=...)), their size before slimming "
+        "and whether every module was proven to import; for image functions, the base image (its registry left out, a pinned "
         "digest shortened). An asset folder missing from the assembly is shown as 'missing', said on stderr, "
         "and exits 1. With --sbom: the CycloneDX SBOM of each function's asset instead.",
     )
@@ -89,10 +90,13 @@ def run(options: argparse.Namespace) -> int:
             "files": "missing" if r["assetMissing"] else "-" if r["files"] is None else r["files"],
             "build": "-" if r["buildSeconds"] is None else f"{r['buildSeconds']:.1f}s",
             "from": r["origin"] or "-",
+            "slim": _slim_cell(r["slim"]),
             "base image": _short_image(r["baseImage"]),
         }
         for r in records
     ]
+    if not any(r["slim"] for r in records):  # nothing slimmed: no column for it
+        rows = [{k: v for k, v in row.items() if k != "slim"} for row in rows]
     if not any(r["baseImage"] for r in records):  # no image function: no column for it
         rows = [{k: v for k, v in row.items() if k != "base image"} for row in rows]
     print(_table(rows))
@@ -142,7 +146,17 @@ def _report_row(fn: AssemblyFunction, assembly: Path) -> dict[str, Any]:
         "origin": (build.origin or {True: "cache", False: "built"}.get(build.cached)) if build else None,  # type: ignore[arg-type]
         "key": build.key if build else None,
         "baseImage": build.image.base if build and build.image else None,
+        "slim": dict(build.slim) if build and build.slim else None,
     }
+
+
+def _slim_cell(slim: dict[str, Any] | None) -> str:
+    """``68.2 MB before, proven`` for a slimmed asset: its size before slimming, and whether every module was
+    shown to import (``not proven`` where no interpreter of the target runs here)."""
+    if not slim:
+        return "-"
+    proof = "proven" if slim.get("proven") else "not proven" if slim.get("unproven") else "nothing to prove"
+    return f"{size(slim.get('bytesBefore'))} before, {proof}"
 
 
 def _short_image(reference: str | None) -> str:
