@@ -52,7 +52,7 @@ from ._errors import MarkerError, SlimError
 from ._files import work_dir
 from ._interpreters import find_python
 from ._lambda import ARCHITECTURES, HOST_MACHINES, LAYER_FOLDER
-from ._marker import normalize
+from ._names import normalize
 from ._options import UvOptions
 from ._request import BuildRequest
 from ._runner import Bounded, Runner

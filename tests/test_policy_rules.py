@@ -322,7 +322,7 @@ def test_uv_asset_size_noncompliance_4_says_what_each_way_out_gives_measured(tmp
     assert "dependencies_layer=True: 0.0 MiB in its zip and 260.0 MiB in a layer, 260.0 MiB together" in message
     assert "layers count toward the same limit" in message
     assert "an image function (DockerImageFunction" in message and "260.0 MiB of code in its image, fits" in message
-    slimmed = {**(facts().build or {}), "slim": {"mode": "slim", "bytesBefore": 300 * mib}}
+    slimmed = replace(facts().build, slim={"mode": "slim", "bytesBefore": 300 * mib})  # type: ignore[type-var]
     again = size.check(facts(asset_dir=root, build=slimmed), OPTIONS)
     assert isinstance(again, NonCompliant) and "it is slimmed already (from 300.0 MiB)" in again.message
     assert "slim=True:" not in again.message and "slim='bytecode-only': 200.0 MiB, fits" in again.message

@@ -46,6 +46,7 @@ def test_a_record_reads_back_as_it_was_written():
         key="api-python3.12-arm64-" + "0" * 32,
         requires_python=">=3.11",
         image=ImageRecord("3.12", "default", "public.ecr.aws/lambda/python:3.12"),
+        slim={"mode": "slim", "bytesBefore": 5000, "bytes": 3400, "unproven": "no arm64 Python 3.12 runs here"},
     )
     data = json.loads(json.dumps(record.as_data()))  # as the CDK writes it into manifest.json
     assert set(data) == KEYS - {"asset"}  # an image has no zip asset

@@ -359,6 +359,15 @@ def test_slim_applies_to_zip_functions_and_dependencies_layers_and_shows_in_the_
     reported = {r["function"]: r for r in json.loads(listed.stdout)}
     assert reported["Stack/Slim"]["slim"] == slim["slim"] and reported["Stack/Whole"]["slim"] is None
 
+    # The slimmed function and the one whose code was split from its layer record the build they come from:
+    # the one `cdk-uv verify` builds again (the same key as the whole function's).
+    assert slim["key"] == whole["key"] == records["/Stack/Layered"]["key"]
+    checked = subprocess.run(
+        [cli, "verify", str(out), "--workspace", str(planted), "--json"], capture_output=True, text=True, env=env
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert [(v["key"], v["verdict"]) for v in json.loads(checked.stdout)] == [(whole["key"], "same")]
+
 
 @pytest.mark.slow
 def test_slim_applies_to_image_functions_and_marked_layers(planted: Path, cache_dir: Path, tmp_path: Path):

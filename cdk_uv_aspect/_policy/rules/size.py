@@ -13,7 +13,7 @@ from pathlib import Path
 from ... import _sbom, _slim
 from ..._errors import UvError
 from ..._lambda import LAYER_FOLDER
-from ..._marker import normalize
+from ..._names import normalize
 from ..._target import Target, target_of
 from ..facts import FunctionFacts
 from ..options import LAMBDA_UNZIPPED_LIMIT, PolicyOptions
@@ -54,7 +54,7 @@ def ways_out(facts: FunctionFacts, own: int, total: int) -> str:
     assert facts.asset_dir is not None
     said = []
     target = _target(facts)
-    slim = (facts.build or {}).get("slim")
+    slim = facts.build.slim if facts.build else None
     # The folders slimming would apply to: the function's own, and the layers this library built.
     folders = [(facts.asset_dir, False)] + [(f, True) for f in facts.layer_dirs if _local(f) is not None]
     if target is not None and slim and slim.get("mode") == "bytecode-only":
