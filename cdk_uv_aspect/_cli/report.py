@@ -23,8 +23,8 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         "hash, size unzipped and zipped, file count, build time and where the build came from (built here, "
         "the build cache or the team cache); for slimmed assets (UvOptions(slim=...)), their size before slimming "
         "and whether every module was proven to import; for image functions, the base image (its registry left "
-        "out, a pinned digest shortened). An asset folder missing from the assembly is shown as 'missing', said on stderr, "
-        "and exits 1. With --sbom: the CycloneDX SBOM of each function's asset instead.",
+        "out, a pinned digest shortened). An asset folder missing from the assembly is shown as 'missing', said on "
+        "stderr, and exits 1. With --sbom: the CycloneDX SBOM of each function's asset instead.",
     )
     report.add_argument(
         "cdk_out",
