@@ -962,7 +962,8 @@ def main() -> int:
     parts = [p.strip() for p in options.only.split(",") if p.strip()]
     unknown = set(parts) - {"compare", "bump", "big", "pip", "start", "team", "slim"}
     if unknown:
-        parser.error(f"unknown parts: {', '.join(sorted(unknown))} (choose from compare, bump, big, pip, start, team, slim)")
+        known = "compare, bump, big, pip, start, team, slim"
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))} (choose from {known})")
     options.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="work-", dir=options.out))
     bench = Bench(work, ns, ks, rounds, big_n=options.big_n or (20 if options.quick else 200))

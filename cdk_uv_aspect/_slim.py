@@ -35,7 +35,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import posixpath
 import shutil
 import struct
@@ -48,10 +47,11 @@ from typing import Any, Literal
 from . import _cache, _sbom, _state
 from ._build import Built
 from ._derive import content_digest, third_party_files
+from ._emulation import Emulated, emulated_python, host_architecture
 from ._errors import MarkerError, SlimError
 from ._files import work_dir
 from ._interpreters import find_python
-from ._lambda import ARCHITECTURES, HOST_MACHINES, LAYER_FOLDER
+from ._lambda import ARCHITECTURES, LAYER_FOLDER
 from ._names import normalize
 from ._options import UvOptions
 from ._request import BuildRequest
@@ -108,7 +108,7 @@ def strip_tool(arch: str, runner: Runner) -> Strip | str:
             return found
     machine = ARCHITECTURES[arch].machine
     candidates = ["llvm-strip", *_versioned("llvm-strip-"), f"{machine}-linux-gnu-strip"]
-    if _host_arch() == arch:
+    if host_architecture() == arch:
         candidates.append("strip")  # the machine's own binutils handle its own architecture
     result: Strip | str = (
         f"no strip tool for {arch} native code was found (tried {', '.join(dict.fromkeys(candidates))}): "
@@ -139,10 +139,6 @@ def _versioned(prefix: str) -> list[str]:
         except OSError:
             continue
     return sorted(names, key=lambda n: -int(n[len(prefix) :]))
-
-
-def _host_arch() -> str:
-    return HOST_MACHINES.get(platform.machine().lower(), platform.machine())
 
 
 def native_machine(path: Path) -> int | None:
@@ -477,13 +473,13 @@ def _module(site: Path, parts: list[str], depth: int = 0) -> str | None:
 
 
 def _interpreter(target: Target, uv: str, runner: Runner) -> list[str] | str:
-    """The command that starts the runtime's Python for ``target`` here, or why none can."""
-    host = _host_arch()
-    if host != target.arch:
-        return (
-            f"this {host} machine runs no {target.arch} Python {target.python} (an emulated one is needed), so "
-            "what was slimmed is not proven to import here"
-        )
+    """The command that starts the runtime's Python for ``target`` here (under qemu-user for the other
+    architecture, see ``_emulation``), or why none can."""
+    if host_architecture() != target.arch:
+        emulated = emulated_python(target.arch, target.python)
+        if isinstance(emulated, Emulated):
+            return list(emulated.argv)
+        return f"{emulated.reason}, so what was slimmed is not proven to import here (to prove it: {emulated.fix})"
     python = find_python(uv, target.python, runner)
     if python is None:
         return f"no Python {target.python} was found on this machine, so what was slimmed is not proven to import here"
@@ -531,7 +527,8 @@ def _prove(
         broken = {m: why for m, why in failed.items() if m not in before}
         if broken:
             raise _broken(built, broken, owner, distributions, done, stripped)
-    return {"proven": f"{Path(python[-1]).name} {request.target.arch}", "modules": len(names)}
+    how = " under emulation" if host_architecture() != request.target.arch else ""
+    return {"proven": f"python{request.target.python} {request.target.arch}{how}", "modules": len(names)}
 
 
 def _import(python: list[str], path: Sequence[Path], modules: Sequence[str], runner: Runner) -> dict[str, str]:

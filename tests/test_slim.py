@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from cdk_uv_aspect import UvCode, UvOptions, mark_package, uv_image_code
 from cdk_uv_aspect._build import Built, build
+from cdk_uv_aspect._emulation import Emulated, emulated_python, host_architecture
 from cdk_uv_aspect._errors import MarkerError
 from cdk_uv_aspect._marker import Marker
 from cdk_uv_aspect._request import BuildRequest
@@ -116,7 +117,7 @@ def package(root: Path, name: str, dependency: str, wheel_file: Path, handler: s
     (folder / "src" / name / "__init__.py").write_text("")
     (folder / "src" / name / "handler.py").write_text(handler)
     (folder / "pyproject.toml").write_text(
-        f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.12"\n'
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
         f'dependencies = ["{dependency}"]\n\n[tool.uv.sources]\n'
         f'{dependency} = {{ path = "../../wheels/{wheel_file.name}" }}\n\n'
         '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
@@ -395,6 +396,55 @@ def test_slim_applies_to_image_functions_and_marked_layers(planted: Path, cache_
     assert record["slim"]["proven"] == "python3.12 x86_64" and record["bytes"] < record["slim"]["bytesBefore"]
     pyc = (layer / "shop" / "__pycache__" / "handler.cpython-312.pyc").read_bytes()
     assert b"/opt/python/shop/handler.py" in pyc
+
+
+# --- the other architecture, under emulation --------------------------------------------------------
+
+EMULATED = emulated_python("arm64", "3.11") if host_architecture() == "x86_64" else "this machine is not x86_64"
+needs_emulation = pytest.mark.skipif(
+    not isinstance(EMULATED, Emulated), reason=f"no arm64 Python 3.11 under emulation here: {EMULATED}"
+)
+
+
+@needs_emulation
+@pytest.mark.slow
+def test_an_arm64_slimmed_asset_is_proven_under_emulation(workspace: Path, cache_dir: Path):
+    """api's arm64 build for python3.11 (orjson's aarch64 library) slimmed on this x86_64 machine: every module
+    imported by an arm64 Python 3.11 under qemu-user, and the record says so."""
+    opts = UvOptions(workspace=workspace, cache_dir=cache_dir)
+    whole = build(BuildRequest.create(Workspace.find(workspace), "api", Target("3.11", "arm64"), opts))
+    said: list[str] = []
+    slim = slimmed(whole, Slimming("slim"), Runner(), log=said.append)
+    assert slim.info["slim"]["proven"] == "python3.11 arm64 under emulation", slim.info["slim"]
+    assert slim.info["slim"]["modules"] >= 1 and slim.info["slim"]["native"] >= 1  # orjson's aarch64 library
+    assert any("import (python3.11 arm64 under emulation)" in line for line in said), said
+
+
+@needs_emulation
+@pytest.mark.slow
+def test_under_emulation_a_broken_import_fails_the_arm64_build_naming_the_module(planted: Path, cache_dir: Path):
+    """The package importing its own tests, in an arm64 python3.11 function: the emulated proof fails the
+    synth naming `import plant`, for the arm64 target."""
+
+    def populate(stack):
+        add_function(
+            stack,
+            "Arm",
+            "sprout",
+            handler="sprout.handler.main",
+            runtime=lambda_.Runtime.PYTHON_3_11,
+            architecture=lambda_.Architecture.ARM_64,
+        )
+
+    message = synth_error(planted, populate, slim=True)
+    assert_complete_error(
+        message,
+        construct="Stack/Arm",
+        package="sprout",
+        target="python3.11 arm64 (Amazon Linux 2, glibc 2.26)",
+        fix="slim=False",
+        also=["slimming would break `import plant` (distribution plant 1.0)", "No module named 'plant.tests'"],
+    )
 
 
 @pytest.mark.slow
