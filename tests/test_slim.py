@@ -21,22 +21,17 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import aws_lambda as lambda_
-from conftest import add_function, assert_complete_error, call_handler, synth_app, synth_error, tree_digest
+from helpers import add_function, assert_complete_error, build_of, call_handler, synth_app, synth_error, tree_digest
 from pydantic import ValidationError
 
 from cdk_uv_aspect import UvCode, UvOptions, mark_package, uv_image_code
-from cdk_uv_aspect._build import Built, build
 from cdk_uv_aspect._emulation import Emulated, emulated_python, host_architecture
 from cdk_uv_aspect._errors import MarkerError
 from cdk_uv_aspect._marker import Marker
-from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._runner import Runner
 from cdk_uv_aspect._slim import Slimming, slimmed, strip_tool
-from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._uv import Uv
-from cdk_uv_aspect._workspace import Workspace
 
-X86 = Target("3.12", "x86_64")
 TARGET_TEXT = "python3.12 x86_64 (Amazon Linux 2023, glibc 2.34)"
 NATIVE_TAG = "py3-none-manylinux_2_17_x86_64"
 
@@ -192,11 +187,6 @@ def planted(planted_template: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(planted_template, tmp_path / "ws", symlinks=True))
 
 
-def built(workspace: Path, cache: Path, name: str, **options: object) -> Built:
-    opts = UvOptions(workspace=workspace, cache_dir=cache, **options)  # type: ignore[arg-type]
-    return build(BuildRequest.create(Workspace.find(workspace), name, X86, opts))
-
-
 def files(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
 
@@ -214,7 +204,7 @@ def has_debug_info(path: Path) -> bool:
 def test_slim_leaves_out_third_party_tests_and_unread_files_and_strips_debug_symbols(planted: Path, cache_dir: Path):
     """tidy's tests, stub, py.typed and C source are left out, its library loses its debug symbols, RECORD
     lists what is left; the handler still runs from the slimmed folder; the build's own files are untouched."""
-    whole = built(planted, cache_dir, "shop")
+    whole = build_of(planted, "shop", cache_dir=cache_dir)
     slim = slimmed(whole, Slimming("slim"), Runner())
     before, after = files(whole.asset_dir), files(slim.asset_dir)
     gone = before - after
@@ -243,10 +233,10 @@ def test_slim_leaves_out_third_party_tests_and_unread_files_and_strips_debug_sym
 def test_slim_is_byte_reproducible_and_keyed_by_what_decides_it(planted: Path, cache_dir: Path):
     """Slimming the same build again (the cache bypassed) gives the same bytes under the same key; the mode
     changes the key."""
-    whole = built(planted, cache_dir, "shop")
+    whole = build_of(planted, "shop", cache_dir=cache_dir)
     first = slimmed(whole, Slimming("slim"), Runner())
     digest = tree_digest(first.asset_dir)
-    again = built(planted, cache_dir, "shop", rebuild=True)
+    again = build_of(planted, "shop", cache_dir=cache_dir, rebuild=True)
     second = slimmed(again, Slimming("slim"), Runner())
     assert not second.cached and second.entry == first.entry and tree_digest(second.asset_dir) == digest
     other = slimmed(whole, Slimming("bytecode-only"), Runner())
@@ -258,7 +248,7 @@ def test_slim_is_byte_reproducible_and_keyed_by_what_decides_it(planted: Path, c
 def test_bytecode_only_ships_third_party_pyc_beside_where_the_source_was(planted: Path, cache_dir: Path):
     """slim='bytecode-only': tidy's modules are .pyc files at the sources' place (Python imports them from
     there, never from __pycache__ without a source); the workspace's own modules keep their sources."""
-    whole = built(planted, cache_dir, "shop")
+    whole = build_of(planted, "shop", cache_dir=cache_dir)
     slim = slimmed(whole, Slimming("bytecode-only"), Runner())
     after = files(slim.asset_dir)
     assert "tidy/__init__.pyc" in after and "tidy/__init__.py" not in after
@@ -411,8 +401,7 @@ needs_emulation = pytest.mark.skipif(
 def test_an_arm64_slimmed_asset_is_proven_under_emulation(workspace: Path, cache_dir: Path):
     """api's arm64 build for python3.11 (orjson's aarch64 library) slimmed on this x86_64 machine: every module
     imported by an arm64 Python 3.11 under qemu-user, and the record says so."""
-    opts = UvOptions(workspace=workspace, cache_dir=cache_dir)
-    whole = build(BuildRequest.create(Workspace.find(workspace), "api", Target("3.11", "arm64"), opts))
+    whole = build_of(workspace, "api", python="3.11", arch="arm64", cache_dir=cache_dir)
     said: list[str] = []
     slim = slimmed(whole, Slimming("slim"), Runner(), log=said.append)
     assert slim.info["slim"]["proven"] == "python3.11 arm64 under emulation", slim.info["slim"]
@@ -453,7 +442,7 @@ def test_without_a_strip_tool_nothing_is_stripped_and_the_build_says_so(
 ):
     """No llvm-strip and no binutils for the target on PATH: the strip step is skipped and said, the rest
     of slimming happens, and the entry is another one than with a strip tool."""
-    whole = built(planted, cache_dir, "shop")
+    whole = build_of(planted, "shop", cache_dir=cache_dir)
     with_tool = slimmed(whole, Slimming("slim"), Runner())
     empty = cache_dir.parent / "empty-bin"
     empty.mkdir()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
-from conftest import FIXTURES, call_handler, python_for
+from helpers import FIXTURES, call_handler, python_for
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package
 
