@@ -7,8 +7,8 @@ synth only checks the entry.
 
 What slimming leaves out or changes:
 
-- third-party **test suites**: folders named ``tests`` or ``test`` below a third-party distribution's
-  top-level package, and its ``conftest.py`` files;
+- third-party **test suites**: folders named ``tests`` or ``test`` in a third-party distribution (below its
+  packages, or at the top level, where some wheels put one), and its ``conftest.py`` files;
 - third-party **files no import reads**: type stubs (``.pyi``, ``py.typed``), C, C++ and Cython sources and
   headers, static libraries and object files;
 - the **debug symbols** of every native library and executable of the target's machine (the workspace's
@@ -184,7 +184,7 @@ def plan(site: Path, local: Iterable[str], target: Target, mode: Mode) -> Plan:
         parts = rel.split("/")
         if parts[0].endswith((".dist-info", ".data")):
             continue
-        if any(part in TEST_FOLDERS for part in parts[1:-1]):
+        if any(part in TEST_FOLDERS for part in parts[:-1]):  # a top-level tests/ too: some wheels ship one
             done.tests.add(rel)
         elif len(parts) > 1 and (parts[-1] in _UNREACHABLE_NAMES or parts[-1].endswith(UNREACHABLE)):
             done.unreachable.add(rel)
@@ -513,6 +513,7 @@ def _prove(
             wanted |= modules
     touched = {_module(source, rel.split("/")) for rel in changed}
     wanted |= {m for m in touched if m}
+    wanted -= TEST_FOLDERS & {rel.split("/")[0] for rel in done.tests}  # a top-level test suite left out
     names = sorted(wanted)
     if not names:
         return {"proven": None, "modules": 0}
@@ -591,7 +592,7 @@ def _taken(module: str, done: Plan, stripped: dict[str, tuple[int, int]]) -> str
     suites: dict[str, int] = {}
     for rel in mine(done.tests):
         parts = rel.split("/")
-        at = next(i for i, part in enumerate(parts[1:-1], 1) if part in TEST_FOLDERS)
+        at = next(i for i, part in enumerate(parts[:-1]) if part in TEST_FOLDERS)
         folder = "/".join(parts[: at + 1]) + "/"
         suites[folder] = suites.get(folder, 0) + 1
     said = [f"test suite {', '.join(f'{f} ({n} files)' for f, n in sorted(suites.items())[:3])}"] if suites else []

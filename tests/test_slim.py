@@ -142,6 +142,8 @@ def planted_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "tidy/tests/__init__.py": b"",
             "tidy/tests/test_answer.py": b"from tidy import answer\n\n\ndef test_answer():\n    assert answer()\n",
             "tidy/tests/data/table.csv": b"a,b\n1,2\n",
+            "tests/__init__.py": b"",  # a top-level test suite, as some wheels ship by mistake
+            "tests/test_top.py": b"import tidy\n",
         },
     )
     plant = wheel(
@@ -210,6 +212,7 @@ def test_slim_leaves_out_third_party_tests_and_unread_files_and_strips_debug_sym
     gone = before - after
     assert {"tidy/tests/test_answer.py", "tidy/tests/data/table.csv", "tidy/__init__.pyi"} <= gone
     assert {"tidy/py.typed", "tidy/src/tidy.c", "tidy/tests/__pycache__/test_answer.cpython-312.pyc"} <= gone
+    assert {"tests/__init__.py", "tests/test_top.py"} <= gone  # a top-level tests/ of a third-party wheel
     assert not any(rel.startswith("tidy/tests/") or rel.startswith("tidy/src/") for rel in after)
     assert {
         "shop/handler.py",
