@@ -234,8 +234,8 @@ class TeamCache:
             _say(
                 log,
                 f"cdk-uv-aspect: the team cache's entry {key} ({self.location.url}/{FORMAT}/{kind}/) is refused: "
-                f"{exc}; building it here instead. Whoever can write to the bucket wrote an entry that is not a "
-                "build of ours: run `cdk-uv verify` where it was written",
+                f"{exc}; building it here instead. The object was damaged or changed after it was written: "
+                "delete it, or let a writer replace it (CDK_UV_REBUILD=1 with CDK_UV_REMOTE_CACHE_WRITE=1)",
             )
         except Exception as exc:  # whatever it is, the team cache is not worth waiting for now: build here
             self._count(started)
