@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Annotations, Stage
+from aws_cdk import Stage
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -18,6 +18,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import IConstruct, Node
 
 from . import _sbom, _state
+from ._annotations import add_warning
 from ._build import Built
 from ._files import atomic_write, file_error
 from ._image import ImageSpec
@@ -209,7 +210,8 @@ def record_build(
 def _warn_about_placeholder_asset(function: lambda_.Function, node: Node) -> None:
     old = node.try_find_child("Code")
     if isinstance(old, s3_assets.Asset):
-        Annotations.of(function).add_warning_v2(
+        add_warning(
+            function,
             "cdk-uv-aspect:placeholder-asset",
             f"{function.node.path}: the code it was created with ({old.node.path}) is an asset, and CDK "
             "still stages and uploads it although the function now uses the uv-built asset. Create the "
@@ -220,7 +222,8 @@ def _warn_about_placeholder_asset(function: lambda_.Function, node: Node) -> Non
 def _warn_about_placeholder_image(function: lambda_.Function) -> None:
     old = function.node.try_find_child("AssetImage")  # the id DockerImageCode.from_image_asset uses
     if isinstance(old, ecr_assets.DockerImageAsset):
-        Annotations.of(function).add_warning_v2(
+        add_warning(
+            function,
             "cdk-uv-aspect:placeholder-image",
             f"{function.node.path}: the code it was created with ({old.node.path}) is an image asset, and "
             "CDK still builds and pushes that image although the function now uses the uv-built image. "

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsii
-from aws_cdk import Annotations, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import IValidation, Node
 
 from . import _state
+from ._annotations import add_warning
 from ._errors import CodeError, UvError, debugging, report_cleanly
 from ._handler import Missing
 from ._request import BuildRequest
@@ -102,7 +103,8 @@ def handler_not_built(
     cfn = node.default_child
     if isinstance(cfn, lambda_.CfnFunction) and Stack.of(cfn).resolve(cfn.layers):
         # A layer can bring the handler's module (a wrapper such as Datadog's): say so, and build.
-        Annotations.of(function).add_warning_v2(
+        add_warning(
+            function,
             "cdk-uv-aspect:handler-not-in-asset",
             f'{node.path}: the handler "{missing.handler}" is not in the build of package '
             f"{request.package} ({missing.reason}); the function has layers, so it is left to them to bring it",

@@ -507,3 +507,37 @@ def test_the_cli_fails_on_an_unmarked_function_and_passes_once_it_is_marked(work
     assert passed.returncode == 0, textwrap.shorten(passed.stderr, 2000)
     report = json.loads((folder / "cdk.out" / "uv-policy-report.json").read_text())
     assert all_passed(results(report, "Svc/Api"))
+
+
+WARNED_APP = """\
+from aws_cdk import App, Aspects, Stack
+from aws_cdk import aws_lambda as lambda_
+from cdk_uv_aspect import UvBundlingAspect, UvPolicyChecks
+
+app = App()
+stack = Stack(app, "Svc")
+api = lambda_.Function(stack, "Api", runtime=lambda_.Runtime.PYTHON_3_12, handler="api.handler.main",
+                       code=lambda_.Code.from_asset({api!r}))
+api.node.add_metadata("uv", "api")
+lambda_.Function(stack, "Old", runtime=lambda_.Runtime.PYTHON_3_10, handler="index.main",
+                 code=lambda_.Code.from_inline("def main(event, context): pass"))
+Aspects.of(app).add(UvBundlingAspect(workspace={workspace!r}))
+Aspects.of(app).add(UvPolicyChecks())
+app.synth()
+"""
+
+
+def test_warnings_and_findings_print_without_a_jsii_stack_location(workspace, cache_dir, tmp_path):
+    """`cdk synth` prints the aspect's warning and the policy findings with their construct and rule, and no
+    `.../program.js:1:5591` line (the stack of jsii's kernel, which the CLI shows as the source location)."""
+    folder = tmp_path / "app"
+    folder.mkdir()
+    app = WARNED_APP.format(workspace=str(workspace), api=str(workspace / "packages" / "api"))
+    (folder / "app.py").write_text(app)
+    (folder / "cdk.json").write_text(json.dumps({"app": f"{sys.executable} app.py"}))
+    done = cdk_synth(folder)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0  # the unmarked function's error
+    assert "still stages and uploads it" in output and "cdk-uv-aspect:placeholder-asset" in output, output
+    assert "[uv-built]" in output and "uv-runtime-deprecated" in output, output
+    assert "program.js" not in output, output

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aws_cdk import Annotations
 from constructs import IConstruct
 
+from .._annotations import add_error, add_info, add_warning
 from .facts import FunctionFacts
 from .options import PolicyOptions
 from .rule import Compliant, Level, NonCompliant, NotApplicable, Rule, Verdict
@@ -26,7 +26,6 @@ CHECKED = "uv:policy"
 """The metadata type the checks write on each function they judged: each rule's result."""
 
 MIN_REASON = 10
-_CDK_WARNING = "aws:cdk:warning"
 _CDK_ACKNOWLEDGED = "aws:cdk:acknowledged-rules"  # Validations.ACKNOWLEDGED_RULES_METADATA_KEY
 _CDK_ANNOTATION_NAMESPACE = "Annotation::"  # how Validations.acknowledge qualifies an annotation's id
 PLUGIN_NAME = "cdk-uv-aspect"  # as a validation plugin; the CDK qualifies its rule ids with it
@@ -166,18 +165,16 @@ def apply(
         if rule.id in acks:
             reason, by = acks[rule.id]
             if annotate:
-                Annotations.of(owner).add_info(f"[{rule.id}] acknowledged: {reason}. The finding: {result.message}")
+                add_info(owner, f"[{rule.id}] acknowledged: {reason}. The finding: {result.message}")
             final.append(Outcome(rule, result, outcome.crashed, reason, by))
         elif not annotate:
             final.append(outcome)
         elif outcome.level == "error":
-            Annotations.of(owner).add_error(text)
+            add_error(owner, text)
             final.append(outcome)
         else:
-            Annotations.of(owner).add_warning_v2(rule.id, text)
             # The CDK's own acknowledgement (Annotations.acknowledge_warning) drops the warning silently.
-            tagged = f"{text} [ack: {rule.id}]"
-            if any(e.type == _CDK_WARNING and e.data == tagged for e in owner.node.metadata):
+            if add_warning(owner, rule.id, text):
                 final.append(outcome)
             else:
                 final.append(
