@@ -108,11 +108,14 @@ class Failure:
         ):
             return cause
         if any(sign in result.stderr for sign in _STALE_LOCK):
-            return self.error(
+            # uv's words alone, not the command: the same for every build of the synth, so the aspect
+            # reports it once for all of them (the fix is `uv lock`, not this command).
+            return WorkspaceError(
                 "uv.lock is out of date with the workspace's pyproject.toml files",
-                result,
-                kind=WorkspaceError,
+                package=self.package,
+                target=self.target,
                 fix=f"run `uv lock` in {self.root} and commit uv.lock (cdk-uv-aspect never changes it)",
+                details=result.quoted(),
             )
         return self.error(
             problem,

@@ -98,13 +98,16 @@ class Result:
             status = f"none: stopped after {self.timeout:g} s (timed out)" if self.timeout else "timed out"
         else:
             status = str(self.returncode)
-        lines = [f"  command:   {shown}", f"  exit code: {status}"]
-        err, out = self.stderr.strip(), self.stdout.strip()
-        lines += ["  | " + line for line in kept_lines(err or out)]
-        if err and out:
+        lines = [f"  command:   {shown}", f"  exit code: {status}", self.quoted()]
+        out = self.stdout.strip()
+        if self.stderr.strip() and out:
             lines.append("  stdout:")
             lines += ["  | " + line for line in _tail(out.splitlines(), _STDOUT_LINES)]
         return "\n".join(lines)
+
+    def quoted(self) -> str:
+        """The lines of its error output (else of its output) that say why it failed, quoted."""
+        return "\n".join("  | " + line for line in kept_lines(self.stderr.strip() or self.stdout.strip()))
 
 
 def kept_lines(text: str) -> list[str]:

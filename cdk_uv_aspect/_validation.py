@@ -85,14 +85,21 @@ def _merged(failures: list[_Failure]) -> list[_Failure]:
         group = groups[key]
         known = group.error
         constructs = [*known.constructs, *(c for c in e.constructs if c not in known.constructs)]
-        package = known.package if known.package == e.package else None
-        target = known.target if known.target == e.target else None
         merged = known.with_constructs(constructs)
-        merged.package, merged.target = package, target
+        merged.package = _both(known.package, e.package, ", ")
+        merged.target = _both(known.target, e.target, "; ")
         merged.args = (merged.render(),)
         group.error = merged
         group.functions += failure.functions
     return list(groups.values())
+
+
+def _both(known: Any, new: Any, sep: str) -> Any:
+    """What a merged error names: each package (or target) of the errors merged, in their order."""
+    if known is None or new is None:
+        return known if new is None else new
+    names = str(known).split(sep)
+    return known if str(new) in names else sep.join([*names, str(new)])
 
 
 def handler_not_built(

@@ -75,6 +75,30 @@ def test_stale_lock_is_refused_and_left_as_it_is(workspace: Path, cache_dir: Pat
     assert (workspace / "uv.lock").read_bytes() == lock_before
 
 
+def test_a_stale_lock_is_reported_once_for_every_function(workspace: Path, cache_dir: Path):
+    """Two functions of one package (two targets) and one of another: one error naming each construct,
+    package and target, with uv's words and not the `uv export` command of each build."""
+    pyproject = workspace / "packages" / "api" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"orjson>=3.10"', '"orjson>=3.10", "six"'))
+
+    def populate(stack: Stack) -> None:
+        add_function(stack, "Api", "api")
+        add_function(stack, "ApiArm", "api", architecture=lambda_.Architecture.ARM_64)
+        add_function(stack, "Common", "common", handler="common.greeting")
+
+    message = synth_error(workspace, populate)
+    assert message.count("uv.lock is out of date") == 1, message
+    assert_complete_error(
+        message,
+        construct="Stack/Api, Stack/ApiArm, Stack/Common",
+        package="api, common",
+        target=f"{AL2023_X86}; python3.12 arm64 (Amazon Linux 2023, glibc 2.34)",
+        fix="run `uv lock`",
+        also=["| error: The lockfile at `uv.lock` needs to be updated"],
+    )
+    assert "uv export" not in message and "command:" not in message, message
+
+
 def test_marker_on_a_non_python_runtime(workspace: Path, cache_dir: Path):
     def populate(stack: Stack) -> None:
         fn = lambda_.Function(
