@@ -20,6 +20,7 @@ from constructs import Construct, IValidation
 
 from . import _state
 from ._errors import report_cleanly
+from ._marker import marker_of
 
 PLACEHOLDER_BUCKET = "cdk-uv-aspect-code-was-never-built"
 PLACEHOLDER_REPOSITORY = "cdk-uv-aspect-image-was-never-built"
@@ -69,11 +70,16 @@ class _SwappedCheck:
 
 
 def never_built(function: Construct, placeholder: str) -> str:
+    # A marked function missed only the aspect: telling it to "mark it" sends its author the wrong way.
+    todo = (
+        "It is marked, so no aspect reached it: add Aspects.of(app).add(UvBundlingAspect())"
+        if marker_of(function.node) is not None
+        else 'Mark it (fn.node.add_metadata("uv", "<package>")) and add Aspects.of(app).add(UvBundlingAspect())'
+    )
     return (
-        f"cdk-uv-aspect: {function.node.path} uses {placeholder} but no UvBundlingAspect built it. "
-        'Mark it (fn.node.add_metadata("uv", "<package>")) and add Aspects.of(app).add('
-        "UvBundlingAspect()); functions inside a Stage need the aspect added to that Stage, "
-        "because aspects do not cross Stage boundaries."
+        f"cdk-uv-aspect: {function.node.path} uses {placeholder} but no UvBundlingAspect built it. {todo}; "
+        "functions inside a Stage need the aspect added to that Stage (Aspects.of(self).add(UvBundlingAspect()) "
+        "in its constructor), because aspects do not cross Stage boundaries."
     )
 
 

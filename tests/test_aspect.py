@@ -134,12 +134,18 @@ def test_retrofitted_asset_code_is_replaced_with_a_warning(workspace: Path, cach
 
 
 def test_placeholder_without_aspect_fails_synthesis(cache_dir: Path):
-    """UvCode() that no aspect replaced stops synthesis instead of deploying a dangling placeholder."""
+    """UvCode() that no aspect replaced stops synthesis instead of deploying a dangling placeholder; a
+    marked function is told to add the aspect, an unmarked one to mark it too."""
     app = App()
     stack = Stack(app, "Stack")
     add_function(stack, "Api", "api")
-    with pytest.raises(RuntimeError, match=r"Stack/Api uses UvCode\(\) but no UvBundlingAspect built it"):
+    add_function(stack, "Unmarked", None)
+    with pytest.raises(RuntimeError) as error:
         app.synth()
+    marked, unmarked = str(error.value).split("Stack/Unmarked uses UvCode()")
+    assert "Stack/Api uses UvCode() but no UvBundlingAspect built it. It is marked" in marked
+    assert "Mark it" not in marked and "Aspects.of(app).add(UvBundlingAspect())" in marked
+    assert 'Mark it (fn.node.add_metadata("uv", "<package>"))' in unmarked
 
 
 def test_function_in_a_nested_stage_without_the_aspect_is_an_error(workspace: Path, cache_dir: Path):
