@@ -1,12 +1,6 @@
 """cdk-uv: build what the bundling aspect builds, and look at and run what it built, without deploying.
 
-commands:
-  build PACKAGE               build a workspace package for a Lambda target, as the aspect does
-  report [CDK_OUT]            every Lambda function of a synthesized assembly and what was built for it
-  invoke [CDK_OUT] FUNCTION   run a synthesized function's handler locally, from its asset alone
-  profile [CDK_OUT] FUNCTION  measure its cold start from its asset, module by module
-  verify [CDK_OUT]            build again what the caches served a synth, compare byte for byte
-  cache {info,prune}          where the build cache is and what it holds; prune old builds
+`cdk-uv COMMAND --help` says what each command takes.
 
 exit codes:
   0  success
@@ -94,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cdk-uv", description=__doc__, parents=[debug], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # The commands, each with its help line, listed once: by argparse, under this title.
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
     for command in (build, report, invoke, profile, verify, cache):
         command.add_parser(commands, debug)

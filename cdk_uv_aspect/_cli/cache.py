@@ -10,9 +10,19 @@ from .common import size
 
 
 def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
-    cache = commands.add_parser("cache", parents=[debug], help="where the build cache is, what it holds; prune it")
+    cache = commands.add_parser(
+        "cache",
+        parents=[debug],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="where the build cache is, what it holds; prune it",
+        description="The build cache of the aspect and of `cdk-uv build`: finished builds and the wheels of\n"
+        "the workspace's own packages, each kept until no synth used it for --older-than days.",
+        epilog="actions:\n"
+        "  info   print where the build cache is, how many builds and local wheels it holds, and its size\n"
+        "  prune  remove the builds and wheels no synth used for --older-than DAYS days (default 30)",
+    )
     cache.set_defaults(run=run)
-    cache.add_argument("action", choices=["info", "prune"])
+    cache.add_argument("action", choices=["info", "prune"], metavar="{info,prune}", help="see actions below")
     cache.add_argument(
         "--cache-dir",
         type=Path,
