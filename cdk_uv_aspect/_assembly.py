@@ -57,6 +57,7 @@ class AssemblyFunction:
     image: ImageAsset | None = None  # an image function's image asset, when this assembly builds it
     layers: tuple[Path, ...] = ()  # the staged folders of its layers of the same template, in its order
     logical_id: str = ""  # in its template
+    layers_elsewhere: int = 0  # the layers it names that this assembly does not stage (an ARN, an import)
 
     @property
     def python(self) -> str | None:
@@ -189,7 +190,8 @@ def _template_functions(
                 deploy_time={k: v for k, v in variables.items() if not isinstance(v, str)},
                 command=tuple((p.get("ImageConfig") or {}).get("Command") or ()),
                 image=images.get(_image_tag(p.get("Code", {}).get("ImageUri"))),
-                layers=_layer_dirs(outdir, template, p.get("Layers")),
+                layers=(layers := _layer_dirs(outdir, template, p.get("Layers"))),
+                layers_elsewhere=len(p["Layers"]) - len(layers) if isinstance(p.get("Layers"), list) else 0,
                 logical_id=logical_id,
             )
 

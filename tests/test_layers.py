@@ -277,6 +277,39 @@ def test_cdk_uv_invoke_composes_the_function_and_its_layer(workspace: Path, cach
     assert json.loads(done.stdout) == {"message": "hello cli", "version": "0.1.0"}
 
 
+def test_cdk_uv_report_shows_each_functions_layers_and_their_size(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """A layer-split function reads as its small zip plus its layer's size; a layer given by ARN is counted
+    as one this assembly does not hold; `--json` lists each layer's folder, bytes and files."""
+    out = tmp_path / "out"
+
+    def populate(stack: Stack) -> None:
+        add_function(stack, "Api", "api")
+        common = add_function(stack, "Common", "common", handler="common.greeting")
+        arn = "arn:aws:lambda:us-east-1:123456789012:layer:shared:3"
+        common.add_layers(lambda_.LayerVersion.from_layer_version_arn(stack, "Shared", arn))
+
+    synth_app(workspace, populate, outdir=out, dependencies_layer=True)
+    cli = Path(sys.executable).parent / "cdk-uv"
+    table = subprocess.run([str(cli), "report", str(out)], capture_output=True, text=True, check=True).stdout
+    rows = {line.split()[0]: line for line in table.splitlines()[2:]}
+    header = table.splitlines()[0]
+    assert "layers" in header, table
+    api_layer = next(p for p in out.glob("asset.*") if (p / "python" / "orjson").is_dir())
+    layer_bytes = sum(p.stat().st_size for p in api_layer.rglob("*") if p.is_file())
+    column = header.index("layers")
+    assert rows["Stack/Api"][column:].startswith(f"{layer_bytes / 1e3:.0f} kB in 1"), table
+    assert "1 by ARN" in rows["Stack/Common"][column:], table
+
+    records = json.loads(
+        subprocess.run([str(cli), "report", str(out), "--json"], capture_output=True, check=True).stdout
+    )
+    api = next(r for r in records if r["function"] == "Stack/Api")
+    [layer] = api["layers"]
+    files = [p for p in api_layer.rglob("*") if p.is_file()]
+    assert layer == {"assetDir": api_layer.name, "bytes": layer_bytes, "files": len(files)}
+    assert next(r for r in records if r["function"] == "Stack/Common")["layersElsewhere"] == 1
+
+
 def test_a_function_with_five_layers_has_no_room_for_its_dependencies(workspace: Path, cache_dir: Path):
     def populate(stack: Stack) -> None:
         fn = add_function(stack, "Api", "api")

@@ -21,10 +21,11 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         description="A table of every Lambda function in the cloud assembly (nested stages included): "
         "construct path, uv package (or 'not uv-built'), target, extras and dependency groups deployed, asset "
         "hash, size unzipped and zipped, file count, build time and where the build came from (built here, "
-        "the build cache or the team cache); for slimmed assets (UvOptions(slim=...)), their size before slimming "
-        "and whether every module was proven to import; for image functions, the base image (its registry left "
-        "out, a pinned digest shortened). An asset folder missing from the assembly is shown as 'missing', said on "
-        "stderr, and exits 1. With --sbom: the CycloneDX SBOM of each function's asset instead.",
+        "the build cache or the team cache); for functions with layers, their size unzipped and how many; for "
+        "slimmed assets (UvOptions(slim=...)), their size before slimming and whether every module was proven "
+        "to import; for image functions, the base image (its registry left out, a pinned digest shortened). An "
+        "asset folder missing from the assembly is shown as 'missing', said on stderr, and exits 1. With "
+        "--sbom: the CycloneDX SBOM of each function's asset instead.",
     )
     report.add_argument(
         "cdk_out",
@@ -91,14 +92,18 @@ def run(options: argparse.Namespace) -> int:
             "build": "-" if r["buildSeconds"] is None else f"{r['buildSeconds']:.1f}s",
             "from": r["origin"] or "-",
             "slim": _slim_cell(r["slim"]),
+            "layers": _layers_cell(r["layers"], r["layersElsewhere"]),
             "base image": _short_image(r["baseImage"]),
         }
         for r in records
     ]
-    if not any(r["slim"] for r in records):  # nothing slimmed: no column for it
-        rows = [{k: v for k, v in row.items() if k != "slim"} for row in rows]
-    if not any(r["baseImage"] for r in records):  # no image function: no column for it
-        rows = [{k: v for k, v in row.items() if k != "base image"} for row in rows]
+    for column, needed in [
+        ("slim", any(r["slim"] for r in records)),  # nothing slimmed, no layers, no image: no column for them
+        ("layers", any(r["layers"] or r["layersElsewhere"] for r in records)),
+        ("base image", any(r["baseImage"] for r in records)),
+    ]:
+        if not needed:
+            rows = [{k: v for k, v in row.items() if k != column} for row in rows]
     print(_table(rows))
     return status
 
@@ -147,6 +152,8 @@ def _report_row(fn: AssemblyFunction, assembly: Path) -> dict[str, Any]:
         "key": build.key if build else None,
         "baseImage": build.image.base if build and build.image else None,
         "slim": dict(build.slim) if build and build.slim else None,
+        "layers": [_layer_row(folder, assembly) for folder in fn.layers],
+        "layersElsewhere": fn.layers_elsewhere,
     }
 
 
@@ -157,6 +164,26 @@ def _slim_cell(slim: dict[str, Any] | None) -> str:
         return "-"
     proof = "proven" if slim.get("proven") else "not proven" if slim.get("unproven") else "nothing to prove"
     return f"{size(slim.get('bytesBefore'))} before, {proof}"
+
+
+def _layer_row(folder: Path, assembly: Path) -> dict[str, Any]:
+    from .._archive import files_of
+
+    found = files_of(folder)
+    return {
+        "assetDir": _in_assembly(folder, assembly),
+        "bytes": sum(p.stat().st_size for p in found),
+        "files": len(found),
+    }
+
+
+def _layers_cell(layers: list[dict[str, Any]], elsewhere: int) -> str:
+    """``73.2 MB in 1`` (unzipped, as Lambda counts them toward its 250 MB), ``+ 1 by ARN`` for layers
+    this assembly does not hold."""
+    cell = f"{size(sum(layer['bytes'] for layer in layers))} in {len(layers)}" if layers else ""
+    if elsewhere:
+        cell = f"{cell} + {elsewhere} by ARN" if cell else f"{elsewhere} by ARN"
+    return cell or "-"
 
 
 def _short_image(reference: str | None) -> str:
