@@ -73,15 +73,17 @@ def image_spec(
 ) -> ImageSpec:
     """Read and check everything an image function's image needs, before anything is built."""
     python = marker.python or options.image_python
-    runtime = RUNTIMES.get(f"python{python}")
-    if runtime is None:
+    new_runtimes = dict(options.new_runtimes)
+    if f"python{python}" not in RUNTIMES and f"python{python}" not in new_runtimes:
         pythons = ", ".join(r.python for r in RUNTIMES.values())
         raise ImageError(
             f"an image function's Python version must be one of Lambda's ({pythons}), got {python!r}",
             package=package.name,
-            fix='set it in the marker ({"package": ..., "python": "3.12"}) or UvOptions(image_python="3.12")',
+            fix='set it in the marker ({"package": ..., "python": "3.12"}) or UvOptions(image_python="3.12"); '
+            f'for a runtime newer than this table, declare its Amazon Linux: new_runtimes={{"python{python}": '
+            '"al2023"}',
         )
-    target = target_of(runtime.name, arch)
+    target = target_of(f"python{python}", arch, new_runtimes=new_runtimes)
     if not package.admits(python):
         raise TargetError(
             f"package {package.name} requires Python {package.requires_python}, but the image function "

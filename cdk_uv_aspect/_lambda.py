@@ -35,6 +35,10 @@ AMAZON_LINUX_1 = OperatingSystem("Amazon Linux 1", "2.17", "manylinux2014")
 AMAZON_LINUX_2 = OperatingSystem("Amazon Linux 2", "2.26", "manylinux2014")
 AMAZON_LINUX_2023 = OperatingSystem("Amazon Linux 2023", "2.34", "manylinux_2_34")
 
+# What a runtime that this table does not list yet can declare it runs on (UvOptions(new_runtimes)), by
+# the names the Lambda runtimes page uses for the OS identifier.
+DECLARABLE_OS: dict[str, OperatingSystem] = {"al2": AMAZON_LINUX_2, "al2023": AMAZON_LINUX_2023}
+
 _D = datetime.date
 
 

@@ -7,6 +7,7 @@ swapped by ``_swap.swap_layer``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,14 +96,15 @@ def plan_layer(
         cfn = node.default_child
         assert isinstance(cfn, lambda_.CfnLayerVersion)
         archs = list(cfn.compatible_architectures or []) or ["x86_64"]  # Lambda's default
-        targets = _layer_targets(runtimes, archs, marker.python, package)
+        new_runtimes = dict(options.new_runtimes)
+        targets = _layer_targets(runtimes, archs, marker.python, package, new_runtimes)
         found = workspace.package(package)
         requests = tuple(
             BuildRequest.create(workspace, found.name, t, options, extras=marker.extras, groups=marker.groups)
             for t in targets
         )
         chosen = (targets[0].python, targets[0].os)
-        listed = [target_of(r, a) for r in runtimes for a in dict.fromkeys(archs)]
+        listed = [target_of(r, a, new_runtimes=new_runtimes) for r in runtimes for a in dict.fromkeys(archs)]
         others = tuple(t for t in listed if (t.python, t.os) != chosen)
         slim = _slim.wanted(marker.slim, options)
     except UvError as exc:
@@ -110,7 +112,9 @@ def plan_layer(
     return PlannedLayer(layer, node, requests, others, slim)
 
 
-def _layer_targets(runtimes: list[str], archs: list[str], python: str | None, package: str) -> list[Target]:
+def _layer_targets(
+    runtimes: list[str], archs: list[str], python: str | None, package: str, new_runtimes: dict[str, str]
+) -> list[Target]:
     """One target per architecture, for the one Python and Amazon Linux of the layer's runtimes (or ``python``)."""
     if not runtimes:
         raise TargetError(
@@ -120,10 +124,11 @@ def _layer_targets(runtimes: list[str], archs: list[str], python: str | None, pa
             fix="give the LayerVersion compatible_runtimes=[Runtime.PYTHON_3_12] (the runtimes of the functions "
             "using it)",
         )
-    targets = [target_of(r, a) for r in runtimes for a in archs[:1]]  # each runtime checked: known, Python, not retired
+    # each runtime checked: known (or declared), Python, not retired
+    targets = [target_of(r, a, new_runtimes=new_runtimes) for r in runtimes for a in archs[:1]]
     for arch in archs:
         if arch not in ARCHITECTURES:
-            target_of(runtimes[0], arch)  # the unknown architecture, refused by name
+            target_of(runtimes[0], arch, new_runtimes=new_runtimes)  # the unknown architecture, refused by name
     spans = {(t.python, t.os.name) for t in targets}
     if python is not None:
         chosen = [t for t in targets if t.python == python]
@@ -148,7 +153,7 @@ def _layer_targets(runtimes: list[str], archs: list[str], python: str | None, pa
         )
     else:
         first = targets[0]
-    return [Target(first.python, ARCHITECTURES[a].name) for a in dict.fromkeys(archs)]
+    return [dataclasses.replace(first, arch=ARCHITECTURES[a].name) for a in dict.fromkeys(archs)]
 
 
 def build_layer(planned: PlannedLayer, builds: dict[BuildRequest, Built], runner: Runner) -> Built:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ._errors import SettingError
+from ._lambda import DECLARABLE_OS, RUNTIMES
 from ._marker import is_digest
 from ._names import PYTHON_PATTERN, is_name, is_python_version, normalize
 
@@ -198,6 +199,14 @@ class UvOptions(BaseModel):
         "public.ecr.aws/lambda/python:3.12@sha256:.... The marker's {'base_digest': ...} pins one function's. "
         "Default: by tag, which AWS moves to each patched image. Your own Dockerfile pins in its FROM.",
     )
+    new_runtimes: tuple[tuple[str, str], ...] = Field(
+        default=(),
+        description="Python runtimes that Lambda has and this version of cdk-uv-aspect does not know yet, each "
+        "with the Amazon Linux it runs on, as a dict such as {'python3.15': 'al2023'} ('al2' or 'al2023', the "
+        "OS identifiers of the Lambda runtimes page; kept as sorted pairs): their functions are built for that "
+        "OS's glibc instead of refused. Create such a function with Runtime('python3.15', "
+        "RuntimeFamily.PYTHON) when aws-cdk-lib has no constant for it.",
+    )
     docker_fallback: bool = Field(
         default=True,
         description="When a locked dependency has no wheel for the target (only a source distribution "
@@ -232,6 +241,7 @@ class UvOptions(BaseModel):
             dockerfile: str | os.PathLike[str] | None = ...,
             docker_build_args: Mapping[str, str] | Sequence[tuple[str, str]] = ...,
             base_image_digests: Mapping[str, str] | Sequence[tuple[str, str]] = ...,
+            new_runtimes: Mapping[str, str] | Sequence[tuple[str, str]] = ...,
             docker_fallback: bool = ...,
         ) -> None: ...
 
@@ -302,6 +312,25 @@ class UvOptions(BaseModel):
         from ._remote import check_url
 
         return check_url(value) if value is not None else None
+
+    @field_validator("new_runtimes", mode="before")
+    @classmethod
+    def _runtimes_with_their_os(cls, value: object) -> object:
+        pairs = sorted(value.items()) if isinstance(value, Mapping) else value
+        kept = []
+        for runtime, os_id in pairs if isinstance(pairs, (list, tuple)) else ():
+            if not (isinstance(runtime, str) and re.fullmatch(r"python3\.\d+", runtime)):
+                raise ValueError(
+                    f"new_runtimes maps Lambda runtime names such as 'python3.15' to an OS, got {runtime!r}"
+                )
+            if os_id not in DECLARABLE_OS:
+                raise ValueError(f"the OS of {runtime} must be one of {', '.join(DECLARABLE_OS)}, got {os_id!r}")
+            known = RUNTIMES.get(runtime)
+            if known is not None and known.os != DECLARABLE_OS[os_id]:
+                raise ValueError(f"{runtime} runs on {known.os.name}, not {DECLARABLE_OS[os_id].name}")
+            if known is None:  # one this table lists already needs no declaration
+                kept.append((runtime, os_id))
+        return tuple(kept) if isinstance(pairs, (list, tuple)) else pairs
 
     @field_validator("workspace", "cache_dir", mode="after")
     @classmethod

@@ -67,7 +67,7 @@ class Planner:
             if edge:
                 _check_edge(runtime, arch)
             if not is_image_function(runtime):
-                target = target_of(runtime, arch)
+                target = target_of(runtime, arch, new_runtimes=dict(self.options.new_runtimes))
             marker = Marker.parse(data)
             if not is_image_function(runtime) and marker.image_settings:
                 raise MarkerError(

@@ -78,6 +78,8 @@ class BuildRequest:
             "uv": uv_version,
             "package": self.package,
             "target": self.target.key,
+            # The OS of a runtime this library does not list (UvOptions(new_runtimes)): the user's to change.
+            **({"declared_os": self.target.declared_os} if self.target.declared_os else {}),
             "options": self.output_options,
             "lock": hashlib.sha256(self.workspace.lock_bytes).hexdigest(),
             "sources": {

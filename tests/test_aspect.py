@@ -10,9 +10,19 @@ from aws_cdk import App, Aspects, Stack, Stage
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk.assertions import Annotations, Match, Template
-from helpers import add_function, assert_api_asset, call_handler, function_codes, staged_asset, synth_app
+from helpers import (
+    add_function,
+    assert_api_asset,
+    call_handler,
+    function_codes,
+    staged_asset,
+    synth_app,
+    synth_error,
+    tree_digest,
+)
 
 from cdk_uv_aspect import UvBundlingAspect, UvCode
+from cdk_uv_aspect._assembly import functions
 
 pytestmark = [pytest.mark.slow, pytest.mark.oldest_cdk]
 
@@ -199,3 +209,48 @@ def test_uv_code_creates_no_asset(cache_dir: Path):
     add_function(stack, "Api", "api", code=UvCode())
     assembly = app.synth()
     assert assembly.get_stack_by_name("Stack").assets == []
+
+
+# --- a Python runtime newer than this library -------------------------------------------------------
+
+
+def test_a_runtime_this_library_does_not_know_builds_once_its_os_is_declared(
+    workspace: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """This library before it knew python3.13 (its line taken out of the table): the function is refused,
+    naming new_runtimes; declared as running on Amazon Linux 2023, it gets the very build a known
+    python3.13 gets (bytecode for 3.13, wheels for glibc 2.34), and its handler answers with Python 3.13."""
+    from cdk_uv_aspect import _lambda
+
+    def populate(stack: Stack) -> None:
+        add_function(stack, "Api", "api", runtime=lambda_.Runtime.PYTHON_3_13)
+
+    app, stack = synth_app(workspace, populate)
+    known = staged_asset(app.outdir, next(iter(function_codes(stack).values())))
+
+    monkeypatch.delitem(_lambda.RUNTIMES, "python3.13")
+    message = synth_error(workspace, populate)
+    assert "runtime python3.13 is not one cdk-uv-aspect knows" in message
+    assert 'UvBundlingAspect(new_runtimes={"python3.13": "al2023"})' in message
+
+    app, stack = synth_app(workspace, populate, new_runtimes={"python3.13": "al2023"})
+    declared = staged_asset(app.outdir, next(iter(function_codes(stack).values())))
+    assert tree_digest(declared) == tree_digest(known)
+    answer = call_handler(declared, "api.handler.main", "3.13", {"name": "new"})
+    assert answer.ok, answer.result
+
+
+def test_a_runtime_aws_cdk_lib_has_no_constant_for_is_built_for_the_declared_os(workspace: Path, cache_dir: Path):
+    """Runtime("python3.15", RuntimeFamily.PYTHON), as the CDK documents for runtimes it does not list yet:
+    built for Python 3.15 on the OS declared (no Python 3.15 here: no bytecode), and recorded so."""
+    python315 = lambda_.Runtime("python3.15", lambda_.RuntimeFamily.PYTHON)
+
+    def populate(stack: Stack) -> None:
+        add_function(stack, "App", "app", handler="main.handler", runtime=python315)
+
+    out = workspace.parent / "out"
+    synth_app(workspace, populate, outdir=out, bytecode=False, new_runtimes={"python3.15": "al2023"})
+    (fn,) = functions(out)
+    assert fn.build is not None and fn.build["target"] == "python3.15-x86_64"
+    assert fn.asset_dir is not None and (fn.asset_dir / "main.py").is_file()
+    assert list(fn.asset_dir.glob("common-0.1.0.dist-info"))  # its workspace dependency, installed for 3.15

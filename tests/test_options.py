@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from cdk_uv_aspect._errors import SettingError
 from cdk_uv_aspect._options import UvOptions, env_flag
+from cdk_uv_aspect._target import target_of
 
 
 def readme_options() -> dict[str, str]:
@@ -113,3 +114,21 @@ def test_a_boolean_variable_that_is_neither_is_refused(monkeypatch: pytest.Monke
         UvOptions()
     message = str(error.value)
     assert f"$CDK_UV_REBUILD is {value!r}" in message and "1, true, yes or on" in message and "fix:" in message
+
+
+# --- new runtimes -------------------------------------------------------------------------------------
+
+
+def test_new_runtimes_declare_an_os_lambda_names_and_never_contradict_the_table():
+    assert UvOptions(new_runtimes={"python3.15": "al2023"}).new_runtimes == (("python3.15", "al2023"),)
+    assert UvOptions(new_runtimes={"python3.12": "al2023"}).new_runtimes == ()  # known already, and alike
+    for bad, says in [
+        ({"python3.12": "al2"}, "python3.12 runs on Amazon Linux 2023, not Amazon Linux 2"),
+        ({"python3.15": "amazonlinux"}, "must be one of al2, al2023"),
+        ({"nodejs24.x": "al2023"}, "runtime names such as 'python3.15'"),
+    ]:
+        with pytest.raises(ValidationError, match=re.escape(says)):
+            UvOptions(new_runtimes=bad)
+    target = target_of("python3.15", "arm64", new_runtimes={"python3.15": "al2"})
+    assert str(target) == "python3.15 arm64 (Amazon Linux 2, glibc 2.26)"
+    assert target.python_platform == "aarch64-manylinux2014"

@@ -41,6 +41,11 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         choices=["x86_64", "arm64"],
         help="the function's architecture (default: x86_64, as in Lambda)",
     )
+    build.add_argument(
+        "--os",
+        choices=["al2", "al2023"],
+        help="the Amazon Linux of a Python runtime this version does not know yet (UvOptions(new_runtimes))",
+    )
     where = build.add_mutually_exclusive_group()
     where.add_argument(
         "--out",
@@ -104,14 +109,10 @@ def run(options: argparse.Namespace) -> int:
     from .._target import target_of
     from .._workspace import Workspace
 
-    python = options.python.removeprefix("python")
-    try:
-        package = package_of(options.package)
-        target = target_of(f"python{python}", options.arch)
-    except UvError as exc:
-        raise UsageError(exc.problem) from None
+    runtime = f"python{options.python.removeprefix('python')}"
     try:
         uv_options = UvOptions(
+            new_runtimes=((runtime, options.os),) if options.os else (),
             workspace=options.workspace,
             lock="frozen" if options.frozen else "locked",
             bytecode=not options.no_bytecode,
@@ -120,8 +121,13 @@ def run(options: argparse.Namespace) -> int:
             groups=tuple(options.group),
             omit_runtime_provided=options.omit_runtime_provided,
         )
-    except ValidationError as exc:  # an --extra or --group that is not a name
+    except ValidationError as exc:  # an --extra or --group that is not a name, an --os a runtime does not run
         raise UsageError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+    try:
+        package = package_of(options.package)
+        target = target_of(runtime, options.arch, new_runtimes=dict(uv_options.new_runtimes))
+    except UvError as exc:
+        raise UsageError(exc.problem) from None
     try:
         workspace = Workspace.find(uv_options.workspace)
     except WorkspaceError as exc:  # none here, or a uv.lock that can't be read: bad input
