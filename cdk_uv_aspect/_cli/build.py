@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, UsageError, size
+from .common import EXIT_OK, UsageError, size, wrapped
 
 
 def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
@@ -16,12 +16,12 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         parents=[debug],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         help="build a workspace package for a Lambda target, as the aspect does at synthesis",
-        # Written wrapped: the examples below need the raw formatter, which does not wrap.
-        description="Build PACKAGE's locked runtime closure for a Lambda target with uv, exactly as\n"
-        "UvBundlingAspect does at synthesis (same build, same build cache), outside CDK: for\n"
-        "debugging, other deployment tools, or CI artefacts. Prints a progress line on stderr and the\n"
-        "path of the result on stdout: the zip, the --out folder, or the built folder in the build\n"
-        "cache (read only).",
+        description=wrapped(
+            "Build PACKAGE's locked runtime closure for a Lambda target with uv, exactly as UvBundlingAspect "
+            "does at synthesis (same build, same build cache), outside CDK: for debugging, other deployment "
+            "tools, or CI artefacts. Prints a progress line on stderr and the path of the result on stdout: the "
+            "zip, the --out folder, or the built folder in the build cache (read only)."
+        ),
         epilog="examples:\n"
         "  cdk-uv build orders --python 3.12 --arch arm64 --zip dist/orders.zip\n"
         "  cdk-uv build report --python 3.13 --out build/report --force\n"

@@ -1,8 +1,10 @@
-"""What the commands share: exit codes, the two expected failures, an assembly and its functions, sizes."""
+"""What the commands share: exit codes, the two expected failures, an assembly and its functions, sizes,
+help text."""
 
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,3 +92,9 @@ def lambda_function(fn: AssemblyFunction, cdk_out: Path, environment: dict[str, 
         environment=environment,
         layers=fn.layers,
     )
+
+
+def wrapped(text: str) -> str:
+    """A help description wrapped for a terminal: a command whose epilog holds examples needs argparse's
+    raw formatter, which prints its description as written."""
+    return textwrap.fill(text, 92)

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_FAILED, EXIT_OK, UsageError, load
+from .common import EXIT_FAILED, EXIT_OK, UsageError, load, wrapped
 
 
 def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
@@ -18,12 +18,14 @@ def add_parser(commands: Any, debug: argparse.ArgumentParser) -> None:
         parents=[debug],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         help="build again what the build cache or the team cache served a synth, and compare byte for byte",
-        description="Builds are reproducible, so any machine can audit the caches: every build a synthesized "
-        "cloud assembly records is built again here, from the workspace, into a private empty cache (no "
-        "cache read, nothing uploaded), and compared file by file (content and executable bit) with the entry "
-        "the synth used: the build cache's, else the team cache's ($CDK_UV_REMOTE_CACHE). Each entry is "
-        "reported `same`, `DIFFERS` (with the files that differ) or `unverified` (with why: its entry is gone, "
-        "or the workspace is not the synth's). Exit code 0 when every build is the same, 1 otherwise.",
+        description=wrapped(
+            "Builds are reproducible, so any machine can audit the caches: every build a synthesized "
+            "cloud assembly records is built again here, from the workspace, into a private empty cache (no "
+            "cache read, nothing uploaded), and compared file by file (content and executable bit) with the "
+            "entry the synth used: the build cache's, else the team cache's ($CDK_UV_REMOTE_CACHE). Each entry "
+            "is reported `same`, `DIFFERS` (with the files that differ) or `unverified` (with why: its entry is "
+            "gone, or the workspace is not the synth's). Exit code 0 when every build is the same, 1 otherwise."
+        ),
         epilog="examples:\n  cdk synth && cdk-uv verify\n  cdk-uv verify cdk.out --sample 5 --json",
     )
     verify.add_argument(
