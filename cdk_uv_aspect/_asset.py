@@ -21,6 +21,7 @@ from ._files import atomic_write
 from ._interpreters import find_python, no_python
 from ._lambda import TASK_ROOT
 from ._names import normalize
+from ._reach import module_files
 from ._runner import Runner
 from ._sources import source_files
 from ._workspace import Package
@@ -32,16 +33,9 @@ def copy_modules(package: Package, sources: tuple[str, ...], site: Path) -> None
     """An application package (no build system): its top-level modules and packages go to the root.
 
     ``sources`` are the package's files (``Workspace.sources``): nothing ignored by the repository's
-    .gitignore files, no cache or virtualenv. Of those: top-level ``.py`` files, and the folders holding
-    any ``.py`` file, except hidden ones and tests.
+    .gitignore files, no cache or virtualenv. Of those: its modules (``_reach.module_files``).
     """
-    packages = {rel.split("/", 1)[0] for rel in sources if "/" in rel and rel.endswith(".py")}
-    for rel in sources:
-        top, _, inside = rel.partition("/")
-        if top.startswith(".") or top in ("tests", "test"):
-            continue
-        if not (top in packages if inside else rel.endswith(".py")):
-            continue  # a folder without modules, or a top-level file other than a module (pyproject.toml)
+    for rel in module_files(sources):
         target = site / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(package.path / rel, target)

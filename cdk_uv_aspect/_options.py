@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ._errors import SettingError
-from ._lambda import DECLARABLE_OS, RUNTIMES
+from ._lambda import DECLARABLE_OS, RUNTIMES, python_of
 from ._marker import is_digest
 from ._names import PYTHON_PATTERN, is_name, is_python_version, normalize
 
@@ -319,7 +319,7 @@ class UvOptions(BaseModel):
         pairs = sorted(value.items()) if isinstance(value, Mapping) else value
         kept = []
         for runtime, os_id in pairs if isinstance(pairs, (list, tuple)) else ():
-            if not (isinstance(runtime, str) and re.fullmatch(r"python3\.\d+", runtime)):
+            if not (isinstance(runtime, str) and python_of(runtime)):
                 raise ValueError(
                     f"new_runtimes maps Lambda runtime names such as 'python3.15' to an OS, got {runtime!r}"
                 )

@@ -17,6 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from . import _ignore, _state
 from ._errors import WorkspaceError, setting
 from ._names import normalize
+from ._reach import reach
 from ._sources import fingerprint, source_files
 
 
@@ -200,14 +201,18 @@ class Workspace:
             ) from None
 
     def sources(self, name: str, cache_dir: Path | None = None) -> tuple[str, ...]:
-        """Local package ``name``'s sources (see ``source_files``), listed once per Workspace.
+        """Local package ``name``'s sources (see ``source_files``), listed once per Workspace: of a package
+        at the workspace root, only those that can reach its asset (``_reach``).
 
         ``cache_dir``: the build cache, left out when it is inside the package (a single project).
         """
         key = (name, cache_dir)
         if key not in self._sources:  # a race between build threads only lists it twice
-            path = self.packages[name].path
-            self._sources[key] = source_files(path, _ignore.repository_root(path, self.root), cache_dir)
+            package = self.packages[name]
+            files = source_files(package.path, _ignore.repository_root(package.path, self.root), cache_dir)
+            if package.path == self.root:  # a single project: the README, tests and CDK app live beside it
+                files = reach(package.path, files, packaged=package.packaged)
+            self._sources[key] = files
         return self._sources[key]
 
     def fingerprint(self, name: str, cache_dir: Path | None = None) -> str:

@@ -214,9 +214,7 @@ def test_uv_code_creates_no_asset(cache_dir: Path):
 # --- a Python runtime newer than this library -------------------------------------------------------
 
 
-def test_a_runtime_this_library_does_not_know_builds_once_its_os_is_declared(
-    workspace: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_a_runtime_this_library_does_not_know_builds_once_its_os_is_declared(workspace: Path, cache_dir: Path):
     """This library before it knew python3.13 (its line taken out of the table): the function is refused,
     naming new_runtimes; declared as running on Amazon Linux 2023, it gets the very build a known
     python3.13 gets (bytecode for 3.13, wheels for glibc 2.34), and its handler answers with Python 3.13."""
@@ -228,12 +226,16 @@ def test_a_runtime_this_library_does_not_know_builds_once_its_os_is_declared(
     app, stack = synth_app(workspace, populate)
     known = staged_asset(app.outdir, next(iter(function_codes(stack).values())))
 
-    monkeypatch.delitem(_lambda.RUNTIMES, "python3.13")
-    message = synth_error(workspace, populate)
-    assert "runtime python3.13 is not one cdk-uv-aspect knows" in message
-    assert 'UvBundlingAspect(new_runtimes={"python3.13": "al2023"})' in message
-
-    app, stack = synth_app(workspace, populate, new_runtimes={"python3.13": "al2023"})
+    table = dict(_lambda.RUNTIMES)
+    del _lambda.RUNTIMES["python3.13"]
+    try:
+        message = synth_error(workspace, populate)
+        assert "runtime python3.13 is not one cdk-uv-aspect knows" in message
+        assert 'UvBundlingAspect(new_runtimes={"python3.13": "al2023"})' in message
+        app, stack = synth_app(workspace, populate, new_runtimes={"python3.13": "al2023"})
+    finally:  # the table as it was, in its order
+        _lambda.RUNTIMES.clear()
+        _lambda.RUNTIMES.update(table)
     declared = staged_asset(app.outdir, next(iter(function_codes(stack).values())))
     assert tree_digest(declared) == tree_digest(known)
     answer = call_handler(declared, "api.handler.main", "3.13", {"name": "new"})

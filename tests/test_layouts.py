@@ -157,6 +157,64 @@ def test_uv_cache_and_virtualenvs_inside_the_project_are_not_sources(tmp_path: P
     assert not any(f.startswith(("tools-env", ".uv-cache")) for f in shipped(again.asset_dir))
 
 
+# --- what a single project's build key covers ----------------------------------------------------------
+
+BACKENDS = {
+    "hatchling": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n',
+    "uv_build": '[build-system]\nrequires = ["uv_build>=0.8,<0.14"]\nbuild-backend = "uv_build"\n',
+    "application": "",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(BACKENDS))
+def test_a_single_projects_build_key_covers_only_what_reaches_its_asset(
+    tmp_path: Path, cache_dir: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+):
+    """A project at the repository root with its README, tests, CDK app and cdk.json beside the package:
+    editing those is served from the build cache; editing the package's code (or its pyproject.toml)
+    builds it again, and the edit is deployed."""
+    root = tmp_path / "solo"
+    module = "src/solo/handler.py" if BACKENDS[kind] else "handler.py"
+    files = {
+        "pyproject.toml": '[project]\nname = "solo"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+        "dependencies = []\n" + BACKENDS[kind],
+        module: "def main(event, context):\n    return {'solo': 1}\n",
+        "README.md": "# solo\n",
+        "tests/test_handler.py": "def test_main():\n    pass\n",
+        "cdk.json": '{"app": "uv run --no-sync python app.py"}\n',
+        "docs/guide.md": "how to\n",
+    }
+    if BACKENDS[kind]:
+        files.update({"src/solo/__init__.py": "", "app.py": "# the CDK app: not in the wheel\n"})
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    uv("lock", "--quiet", cwd=root)
+    handler = "solo.handler.main" if BACKENDS[kind] else "handler.main"
+
+    first = build_of(root, "solo")
+    assert call_handler(first.asset_dir, handler, "3.12").result == {"solo": 1}
+    for rel in [
+        "README.md",
+        "tests/test_handler.py",
+        "cdk.json",
+        "docs/guide.md",
+        *(["app.py"] * bool(BACKENDS[kind])),
+    ]:
+        append(root / rel, "# edited\n")
+        again = build_of(root, "solo")
+        assert again.cached and again.entry == first.entry, f"editing {rel} rebuilt the package"
+
+    (root / module).write_text("def main(event, context):\n    return {'solo': 2}\n")
+    edited = build_of(root, "solo")
+    assert not edited.cached and edited.entry != first.entry
+    assert call_handler(edited.asset_dir, handler, "3.12").result == {"solo": 2}
+    if BACKENDS[kind]:  # a packaged project's build configuration is in its key (an application's is the lock)
+        append(root / "pyproject.toml", "# a comment\n")
+        assert not build_of(root, "solo").cached
+
+
 # --- path sources ---------------------------------------------------------------------------------
 
 
