@@ -20,7 +20,7 @@ from constructs import Construct, IValidation
 
 from . import _state
 from ._errors import report_cleanly
-from ._marker import marker_of
+from ._marker import markers_of
 
 PLACEHOLDER_BUCKET = "cdk-uv-aspect-code-was-never-built"
 PLACEHOLDER_REPOSITORY = "cdk-uv-aspect-image-was-never-built"
@@ -73,7 +73,7 @@ def never_built(function: Construct, placeholder: str) -> str:
     # A marked function missed only the aspect: telling it to "mark it" sends its author the wrong way.
     todo = (
         "It is marked, so no aspect reached it: add Aspects.of(app).add(UvBundlingAspect())"
-        if marker_of(function.node) is not None
+        if markers_of(function.node)
         else 'Mark it (fn.node.add_metadata("uv", "<package>")) and add Aspects.of(app).add(UvBundlingAspect())'
     )
     return (
