@@ -253,6 +253,6 @@ def test_a_runtime_aws_cdk_lib_has_no_constant_for_is_built_for_the_declared_os(
     out = workspace.parent / "out"
     synth_app(workspace, populate, outdir=out, bytecode=False, new_runtimes={"python3.15": "al2023"})
     (fn,) = functions(out)
-    assert fn.build is not None and fn.build["target"] == "python3.15-x86_64"
+    assert fn.build is not None and fn.build.target == "python3.15-x86_64"
     assert fn.asset_dir is not None and (fn.asset_dir / "main.py").is_file()
     assert list(fn.asset_dir.glob("common-0.1.0.dist-info"))  # its workspace dependency, installed for 3.15
