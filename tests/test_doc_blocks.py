@@ -3,7 +3,7 @@ under a new heading fails here until a test runs it."""
 
 from __future__ import annotations
 
-from conftest import REPO
+from helpers import REPO
 from shell_docs import shell_blocks
 
 RUN_BY = {
