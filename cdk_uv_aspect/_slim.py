@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from . import _cache, _sbom, _state
+from . import _asset, _cache, _sbom, _state
 from ._build import Built
 from ._derive import content_digest, third_party_files
 from ._emulation import Emulated, emulated_python, host_architecture
@@ -253,6 +253,7 @@ def slimmed(built: Built, slimming: Slimming, runner: Runner, log: Log | None = 
         _copy(built.asset_dir, folder, done, LAYER_FOLDER if slimming.layer else "")
         stripped, unstripped = _strip(site, source, done.native, tool, runner) if isinstance(tool, Strip) else ({}, {})
         _rewrite_records(site, done)
+        _asset.normalize_modes(folder)  # the same modes whatever the umask, as every build's
         proof = _prove(built, slimming, source, site, done, stripped, runner)
         files = _cache.manifest(folder)
         size = sum(max(s, 0) for s, _, _ in files.values())
@@ -269,7 +270,7 @@ def slimmed(built: Built, slimming: Slimming, runner: Runner, log: Log | None = 
             "strip": str(tool) if isinstance(tool, Strip) else None,
             "native": len(done.native),
             "stripped": len(stripped),
-            "unstripped": dict(sorted(unstripped.items())[:20]),
+            "unstripped": len(unstripped),  # kept as they were: the tool refused them, or they would misalign
             **proof,
         }
         shutil.copyfile(built.sbom, work / _sbom.FILE)

@@ -234,13 +234,17 @@ def test_slim_leaves_out_third_party_tests_and_unread_files_and_strips_debug_sym
 
 @pytest.mark.slow
 def test_slim_is_byte_reproducible_and_keyed_by_what_decides_it(planted: Path, cache_dir: Path):
-    """Slimming the same build again (the cache bypassed) gives the same bytes under the same key; the mode
-    changes the key."""
+    """Slimming the same build again (the cache bypassed, under a umask of 077) gives the same bytes and file
+    modes under the same key; the mode changes the key."""
     whole = build_of(planted, "shop", cache_dir=cache_dir)
     first = slimmed(whole, Slimming("slim"), Runner())
-    digest = tree_digest(first.asset_dir)
+    digest = tree_digest(first.asset_dir)  # paths, modes and contents
     again = build_of(planted, "shop", cache_dir=cache_dir, rebuild=True)
-    second = slimmed(again, Slimming("slim"), Runner())
+    umask = os.umask(0o077)
+    try:
+        second = slimmed(again, Slimming("slim"), Runner())
+    finally:
+        os.umask(umask)
     assert not second.cached and second.entry == first.entry and tree_digest(second.asset_dir) == digest
     other = slimmed(whole, Slimming("bytecode-only"), Runner())
     assert other.entry != first.entry
