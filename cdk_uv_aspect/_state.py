@@ -54,6 +54,13 @@ sys.excepthook                _errors.report_cleanly, once (marked    the interp
 Stack._cdk_uv_swapped_check   _placeholder (UvCode's check, one per   _placeholder._SwappedCheck.of
                               Stack, on its Python object)
 _builds._SAYING               _builds.say: one line at a time         the same
+FAILED_CHECKS                 _policy.plugin (a validation plugin     _policy.plugin's exit handler: the app
+                              run going on, or failed with nothing    exits with status 1
+                              else to fail the synth on it)
+PENDING_REPORTS               _policy.checks (a plugin's report that  _policy.plugin's exit handler writes it
+                              can't replace an earlier one yet)
+EXIT_GUARD                    _policy.plugin: its exit handler, once  the interpreter, at exit (reset() keeps
+                              registered with atexit                  it: it does nothing without failures)
 ============================  ======================================  ======================================
 
 ``reset()`` empties this module's registries (the tests call it before each test); the state kept
@@ -63,6 +70,7 @@ elsewhere belongs to a block (``interruptible``), a stack, or the interpreter.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +88,9 @@ STORE_VERIFIED: set[Path] = set()
 ENV_SESSIONS: list[Any] = []
 BUILD_ENVS: dict[tuple[str, ...], Any] = {}
 EXPORTS: dict[tuple[Any, ...], Any] = {}
+FAILED_CHECKS: dict[int, str] = {}
+PENDING_REPORTS: dict[Path, str] = {}
+EXIT_GUARD: list[Callable[[], None]] = []
 COMMAND_LINE = threading.Event()
 """Set while the ``cdk-uv`` command runs: errors' fixes name its flags, not ``UvOptions`` fields."""
 
@@ -122,6 +133,8 @@ def reset() -> None:
             ENV_SESSIONS,
             BUILD_ENVS,
             EXPORTS,
+            FAILED_CHECKS,
+            PENDING_REPORTS,
         ):
             registry.clear()
         COMMAND_LINE.clear()

@@ -19,8 +19,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from aws_cdk.assertions import Annotations, Match
 from constructs import IConstruct
-from helpers import CDK_VERSION, REPO, add_function, needs_cdk
-from packaging.version import Version
+from helpers import REPO, add_function, needs_cdk
 
 from cdk_uv_aspect import UvBundlingAspect, UvError, UvPolicyChecks, mark_package, uv_image_code
 
@@ -391,71 +390,6 @@ def test_functions_in_a_nested_stage_need_the_checks_in_that_stage(workspace, ca
     build(True).synth()
     nested = json.loads((tmp_path / "out-True" / "assembly-Prod" / "uv-policy-report.json").read_text())
     assert results(nested, "Prod/Svc/Api")["uv-built"] == "passed"
-
-
-# --- as a CDK policy validation plugin ----------------------------------------------------------------
-
-
-def plugin_app(workspace: Path, out: Path, *, marked: bool) -> tuple[App, Stack]:
-    app = App(outdir=str(out))
-    stack = Stack(app, "Stack")
-    if marked:
-        add_function(stack, "Api", "api")
-    else:
-        add_function(stack, "Plain", None, handler="index.main", code=INLINE)
-    Aspects.of(app).add(UvBundlingAspect(workspace=workspace))
-    aws_cdk.Validations.of(app).add_plugins(UvPolicyChecks())
-    return app, stack
-
-
-@needs_cdk("2.251.0", "Validations.add_plugins")
-def test_as_a_validation_plugin_findings_go_to_the_cdk_validation_report(workspace, cache_dir, tmp_path):
-    """Validations.of(app).add_plugins(UvPolicyChecks()): an error fails synth, in the CDK's report."""
-    app, _ = plugin_app(workspace, tmp_path / "bad", marked=False)
-    with pytest.raises(RuntimeError, match="ValidationFailed"):
-        app.synth()
-    validation = json.loads((tmp_path / "bad" / "validation-report.json").read_text())
-    (plugin,) = [p for p in validation["pluginReports"] if p["pluginName"] == "cdk-uv-aspect"]
-    (violation,) = plugin["violations"]
-    assert plugin["conclusion"] == "failure" and violation["ruleName"] == "uv-built"
-    assert violation["violatingConstructs"][0]["constructPath"] == "Stack/Plain/Resource"
-    assert "Fix" not in violation["description"] and "mark the function" in violation["suggestedFix"]
-    ours = json.loads((tmp_path / "bad" / "uv-policy-report.json").read_text())
-    assert results(ours, "Stack/Plain")["uv-built"] == "failed"
-
-    app, _ = plugin_app(workspace, tmp_path / "good", marked=True)
-    app.synth()
-    ours = json.loads((tmp_path / "good" / "uv-policy-report.json").read_text())
-    assert all_passed(results(ours, "Stack/Api"))
-
-
-@needs_cdk("2.252.0", "Validations.acknowledge")
-def test_as_a_validation_plugin_the_id_the_cli_shows_acknowledges(workspace, cache_dir, tmp_path):
-    """The CLI says "Acknowledge with 'cdk-uv-aspect::uv-built'": Validations.acknowledge takes it."""
-    app, stack = plugin_app(workspace, tmp_path / "out", marked=False)
-    ack = aws_cdk.Acknowledgment(id="cdk-uv-aspect::uv-built", reason="legacy inline code")
-    aws_cdk.Validations.of(stack).acknowledge(ack)
-    app.synth()
-    ours = json.loads((tmp_path / "out" / "uv-policy-report.json").read_text())
-    assert results(ours, "Stack/Plain")["uv-built"] == "acknowledged"
-
-
-@pytest.mark.skipif(Version("2.251.0") <= CDK_VERSION, reason="the plugin interface is there: tested above")
-def test_before_2_251_the_plugin_form_says_to_add_the_checks_as_an_aspect(tmp_path):
-    """On older releases, App(policy_validation_beta1=[UvPolicyChecks()]) fails in the CDK's report, saying why."""
-    app = App(
-        outdir=str(tmp_path / "out"),
-        policy_validation_beta1=[UvPolicyChecks()],
-        context={"@aws-cdk/core:validationReportJson": True},
-    )
-    Stack(app, "Stack")
-    app.synth()
-    report = json.loads((tmp_path / "out" / "policy-validation-report.json").read_text())
-    (plugin,) = report["pluginReports"]
-    error = plugin["summary"]["metadata"]["error"]
-    assert plugin["summary"]["status"] == "failure"
-    assert f"aws-cdk-lib 2.251.0 and newer; this app has aws-cdk-lib {CDK_VERSION}" in error
-    assert "Aspects.of(app).add(UvPolicyChecks())" in error
 
 
 # --- the real CLI -------------------------------------------------------------------------------------

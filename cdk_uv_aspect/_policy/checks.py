@@ -4,7 +4,6 @@ and the same checks as a CDK policy validation plugin."""
 from __future__ import annotations
 
 import json
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,7 @@ from constructs import IConstruct, IValidation
 from .._errors import PolicyError
 from .._files import atomic_write
 from .._version import LIBRARY_VERSION
-from . import engine
+from . import engine, plugin
 from .facts import FunctionFacts, Tree, facts_of
 from .options import PolicyOptions
 from .rule import NonCompliant, NotApplicable
@@ -25,14 +24,13 @@ from .rules import BY_ID, RULES, uv_built
 if TYPE_CHECKING:
     from aws_cdk import IPolicyValidationContext, PolicyValidationPluginReport
 
-# The policy validation plugin interface we implement came in aws-cdk-lib 2.251, with Validations, which
-# adds plugins. Older releases have only its beta, whose context lacks the construct tree the checks
-# read: there the plugin form fails, saying to add the checks as an aspect (which works on every release).
-_PLUGIN_SINCE = "2.251.0"
-_PLUGIN_READY = hasattr(aws_cdk, "IPolicyValidationPlugin")
+# The policy validation plugin interface came in aws-cdk-lib 2.251 (older releases have its beta); the
+# construct tree the checks read reaches plugins from 2.258 on. Where the plugin form can't run, it fails
+# the synth saying to add the checks as an aspect, which works on every release.
+_PLUGIN = aws_cdk.IPolicyValidationPlugin if plugin.INTERFACE_READY else aws_cdk.IPolicyValidationPluginBeta1
 
 
-@jsii.implements(IAspect, aws_cdk.IPolicyValidationPlugin if _PLUGIN_READY else aws_cdk.IPolicyValidationPluginBeta1)
+@jsii.implements(IAspect, _PLUGIN)
 class UvPolicyChecks:
     """Checks every Lambda function of the app: uv-built, and its asset would import on Lambda.
 
@@ -48,7 +46,8 @@ class UvPolicyChecks:
     ``UvPolicyChecks(include_cdk_internal=True, size_warning_mb=150)``.
 
     It is also a CDK policy validation plugin, reporting into the CDK's validation report instead of
-    annotations: ``Validations.of(app).add_plugins(UvPolicyChecks())`` (aws-cdk-lib 2.251 and newer).
+    annotations: ``Validations.of(app).add_plugins(UvPolicyChecks())`` (aws-cdk-lib 2.258 and newer;
+    on older releases it fails the synth saying so).
     """
 
     def __init__(self, options: PolicyOptions | None = None, /, **fields: Any) -> None:
@@ -130,25 +129,16 @@ class UvPolicyChecks:
         return [rule.id for rule in RULES]
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
-        if not _PLUGIN_READY:  # given to App(policy_validation_beta1=...) on an older release
-            raise PolicyError(
-                f"UvPolicyChecks is a CDK policy validation plugin on aws-cdk-lib {_PLUGIN_SINCE} and newer; "
-                f"this app has aws-cdk-lib {version('aws-cdk-lib')}",
-                fix="add it as an aspect instead, which works on every release: "
-                "Aspects.of(app).add(UvPolicyChecks()); or upgrade aws-cdk-lib and use "
-                "Validations.of(app).add_plugins(UvPolicyChecks())",
-            )
-        from aws_cdk import PolicyValidationPluginReport, PolicyViolatingResource, PolicyViolation
+        # Never raises, and fails the synth where the CDK would not: see _policy/plugin.py.
+        report: PolicyValidationPluginReport = plugin.validate(self, context, self._judge_plugin)
+        return report
 
-        stacks = [s.stack_construct_path for s in context.stack_templates]
-        tree = Tree(context.app_construct)
+    def _judge_plugin(self, app: IConstruct, template_paths: list[str]) -> tuple[bool, list[Any]]:
+        """Every function in the stacks whose templates the CDK handed over: (success, violations)."""
+        tree = Tree(app)
+        stacks = tree.stacks_of(template_paths)
         violations = [
-            PolicyViolation(
-                rule_name="acknowledgement",
-                severity="error",
-                description=problem,
-                violating_resources=[PolicyViolatingResource(locations=[])],
-            )
+            plugin.violation("acknowledgement", "error", problem, None, None)
             for problem in self._acknowledgement_problems(tree)
         ]
         rows = {}
@@ -158,24 +148,19 @@ class UvPolicyChecks:
             facts, final = self._run(tree, owner, cfn, owner_path, cfn_path, annotate=False)
             rows[facts.path] = engine.report_row(facts, final)
             violations += [
-                PolicyViolation(
-                    rule_name=o.rule.id,
-                    severity=o.level,
-                    description=f"{engine.describe(facts, o, fix=False)}. {o.rule.explanation}",
-                    fix=o.rule.fix,
-                    violating_resources=[PolicyViolatingResource(construct_path=cfn_path, locations=[])],
+                plugin.violation(
+                    o.rule.id,
+                    str(o.level),
+                    f"{engine.describe(facts, o, fix=False)}. {o.rule.explanation}",
+                    o.rule.fix,
+                    cfn_path,
                 )
                 for o in final
                 if o.status == "failed"
             ]
-        app = context.app_construct
         if self.options.report and isinstance(app, Stage):
-            self._write_report(Path(app.outdir) / self.options.report, rows)
-        return PolicyValidationPluginReport(
-            success=not any(v.severity == "error" for v in violations),
-            violations=violations,
-            plugin_version=LIBRARY_VERSION,
-        )
+            self._write_report(Path(app.outdir) / self.options.report, rows, as_plugin=True)
+        return not any(v.severity == "error" for v in violations), violations
 
     # --- shared -------------------------------------------------------------------------------
 
@@ -212,15 +197,29 @@ class UvPolicyChecks:
             for problem in engine.acknowledgement_problems(path, entries)
         ]
 
-    def _write_report(self, path: Path, rows: dict[str, dict[str, Any]]) -> None:
+    def _write_report(self, path: Path, rows: dict[str, dict[str, Any]], *, as_plugin: bool = False) -> None:
         # Several scopes of one Stage (the aspect added to two stacks) share one report file.
         merged = self._rows.setdefault(str(path), {})
         merged.update(rows)
         text = json.dumps(engine.report(merged.values(), LIBRARY_VERSION), indent=2) + "\n"
+        if as_plugin and _differs(path, text):
+            # aws-cdk-lib 2.258 to 2.273 fail the synth when a validation plugin changes a file that was
+            # in the cloud assembly before it ran (later releases when the App asks them to): the report
+            # of an earlier synth into this folder is replaced once the app is done.
+            plugin.write_at_exit(path, text)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         # The name is a plain file name (PolicyOptions checks it), so the report stays in the assembly;
         # the file is replaced by a rename, so a link found at its place is replaced, never followed.
         atomic_write(path, text)
+
+
+def _differs(path: Path, text: str) -> bool:
+    """Whether a file (or a link) other than ``text`` is at ``path``."""
+    try:
+        return path.is_symlink() or (path.exists() and path.read_text() != text)
+    except (OSError, UnicodeDecodeError):
+        return True
 
 
 @jsii.implements(IValidation)

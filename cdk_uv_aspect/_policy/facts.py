@@ -83,6 +83,7 @@ class Tree:
         self._metadata: dict[str, list[Any]] = {}
         self.stages: list[str] = []  # paths of the Stages nested below the scope
         self._bundling: dict[str, bool] = {}  # stack path -> Stack.bundling_required
+        self._stacks: dict[str, Stack] = {}  # stack path -> the stack
         self.functions: list[tuple[IConstruct, lambda_.CfnFunction, str, str]] = []  # owner, cfn, their paths
         self.edge: set[str] = set()  # paths of the functions of EdgeFunctions
         self._layers: list[lambda_.CfnLayerVersion] = []
@@ -95,6 +96,7 @@ class Tree:
                     self.stages.append(path)
             elif isinstance(construct, Stack):
                 self._bundling[construct.node.path] = construct.bundling_required
+                self._stacks[construct.node.path] = construct
             elif isinstance(construct, lambda_.CfnLayerVersion):
                 self._layers.append(construct)
             elif isinstance(construct, cloudfront.experimental.EdgeFunction):
@@ -129,6 +131,16 @@ class Tree:
         """Whether the stack holding the construct at ``path`` is bundled in this synth."""
         stacks = [s for s in self._bundling if path.startswith(s + "/")]
         return self._bundling[max(stacks, key=len)] if stacks else True
+
+    def stacks_of(self, template_paths: list[str]) -> list[str]:
+        """The paths of the stacks whose synthesized templates are ``template_paths``."""
+        wanted = {os.path.realpath(p) for p in template_paths}
+        found = []
+        for path, stack in self._stacks.items():
+            stage = Stage.of(stack)
+            if stage is not None and os.path.realpath(os.path.join(stage.outdir, stack.template_file)) in wanted:
+                found.append(path)
+        return found
 
     def in_nested_stage(self, path: str) -> bool:
         return any(path.startswith(stage + "/") for stage in self.stages)
