@@ -110,7 +110,10 @@ class UvBundlingAspect:
                 planned = self._plan_or_fail(node, node.node, markers, jsii_ref(stack))
                 if planned is None:
                     return
-                self._build_all({planned.request: [planned]})
+                # Added after the walk started (by another aspect, which aspect stabilization re-runs
+                # this one for): a build of the same package and target made here serves it too.
+                if planned.request not in self._built and planned.request not in self._failed:
+                    self._build_all({planned.request: [planned]})
             # Another aspect on an enclosing scope (or on this one) may have swapped it first: keep its build.
             if planned is not None and not is_swapped(node):
                 self._swap(planned)
