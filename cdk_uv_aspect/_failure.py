@@ -81,7 +81,8 @@ class Failure:
     def uv_cache(self, result: Result) -> UvError | None:
         """The error for a uv that could not use its own cache (an unwritable HOME, say) or could not
         write (a full or read-only disk); None otherwise."""
-        if found := _UV_CACHE.search(result.stderr):
+        found = _UV_CACHE.search(result.stderr) or _UV_CACHE_08.search(result.stderr)
+        if found and (found.re is _UV_CACHE or _is_uv_cache(found.group(1))):
             return self.error(
                 f"uv could not use its cache at {found.group(1)}",
                 result,
@@ -245,6 +246,11 @@ class Failure:
         )
 
 
+def _is_uv_cache(folder: str) -> bool:
+    """Whether ``folder`` is uv's cache: $UV_CACHE_DIR, or uv's default (``<XDG_CACHE_HOME or ~/.cache>/uv``)."""
+    return folder == os.environ.get("UV_CACHE_DIR") or Path(folder).name == "uv"
+
+
 def _found(text: str, signs: Sequence[str]) -> bool:
     lowered = text.lower()
     return any(sign.lower() in lowered for sign in signs)
@@ -277,6 +283,8 @@ _UNREACHABLE = (
 )
 _NETWORK = ("error sending request", "request failed after")
 _UV_CACHE = re.compile(r"Failed to initialize cache at `([^`]+)`")
+# uv 0.8 says only "error: failed to create directory `<its cache>`: Not a directory (os error 20)".
+_UV_CACHE_08 = re.compile(r"^error: failed to create directory `([^`]+)`", re.MULTILINE)
 _DISK = (
     ("No space left on device", "the disk is full"),
     ("Disk quota exceeded", "the disk quota is exceeded"),
