@@ -217,3 +217,20 @@ def test_a_plugin_added_to_a_stage_judges_only_the_stacks_of_that_stage(tmp_path
     validation = json.loads((tmp_path / "out" / "validation-report.json").read_text())
     paths = [c["constructPath"] for v in our_violations(validation) for c in v["violatingConstructs"]]
     assert paths == ["Prod/Svc/Plain/Resource"]
+
+
+@runs_as_plugin
+def test_stacks_in_two_environments_are_each_judged_and_reported_once(tmp_path):
+    """Some releases (2.262 to 2.269) run a plugin once per account and region: each function is judged
+    once, and the checks' report holds them all."""
+    app = App(outdir=str(tmp_path / "out"))
+    for name, region in (("East", "us-east-1"), ("West", "us-west-2")):
+        stack = Stack(app, name, env=aws_cdk.Environment(account="111111111111", region=region))
+        add_function(stack, "Plain", None, handler="index.main", code=INLINE)
+    aws_cdk.Validations.of(app).add_plugins(UvPolicyChecks())
+    synth(app)
+    validation = json.loads((tmp_path / "out" / "validation-report.json").read_text())
+    paths = sorted(c["constructPath"] for v in our_violations(validation) for c in v["violatingConstructs"])
+    assert paths == ["East/Plain/Resource", "West/Plain/Resource"]
+    ours = json.loads((tmp_path / "out" / "uv-policy-report.json").read_text())
+    assert results(ours, "East/Plain")["uv-built"] == results(ours, "West/Plain")["uv-built"] == "failed"

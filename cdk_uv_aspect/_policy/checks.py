@@ -14,6 +14,7 @@ from constructs import IConstruct, IValidation
 
 from .._errors import PolicyError
 from .._files import atomic_write
+from .._state import jsii_ref
 from .._version import LIBRARY_VERSION
 from . import engine, plugin
 from .facts import FunctionFacts, Tree, facts_of
@@ -56,6 +57,7 @@ class UvPolicyChecks:
         self.options = options or PolicyOptions(**fields)
         self._scopes: list[str] = []  # paths of the constructs holding a validation
         self._rows: dict[str, dict[str, dict[str, Any]]] = {}  # report file -> function path -> row
+        self._apps: dict[str, str] = {}  # report file -> the app (jsii ref) a plugin run wrote it for
 
     @staticmethod
     def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
@@ -159,7 +161,7 @@ class UvPolicyChecks:
                 if o.status == "failed"
             ]
         if self.options.report and isinstance(app, Stage):
-            self._write_report(Path(app.outdir) / self.options.report, rows, as_plugin=True)
+            self._write_report(Path(app.outdir) / self.options.report, rows, app=jsii_ref(app))
         return not any(v.severity == "error" for v in violations), violations
 
     # --- shared -------------------------------------------------------------------------------
@@ -197,17 +199,21 @@ class UvPolicyChecks:
             for problem in engine.acknowledgement_problems(path, entries)
         ]
 
-    def _write_report(self, path: Path, rows: dict[str, dict[str, Any]], *, as_plugin: bool = False) -> None:
+    def _write_report(self, path: Path, rows: dict[str, dict[str, Any]], *, app: str | None = None) -> None:
+        """``app``: the plugin form's app, whose several runs in one synth (one per environment on some
+        releases) rewrite the report they wrote."""
         # Several scopes of one Stage (the aspect added to two stacks) share one report file.
         merged = self._rows.setdefault(str(path), {})
         merged.update(rows)
         text = json.dumps(engine.report(merged.values(), LIBRARY_VERSION), indent=2) + "\n"
-        if as_plugin and _differs(path, text):
+        if app is not None and self._apps.get(str(path)) != app and _differs(path, text):
             # aws-cdk-lib 2.258 to 2.273 fail the synth when a validation plugin changes a file that was
             # in the cloud assembly before it ran (later releases when the App asks them to): the report
             # of an earlier synth into this folder is replaced once the app is done.
             plugin.write_at_exit(path, text)
             return
+        if app is not None:
+            self._apps[str(path)] = app
         path.parent.mkdir(parents=True, exist_ok=True)
         # The name is a plain file name (PolicyOptions checks it), so the report stays in the assembly;
         # the file is replaced by a rename, so a link found at its place is replaced, never followed.
