@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import assert_api_asset, build_of, call_handler, tree_digest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.oldest_uv]
 
 ELF_MACHINE = {62: "x86_64", 183: "aarch64"}
 

@@ -24,6 +24,8 @@ from cdk_uv_aspect._errors import FileError, ToolError
 from cdk_uv_aspect._files import file_error
 from cdk_uv_aspect._runner import Result, kept_lines
 
+pytestmark = pytest.mark.oldest_uv  # uv's error output: also on the oldest uv
+
 AL2023_X86 = "python3.12 x86_64 (Amazon Linux 2023, glibc 2.34)"
 # What each kind of failure says; a failure of one kind must not say another's.
 SAYS = {

@@ -25,7 +25,7 @@ from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._uv import Uv
 from cdk_uv_aspect._workspace import Workspace
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.oldest_uv]
 
 AL2023_X86 = "python3.12 x86_64 (Amazon Linux 2023, glibc 2.34)"
 

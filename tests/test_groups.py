@@ -28,7 +28,7 @@ from cdk_uv_aspect import UvCode, UvPolicyChecks, mark_package
 from cdk_uv_aspect._cli import main as cdk_uv
 from cdk_uv_aspect._uv import Uv
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.oldest_uv]
 
 SHOP = "shop.handler.main"
 

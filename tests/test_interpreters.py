@@ -20,7 +20,7 @@ from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._uv import Uv
 from cdk_uv_aspect._workspace import Workspace
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.oldest_uv]
 
 UV = Uv.locate(None).path
 RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from helpers import add_function, assert_api_asset, function_codes, staged_asset, synth_app
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.oldest_uv]
 
 
 def test_unchanged_app_synthesizes_offline(workspace: Path, cache_dir: Path, tmp_path: Path, monkeypatch):

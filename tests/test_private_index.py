@@ -41,6 +41,8 @@ from cdk_uv_aspect._target import Target
 from cdk_uv_aspect._uv import Uv
 from cdk_uv_aspect._workspace import Workspace
 
+pytestmark = pytest.mark.oldest_uv  # uv's error output: also on the oldest uv
+
 SECRET_PACKAGE = "cdkuv-secret-greeting"
 SECRET_WHEEL = "cdkuv_secret_greeting-1.0.0-py3-none-any.whl"
 GREETING = "hello from the private index"
