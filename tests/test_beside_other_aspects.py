@@ -21,8 +21,8 @@ import pytest
 from aws_cdk import App, Aspects, IAspect, Stack, Stage
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
-from conftest import FIXTURES, REPO, add_function, needs_cdk, staged_asset
 from constructs import IConstruct
+from helpers import FIXTURES, REPO, add_function, needs_cdk, staged_asset
 from test_image import image_function
 from test_layers import make_layer
 from test_policy import results

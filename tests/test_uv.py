@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
+from helpers import REPO
+from packaging.requirements import Requirement
+
 from cdk_uv_aspect._target import Target
-from cdk_uv_aspect._uv import build_wheel, compile_bytecode, export, install_locked, install_wheels, split_requirements
+from cdk_uv_aspect._uv import (
+    MIN_UV,
+    build_wheel,
+    compile_bytecode,
+    export,
+    install_locked,
+    install_wheels,
+    split_requirements,
+)
 
 
 def test_export_reads_the_lock_without_any_dependency_group_or_editables():
@@ -57,3 +69,12 @@ def test_exported_requirements_split_into_registry_and_local():
     registry, local = split_requirements(text)
     assert local == ["./packages/api", "./packages/common"]
     assert registry.startswith("orjson==3.11.5") and "--hash=sha256:bbb" in registry
+
+
+def test_the_uv_range_pyproject_admits_starts_at_the_oldest_uv_the_code_accepts():
+    """pyproject.toml's lower bound of uv is _uv.MIN_UV (what the oldest-uv pass tests is what a user may
+    have), and the range has an upper bound: the newest minor release the suite passed on."""
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    (uv,) = [Requirement(d) for d in dependencies if Requirement(d).name == "uv"]
+    assert {(s.operator, s.version) for s in uv.specifier if s.operator == ">="} == {(">=", str(MIN_UV))}
+    assert [s.operator for s in uv.specifier if s.operator == "<"] == ["<"]
