@@ -89,16 +89,17 @@ def copy_checkout(dest: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The environment a user has after the README's "Install" blocks, run as written: uv from pipx (no
-    other uv on PATH), and this checkout's wheel built in a copy of it and found through UV_FIND_LINKS and
+    """The environment a user has after the README's "Install" blocks, run as written: uv from pipx (first
+    on PATH), and this checkout's wheel built in a copy of it and found through UV_FIND_LINKS and
     PIP_FIND_LINKS (until the first release is on PyPI). Run once for every doc test."""
     root = tmp_path_factory.mktemp("user")
     checkout = copy_checkout(root / "cdk-uv-aspect")
     tools = root / "tools"  # pipx, without the test environment's uv beside it
     tools.mkdir()
     (tools / "pipx").symlink_to(Path(sys.executable).with_name("pipx"))
+    # The README's uv first on PATH; the test environment's own (beside this Python) not at all.
     path = [str(root / "bin"), str(tools), str(REPO / "node_modules" / ".bin")]
-    path += [p for p in os.environ["PATH"].split(os.pathsep) if p and not (Path(p) / "uv").exists()]
+    path += [p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != Path(sys.executable).parent]
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env.update(PATH=os.pathsep.join(path), PIPX_HOME=str(root / "pipx"), PIPX_BIN_DIR=str(root / "bin"))
     # A doc command that fails to find its environment's pip must not install into a pyenv or OS Python.
