@@ -80,7 +80,6 @@ class AddsAFunction:
             add_function(node, "Late", "api")
 
 
-PRIORITY = {name: getattr(aws_cdk.AspectPriority, name, None) for name in ("MUTATING", "DEFAULT", "READONLY")}
 ORDERS = [
     # (what is added first, ..., last), each with its priority (None: none given)
     pytest.param([("ours", None), ("adder", None), ("tags", None)], id="ours-first"),
@@ -107,7 +106,10 @@ def synth(workspace: Path, cache: Path, out: Path, context: dict[str, object], o
         "tags": aws_cdk.Tag("team", "payments"),
     }
     for name, priority in order:
-        Aspects.of(app).add(aspects[name], **({"priority": PRIORITY[priority]} if priority else {}))
+        # AspectPriority came in 2.172: read here, not when the module is collected on an older release.
+        Aspects.of(app).add(
+            aspects[name], **({"priority": getattr(aws_cdk.AspectPriority, priority)} if priority else {})
+        )
     Aspects.of(app).add(UvPolicyChecks())
     # cdk-nag 3 is a validation plugin; its findings on these functions are accepted, as an app would.
     aws_cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
