@@ -4,6 +4,7 @@ GitHub runs it, builds an sdist and a wheel of the tag's version whose metadata 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -67,7 +68,7 @@ def test_the_build_job_makes_the_tags_version_with_checked_metadata(tmp_path: Pa
     with zipfile.ZipFile(dist / "cdk_uv_aspect-9.8.7-py3-none-any.whl") as wheel:
         metadata = wheel.read("cdk_uv_aspect-9.8.7.dist-info/METADATA").decode()
         assert "cdk_uv_aspect/py.typed" in wheel.namelist()
-    assert "Version: 9.8.7" in metadata and "Requires-Dist: uv>=" in metadata
+    assert "\nVersion: 9.8.7\n" in metadata and re.search(r"^Requires-Dist: uv[<>=]", metadata, flags=re.M)
     with tarfile.open(dist / "cdk_uv_aspect-9.8.7.tar.gz") as sdist:
         names = sdist.getnames()
     assert "cdk_uv_aspect-9.8.7/pyproject.toml" in names and "cdk_uv_aspect-9.8.7/README.md" in names
