@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from helpers import once_per_run
 
 STACK = "UvSample"
 REPO = Path(__file__).parent.parent
@@ -148,8 +149,9 @@ def running_moto(command: list[str], folder: Path) -> Iterator[Emulator]:
 
 @pytest.fixture(scope="session")
 def build_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One build cache for the deploys of the sample (a second checkout in test_deploy.py gets its own)."""
-    return tmp_path_factory.mktemp("build-cache")
+    """One build cache for the deploys of the sample (a second checkout in test_deploy.py gets its own), also
+    when the deploy tests run side by side: a build cache serves synths at once."""
+    return Path(once_per_run(tmp_path_factory, "build-cache", str))
 
 
 @dataclass(frozen=True)

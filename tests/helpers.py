@@ -6,9 +6,12 @@ Import from here (``from helpers import build_of, synth_app``), never from ``con
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.metadata
+import json
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,23 @@ def needs_cdk(version: str, what: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         Version(version) > CDK_VERSION, reason=f"needs aws-cdk-lib {version} or newer ({what}); this is {CDK_VERSION}"
     )
+
+
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], Any]) -> Any:
+    """``make(folder)`` once per test run, also when `./dev test` runs modules side by side in several
+    processes (pytest-xdist): the first to ask makes it, under a lock, the others wait and get what it made.
+    What ``make`` returns is kept as JSON."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    folder, made = base / name, base / f"{name}.json"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what an attempt that failed left
+            folder.mkdir()
+            made.write_text(json.dumps(make(folder)))
+        return json.loads(made.read_text())
 
 
 # --- building a package ---------------------------------------------------------------------------

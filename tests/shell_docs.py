@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from helpers import once_per_run
 
 REPO = Path(__file__).parent.parent
 
@@ -91,8 +92,11 @@ def copy_checkout(dest: Path) -> Path:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment a user has after the README's "Install" blocks, run as written: uv from pipx (first
     on PATH), and this checkout's wheel built in a copy of it and found through UV_FIND_LINKS and
-    PIP_FIND_LINKS (until the first release is on PyPI). Run once for every doc test."""
-    root = tmp_path_factory.mktemp("user")
+    PIP_FIND_LINKS (until the first release is on PyPI). Run once for every doc test (of every worker)."""
+    return once_per_run(tmp_path_factory, "user", install_as_the_readme_says)
+
+
+def install_as_the_readme_says(root: Path) -> dict[str, str]:
     checkout = copy_checkout(root / "cdk-uv-aspect")
     tools = root / "tools"  # pipx, without the test environment's uv beside it
     tools.mkdir()

@@ -27,9 +27,9 @@ def elf_machine(path: Path) -> str:
     return ELF_MACHINE.get(int.from_bytes(header[18:20], "little"), "other")
 
 
-def test_library_package_ships_its_runtime_closure_only(workspace: Path, cache_dir: Path):
+def test_library_package_ships_its_runtime_closure_only(shared_build):
     """The package, its workspace dependency and orjson; no dev group, scripts or installer metadata."""
-    asset = build_of(workspace, "api").asset_dir
+    asset = shared_build("api").asset_dir
     files = files_of(asset)
     tops = {f.split("/")[0] for f in files}
     assert {"api", "common", "orjson"} <= tops
@@ -40,9 +40,9 @@ def test_library_package_ships_its_runtime_closure_only(workspace: Path, cache_d
     assert "bin/" not in record and "api/handler.py" in record
 
 
-def test_record_lists_only_files_in_the_asset(workspace: Path, cache_dir: Path):
+def test_record_lists_only_files_in_the_asset(shared_build):
     """Every RECORD line names a file inside the asset (no script, no path outside)."""
-    asset = build_of(workspace, "api").asset_dir
+    asset = shared_build("api").asset_dir
     for record in asset.glob("*.dist-info/RECORD"):
         for line in record.read_text().splitlines():
             path = line.rsplit(",", 2)[0]
@@ -51,17 +51,17 @@ def test_record_lists_only_files_in_the_asset(workspace: Path, cache_dir: Path):
 
 
 @pytest.mark.parametrize("python", ["3.11", "3.12"])
-def test_handler_answers_from_the_asset_alone(workspace: Path, cache_dir: Path, python: str):
+def test_handler_answers_from_the_asset_alone(shared_build, python: str):
     """The runtime's interpreter, only the asset and the stdlib importable: the handler answers."""
-    built = build_of(workspace, "api", python=python)
+    built = shared_build("api", python=python)
     answer = call_handler(built.asset_dir, "api.handler.main", python, {"name": "lambda"})
     assert answer.ok, answer.result
     assert answer.result == {"message": "hello lambda", "version": "0.1.0"}
 
 
-def test_application_package_modules_go_to_the_asset_root(workspace: Path, cache_dir: Path):
+def test_application_package_modules_go_to_the_asset_root(shared_build):
     """An app package (no build system): main.py and helpers/ at the root, tests/ left out."""
-    built = build_of(workspace, "app", python="3.12")
+    built = shared_build("app", python="3.12")
     files = files_of(built.asset_dir)
     assert {"main.py", "helpers/__init__.py", "helpers/text.py"} <= files
     assert not any(f.startswith("tests/") for f in files)
@@ -69,9 +69,9 @@ def test_application_package_modules_go_to_the_asset_root(workspace: Path, cache
     assert answer.result == {"message": "HELLO X!"}
 
 
-def test_bytecode_is_for_the_exact_python_and_recorded_under_var_task(workspace: Path, cache_dir: Path):
+def test_bytecode_is_for_the_exact_python_and_recorded_under_var_task(shared_build):
     """cpython-311 .pyc files, unchecked-hash (no timestamps), source path /var/task/..."""
-    asset = build_of(workspace, "app", python="3.11").asset_dir
+    asset = shared_build("app", python="3.11").asset_dir
     pyc = asset / "helpers" / "__pycache__" / "text.cpython-311.pyc"
     data = pyc.read_bytes()
     flags = int.from_bytes(data[4:8], "little")
@@ -85,17 +85,17 @@ def test_no_bytecode_when_turned_off(workspace: Path, cache_dir: Path):
     assert not list(asset.rglob("*.pyc"))
 
 
-def test_arm64_build_has_only_aarch64_native_code(workspace: Path, cache_dir: Path):
+def test_arm64_build_has_only_aarch64_native_code(shared_build):
     """Cross-architecture without Docker: every shared library in the asset is an aarch64 ELF."""
-    asset = build_of(workspace, "api", arch="arm64").asset_dir
+    asset = shared_build("api", arch="arm64").asset_dir
     libraries = list(asset.rglob("*.so"))
     assert libraries
     assert {elf_machine(lib) for lib in libraries} == {"aarch64"}
 
 
-def test_rebuild_without_cache_is_byte_identical(workspace: Path, tmp_path: Path):
-    """Two cold builds in two caches give the same files, bytes and modes."""
-    first = build_of(workspace, "api", cache_dir=tmp_path / "c1").asset_dir
+def test_rebuild_without_cache_is_byte_identical(shared_build, workspace: Path, tmp_path: Path):
+    """Two cold builds in two caches (and two checkouts) give the same files, bytes and modes."""
+    first = shared_build("api").asset_dir
     second = build_of(workspace, "api", cache_dir=tmp_path / "c2").asset_dir
     assert_api_asset(first)
     assert tree_digest(first) == tree_digest(second)
@@ -170,9 +170,9 @@ def test_exclude_patterns_leave_files_out(workspace: Path, cache_dir: Path):
     assert any(f.startswith("orjson/") and f.endswith(".so") for f in files)
 
 
-def test_a_umask_077_build_is_identical_to_a_umask_022_one(workspace: Path, tmp_path: Path):
+def test_a_umask_077_build_is_identical_to_a_umask_022_one(shared_build, workspace: Path, tmp_path: Path):
     """Modes don't follow the builder's umask, bytecode included: the CLI's zip records them."""
-    first = build_of(workspace, "api", cache_dir=tmp_path / "c1").asset_dir
+    first = shared_build("api").asset_dir  # built with this process's umask
     old = os.umask(0o077)
     try:
         second = build_of(workspace, "api", cache_dir=tmp_path / "c2").asset_dir

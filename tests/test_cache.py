@@ -9,15 +9,16 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 from fakes import ScriptedRunner, uv_command
-from helpers import add_function, build_of, call_handler, function_codes, synth_app, tree_digest
+from helpers import FIXTURES, add_function, build_of, call_handler, function_codes, synth_app, tree_digest
 
-from cdk_uv_aspect import UvOptions
+from cdk_uv_aspect import UvOptions, _state
 from cdk_uv_aspect._assembly import functions
 from cdk_uv_aspect._cache import INFO, manifest
 from cdk_uv_aspect._cli import main as cli
@@ -38,6 +39,32 @@ def _synth_api(workspace: Path, outdir: Path, **options: object) -> tuple[dict, 
 
 def _entries(cache_dir: Path) -> list[Path]:
     return sorted((cache_dir / "builds").iterdir())
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    cache: Path  # the build cache of the synth: one entry, for `api`
+    code: dict  # the function's Code property
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """`api` synthesized once, cold, into a build cache of its own."""
+    root = tmp_path_factory.mktemp("synthesized")
+    workspace = Path(shutil.copytree(FIXTURES / "ws", root / "ws"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CDK_UV_CACHE_DIR", str(root / "cache"))
+        code, built = _synth_api(workspace, root / "out")
+    _state.reset()
+    assert built["cached"] is False
+    return Synthesized(root / "cache", code)
+
+
+def synthesized_into(cache_dir: Path, synthesized: Synthesized) -> dict:
+    """The cache of a first synth of `api` as ``cache_dir``, its Code property: a copy of the module's, which
+    a damaging test may change (builds are reproducible: building it again in each test gives the same)."""
+    shutil.copytree(synthesized.cache, cache_dir, symlinks=True)
+    return synthesized.code
 
 
 def _truncate(asset: Path) -> None:
@@ -71,10 +98,11 @@ def _half_written_build_json(asset: Path) -> None:
 @pytest.mark.parametrize(
     "damage", [_truncate, _edit_same_size, _delete, _add, _drop_build_json, _half_written_build_json]
 )
-def test_damaged_entry_is_rebuilt_not_used(workspace: Path, cache_dir: Path, tmp_path: Path, damage):
+def test_damaged_entry_is_rebuilt_not_used(
+    workspace: Path, cache_dir: Path, tmp_path: Path, synthesized: Synthesized, damage
+):
     """Edited, truncated, deleted or extra files, or a missing/partial build.json: the entry is rebuilt."""
-    first, built = _synth_api(workspace, tmp_path / "one")
-    assert built["cached"] is False
+    first = synthesized_into(cache_dir, synthesized)
     (entry,) = _entries(cache_dir)
     intact = tree_digest(entry / "asset")
 
@@ -184,12 +212,13 @@ def _manifest_of_another_shape(entry: Path, elsewhere: Path) -> None:
         _manifest_of_another_shape,
     ],
 )
-def test_an_entry_that_is_not_provably_ours_is_rebuilt_not_used(workspace: Path, cache_dir: Path, tmp_path: Path, make):
+def test_an_entry_that_is_not_provably_ours_is_rebuilt_not_used(
+    workspace: Path, cache_dir: Path, tmp_path: Path, synthesized: Synthesized, make
+):
     """An entry that is a link, holds a link where we write files, belongs to another user (a CI cache
     restored as root), or is laid out otherwise is never used, even when its manifest matches: the synth
     builds again, the entry becomes a real folder of this user's, and what the links led to is left as it was."""
-    first, built = _synth_api(workspace, tmp_path / "one")
-    assert built["cached"] is False
+    first = synthesized_into(cache_dir, synthesized)
     (entry,) = _entries(cache_dir)
     intact = tree_digest(entry / "asset")
     elsewhere = tmp_path / "elsewhere"

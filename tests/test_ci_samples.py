@@ -63,6 +63,7 @@ def test_the_github_workflow_passes_actionlint_and_shellcheck():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.seconds
 @pytest.mark.parametrize(
     ("sample", "schema"), [(GITHUB, "vendor.github-workflows"), (GITLAB, "vendor.gitlab-ci")], ids=["github", "gitlab"]
 )
@@ -77,6 +78,7 @@ def test_the_gitlab_scripts_pass_shellcheck(tmp_path: Path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.seconds
 def test_the_linters_catch_a_broken_sample(tmp_path: Path):
     """Each check can fail: a step output that no step sets, a cache key that is not a list of files,
     an unquoted variable in a script."""

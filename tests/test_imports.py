@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 NOT_LOADED = ("aws_cdk.aws_cloudfront", "cdk_uv_aspect._docker", "cdk_uv_aspect._engine")
 
 PROBE = f"""
@@ -22,6 +24,7 @@ print(json.dumps([name for name in {NOT_LOADED!r} if name in sys.modules]))
 """
 
 
+@pytest.mark.seconds
 def test_an_app_without_edge_functions_or_the_container_fallback_does_not_load_them(tmp_path):
     """A synth with the aspect loads neither aws_cloudfront (for the EdgeFunction check) nor the Docker
     fallback's engine: an app that uses neither does not pay for importing them."""

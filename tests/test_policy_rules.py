@@ -443,12 +443,14 @@ def budgeted(tmp_path: Path, **changes: Any) -> FunctionFacts:
     return facts(asset_dir=asset(tmp_path, SLOW), **changes)
 
 
+@pytest.mark.seconds
 def test_uv_init_budget_compliance_within_the_budget(tmp_path: Path):
     """Measured from the asset: the init (about 0.4 s) fits a budget of 10 s, and the note says the time."""
     result = init_budget.check(budgeted(tmp_path), PolicyOptions(init_budget_ms=10_000))
     assert isinstance(result, Compliant) and "median of 3 local cold starts" in result.note, result
 
 
+@pytest.mark.seconds
 def test_uv_init_budget_noncompliance_over_the_budget_names_the_heaviest_imports(tmp_path: Path):
     """Over a budget of 100 ms: the time, the budget and the heaviest imports, the dependency first."""
     result = init_budget.check(budgeted(tmp_path), PolicyOptions(init_budget_ms=100))
@@ -456,6 +458,7 @@ def test_uv_init_budget_noncompliance_over_the_budget_names_the_heaviest_imports
     assert "over its budget of 100 ms; its heaviest imports: heavy 4" in result.message, result.message
 
 
+@pytest.mark.seconds
 def test_uv_init_budget_noncompliance_the_markers_budget_wins(tmp_path: Path):
     """The marker's own budget (100 ms) applies over the options' (10 s), and without any options' budget."""
     for options in (PolicyOptions(init_budget_ms=10_000), OPTIONS):
@@ -572,6 +575,7 @@ def test_uv_edge_limits_noncompliance_2_arm64_and_an_unsupported_runtime():
     assert "x86_64 only" in result.message and "python3.14" in result.message
 
 
+@pytest.mark.seconds
 def test_uv_edge_limits_noncompliance_3_over_50_mib_zipped(tmp_path: Path):
     """Incompressible bytes over 50 MiB: CloudFront would refuse it for any trigger."""
     big = asset(tmp_path, {"app/blob.bin": os.urandom(51 * 1024 * 1024)})

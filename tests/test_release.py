@@ -20,6 +20,7 @@ from test_ci_samples import actionlint, schema_check
 RELEASE = REPO / ".github" / "workflows" / "release.yml"
 
 
+@pytest.mark.seconds
 def test_the_release_workflow_passes_actionlint_and_its_schema():
     done = actionlint(RELEASE)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -42,10 +42,10 @@ def named(document: dict[str, Any]) -> dict[str, str]:
     return {c["name"].lower().replace("_", "-"): c["version"] for c in components}
 
 
-def test_the_sbom_names_every_locked_package_and_version_in_the_asset(workspace: Path, cache_dir: Path):
+def test_the_sbom_names_every_locked_package_and_version_in_the_asset(shared_build, workspace: Path):
     """Valid CycloneDX 1.5; its components are exactly the distributions in the asset, at the versions
     uv.lock pins; the native wheel is the one installed for the target, with the lock's SHA-256."""
-    built = build_of(workspace, "api")
+    built = shared_build("api")
     text = built.sbom.read_text()
     document = assert_valid_cyclonedx_1_5(text)
 
@@ -68,9 +68,9 @@ def test_the_sbom_names_every_locked_package_and_version_in_the_asset(workspace:
     assert not list(built.asset_dir.rglob(FILE)) and FILE not in built.info["manifest"]
 
 
-def test_an_application_package_is_the_subject_of_its_sbom(workspace: Path, cache_dir: Path):
+def test_an_application_package_is_the_subject_of_its_sbom(shared_build):
     """A package without a build system has no dist-info; the SBOM still names it, from the lock."""
-    document = assert_valid_cyclonedx_1_5(build_of(workspace, "app").sbom.read_text())
+    document = assert_valid_cyclonedx_1_5(shared_build("app").sbom.read_text())
     assert document["metadata"]["component"] == {
         "type": "application",
         "bom-ref": "app@0.1.0",
@@ -82,11 +82,11 @@ def test_an_application_package_is_the_subject_of_its_sbom(workspace: Path, cach
     assert {"ref": "app@0.1.0", "dependsOn": ["common@0.1.0"]} in document["dependencies"]
 
 
-def test_the_same_input_gives_a_byte_identical_sbom(workspace: Path, tmp_path: Path):
+def test_the_same_input_gives_a_byte_identical_sbom(shared_build, workspace: Path, tmp_path: Path):
     """Two checkouts at other paths, built into two caches: the same bytes (no timestamp, no random serial)."""
     other = tmp_path / "elsewhere" / "ws"
     shutil.copytree(workspace, other)
-    first = build_of(workspace, "api", cache_dir=tmp_path / "one").sbom.read_bytes()
+    first = shared_build("api").sbom.read_bytes()
     second = build_of(other, "api", cache_dir=tmp_path / "two").sbom.read_bytes()
     assert first == second
     assert b"timestamp" not in first and json.loads(first)["serialNumber"].startswith("urn:uuid:")

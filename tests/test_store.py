@@ -82,12 +82,15 @@ def _the_old_way(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_assets_are_byte_identical_to_installing_into_one_folder(
-    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package, python, arch, options
+    shared_build, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package, python, arch, options
 ):
     """Assembled from the store, a build has the files, bytes and modes of the same build installed whole."""
-    stored = build_of(workspace, package, python=python, arch=arch, cache_dir=tmp_path / "c1", **options)
+    if options:
+        stored = build_of(workspace, package, python=python, arch=arch, cache_dir=tmp_path / "c1", **options)
+    else:  # the session's build of the same
+        stored = shared_build(package, python=python, arch=arch)
     if package == "api":  # orjson (app has no third-party dependency)
-        assert any((tmp_path / "c1" / "store").iterdir()), "the build did not use the store"
+        assert any((stored.entry.parent.parent / "store").iterdir()), "the build did not use the store"
     _state.reset()
     with monkeypatch.context() as patched:
         _the_old_way(patched)

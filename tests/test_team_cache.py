@@ -559,6 +559,7 @@ def test_credentials_never_appear_in_messages_or_the_cache(clean: Team, tmp_path
         assert not any(secret.encode() in content for content in kept), secret
 
 
+@pytest.mark.seconds
 def test_boto3_is_imported_only_when_an_entry_is_looked_up(tmp_path: Path):
     """Configuring a team cache, making options and the process's cache object import nothing of the SDK."""
     script = (

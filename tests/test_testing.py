@@ -34,6 +34,7 @@ def test_a_unit_test_without_the_aspect_fails_on_uv_code(cache_dir: Path):
         Template.from_stack(ShopStack(App(), "Shop"))
 
 
+@pytest.mark.seconds
 def test_skipping_bundling_needs_no_aspect(cache_dir: Path):
     """The CDK's own switch, as `cdk ls` sets it: nothing is built, and the template keeps the placeholder."""
     app = App(context={"aws:cdk:bundling-stacks": []})

@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import FIXTURES
 
 from cdk_uv_aspect._uv import UV_ENV, Uv
 from cdk_uv_aspect._workspace import Workspace
 
 
+@pytest.mark.seconds
 def test_the_closure_follows_the_chosen_groups_to_workspace_packages(tmp_path: Path):
     """A group that pulls in a workspace package puts that package's sources into the build key."""
     shutil.copytree(FIXTURES / "groups", tmp_path / "ws")
@@ -41,6 +43,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
 """
 
 
+@pytest.mark.seconds
 def test_fingerprinting_a_big_file_reads_it_in_pieces(workspace: Path):
     """A 512 MiB data file in a package (never shipped: hatchling packs src/ only) is hashed without
     holding it in memory: the process's peak grows by far less than the file (it grew by the whole file)."""
