@@ -282,9 +282,10 @@ _UNREACHABLE = (
     "connection reset",
 )
 _NETWORK = ("error sending request", "request failed after")
-_UV_CACHE = re.compile(r"Failed to initialize cache at `([^`]+)`")
+# uv wraps its lines: a long path starts on the next line.
+_UV_CACHE = re.compile(r"Failed to initialize cache at\s+`([^`]+)`")
 # uv 0.8 says only "error: failed to create directory `<its cache>`: Not a directory (os error 20)".
-_UV_CACHE_08 = re.compile(r"^error: failed to create directory `([^`]+)`", re.MULTILINE)
+_UV_CACHE_08 = re.compile(r"^error: failed to create directory\s+`([^`]+)`", re.MULTILINE)
 _DISK = (
     ("No space left on device", "the disk is full"),
     ("Disk quota exceeded", "the disk quota is exceeded"),

@@ -42,7 +42,14 @@ MIN_UV = Version("0.8.0")
 # Environment of every uv call: no installer metadata (INSTALLER, REQUESTED, direct_url.json with the
 # build folder's path), and copies rather than links, so a file we rewrite is never uv's cached copy.
 # NO_COLOR: uv's messages are read, and quoted in errors, as plain text (it wins over FORCE_COLOR).
-UV_ENV = {"UV_NO_INSTALLER_METADATA": "1", "UV_LINK_MODE": "copy", "UV_NO_PROGRESS": "1", "NO_COLOR": "1"}
+# COLUMNS: uv wraps its messages at the terminal's width (a CI runner's COLUMNS=80, say); read whole, unwrapped.
+UV_ENV = {
+    "UV_NO_INSTALLER_METADATA": "1",
+    "UV_LINK_MODE": "copy",
+    "UV_NO_PROGRESS": "1",
+    "NO_COLOR": "1",
+    "COLUMNS": "100000",
+}
 
 
 def export(
@@ -82,8 +89,9 @@ def export(
 
 def check_lock(uv: str) -> list[str]:
     """Fail when uv.lock is out of date with the workspace's pyproject.toml files, as ``export --locked``
-    would: checked once per synth, then each package is exported ``--frozen`` (a tenth of the time)."""
-    return [uv, "lock", "--locked", "--quiet"]
+    would: checked once per synth, then each package is exported ``--frozen`` (a tenth of the time). Not
+    ``--quiet``: uv 0.8 then says nothing at all of why it failed."""
+    return [uv, "lock", "--locked"]
 
 
 def _pip_install(

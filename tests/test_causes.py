@@ -106,9 +106,12 @@ def test_an_unwritable_home_is_named_for_the_build_cache_and_for_uvs(
     workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """HOME is a file: the default build cache can't be made there (named, with the variable to set); with
-    the build cache elsewhere, uv's own cache under HOME fails next (named, with UV_CACHE_DIR)."""
-    home = tmp_path / "home"
+    the build cache elsewhere, uv's own cache under HOME fails next (named, with UV_CACHE_DIR). The path is
+    longer than the terminal of a CI runner is wide (COLUMNS=80), where uv would wrap it."""
+    home = tmp_path / ("a-long-folder-name-" * 4) / "home"
+    home.parent.mkdir()
     home.write_text("")
+    monkeypatch.setenv("COLUMNS", "80")
     for variable in ("CDK_UV_CACHE_DIR", "XDG_CACHE_HOME", "UV_CACHE_DIR"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HOME", str(home))

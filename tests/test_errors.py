@@ -94,7 +94,7 @@ def test_a_stale_lock_is_reported_once_for_every_function(workspace: Path, cache
         package="api, common",
         target=f"{AL2023_X86}; python3.12 arm64 (Amazon Linux 2023, glibc 2.34)",
         fix="run `uv lock`",
-        also=["| error: The lockfile at `uv.lock` needs to be updated"],
+        also=["The lockfile at `uv.lock` needs to be updated"],  # uv 0.8 without "error: "
     )
     assert "uv export" not in message and "command:" not in message, message
 
