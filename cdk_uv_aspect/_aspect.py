@@ -3,7 +3,8 @@
 The steps are each in their own module: which constructs to build (``_walk``), what to build for each
 (``_plan``), the builds in parallel (``_builds``), the swap (``_swap``, ``_layer``), and the errors
 reported as validation errors (``_validation``). This module orders them, as the walk reaches each scope
-and each function.
+and each function. (A little longer than most modules, and one job: the order of the steps, read in one
+place; each step is a call into its own module.)
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from ._plan import Planned, Planner
 from ._request import BuildRequest
 from ._runner import Runner
 from ._signals import NodeGone
-from ._slim import Mode, Slimming, slimmed
+from ._slim import Slimming, slimmed
+from ._slimplan import Mode
 from ._state import jsii_ref
 from ._swap import ZipAsset, swap_image, swap_layer, swap_zip
 from ._validation import Failures, handler_not_built

@@ -1,4 +1,9 @@
-"""Assembly: the Lambda functions of a synthesized cloud assembly (cdk.out), and what was built for each."""
+"""Assembly: the Lambda functions of a synthesized cloud assembly (cdk.out), and what was built for each.
+
+A little longer than most modules, and one job: reading a cloud assembly's files (its manifest, each
+stack's template and nested templates, the asset manifests, the staged folders), each read by one
+function here, for the commands that read an assembly (``report``, ``invoke``, ``profile``).
+"""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from . import _remote
+from . import _bucket, _remote
 from ._build import Built, build, candidates, progress_line
 from ._request import BuildRequest
 from ._runner import Runner, cores
@@ -24,7 +24,7 @@ def build_all(wanted: Mapping[BuildRequest, Sequence[str]], runner: Runner) -> d
     # One build per core; with a team cache, more builds may wait on their downloads side by side.
     options = {request.options for request in wanted}
     waiting = (
-        _remote.CONNECTIONS if any(_remote.configured(o.remote_cache, o.remote_cache_write) for o in options) else 0
+        _remote.CONNECTIONS if any(_bucket.configured(o.remote_cache, o.remote_cache_write) for o in options) else 0
     )
     workers = max(1, min(len(wanted), cores() + waiting))
     results: dict[BuildRequest, Built | Exception] = {}

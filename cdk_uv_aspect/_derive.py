@@ -1,4 +1,5 @@
-"""Folders derived from a build, for layers: CDK-free (``_layer`` plans the layers and makes the constructs).
+"""Folders derived from a build, for layers: CDK-free (``_layer`` plans the layers and makes the constructs);
+and ``derived``, the build-cache entry of any folder derived from a build (a slimmed one too: ``_slim``).
 
 Both start from an ordinary build (``_build``), shared with functions of the same package and target, and
 derive a folder from it into the build cache, keyed by the content of what they derive from:
@@ -24,6 +25,7 @@ import posixpath
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from packaging.tags import parse_tag
 
@@ -91,7 +93,8 @@ def split(built: Built, runner: Runner) -> tuple[Built, Built | None]:
         if built.request.options.bytecode:
             _compile(built, folder / LAYER_FOLDER, runner)
 
-    return _derived(built, "code", code), _derived(built, "deps-layer", layer)
+    parts = {"bytecode": built.request.options.bytecode}
+    return derived(built, "code", parts, code), derived(built, "deps-layer", parts, layer)
 
 
 def layer_folder(built: Built, runner: Runner) -> Built:
@@ -105,7 +108,7 @@ def layer_folder(built: Built, runner: Runner) -> Built:
             _compile(built, folder / LAYER_FOLDER, runner)
 
     site = built.asset_dir
-    return _derived(built, "layer", fill)
+    return derived(built, "layer", {"bytecode": built.request.options.bytecode}, fill)
 
 
 def third_party_files(site: Path, local: set[str]) -> set[str]:
@@ -156,15 +159,14 @@ def _native(site: Path) -> list[str]:
 # --- derived folders in the build cache -------------------------------------------------------------
 
 
-def _derived(built: Built, kind: str, fill: Callable[[Path], None]) -> Built:
-    """A folder made from ``built`` by ``fill``, as an entry of the build cache keyed by ``built``'s content."""
+def derived(
+    built: Built, kind: str, parts: Mapping[str, object], fill: Callable[[Path], Mapping[str, Any] | None]
+) -> Built:
+    """A folder made from ``built`` by ``fill``, as an entry of the build cache keyed by ``built``'s content
+    and ``parts`` (what else decides it): the layers' folders here, a slimmed folder (``_slim``). ``fill``
+    writes the folder it is given, and returns what the entry's ``build.json`` says besides."""
     request = built.request
-    parts = {
-        "library": LIBRARY_VERSION,
-        "kind": kind,
-        "from": content_digest(built),
-        "bytecode": request.options.bytecode,
-    }
+    parts = {"library": LIBRARY_VERSION, "kind": kind, "from": content_digest(built), **parts}
     key = _cache.entry_key(f"{request.package}-{request.target.key}-{kind}", parts)
     builds = _cache.private_dir(request.options.cache_dir / _cache.BUILDS)
     final = builds / key
@@ -175,16 +177,18 @@ def _derived(built: Built, kind: str, fill: Callable[[Path], None]) -> Built:
     with work_dir(builds, key) as work:
         folder = work / _cache.ASSET
         folder.mkdir()
-        fill(folder)
+        said = fill(folder) or {}
         _asset.normalize_modes(folder)
         files = _cache.manifest(folder)
         shutil.copyfile(built.sbom, work / _sbom.FILE)
         info = {
-            **{k: v for k, v in built.info.items() if k != "manifest"},
-            "derived": {"kind": kind, "from": built.entry.name},
+            **{k: v for k, v in built.info.items() if k not in ("manifest", "slim")},
+            # From the build it was derived from, through a split: the build a function records (cdk-uv verify).
+            "derived": {"kind": kind, "from": (built.info.get("derived") or {}).get("from") or built.entry.name},
             "beside": {_sbom.FILE: hashlib.sha256(built.sbom.read_bytes()).hexdigest()},
             "files": len(files),
             "bytes": sum(max(size, 0) for size, _, _ in files.values()),
+            **said,
             "manifest": files,
         }
         _cache.write_info(work, info)

@@ -13,7 +13,8 @@ are ELF files read by their header, in the places people keep them:
 - a CPython uv installed for the architecture (``uv python install cpython-3.12-linux-aarch64-gnu``),
   with the C library of one of those roots.
 
-``emulated_python`` is the one function to call (the invoke, the profile and the slimming proof share it).
+``emulated_python`` is the one function to call; ``_interpreters.runtime_python`` calls it for the invoke,
+the profile and the slimming proof.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from ._lambda import HOST_MACHINES
+from ._lambda import ARCHITECTURES, HOST_MACHINES
 
-# Per Lambda architecture: ELF e_machine, the GNU triplet's first part, qemu-user's name, the dynamic loader.
-_ELF_MACHINE = {"x86_64": 62, "arm64": 183}
-_GNU = {"x86_64": "x86_64", "arm64": "aarch64"}
+# Per Lambda architecture: the dynamic loader.
 _LOADER = {"x86_64": "lib64/ld-linux-x86-64.so.2", "arm64": "lib/ld-linux-aarch64.so.1"}
 
 
@@ -63,19 +63,20 @@ class NotEmulated:
 def emulated_python(architecture: str, version: str) -> Emulated | NotEmulated:
     """A Python ``version`` ("3.12") of Lambda ``architecture`` ("arm64") run under qemu-user on this machine."""
     host = host_architecture()
-    gnu = _GNU.get(architecture)
-    if gnu is None or platform.system() != "Linux":
+    known = ARCHITECTURES.get(architecture)
+    if known is None or platform.system() != "Linux":
         return NotEmulated(
             f"{architecture} code can't be emulated on {platform.system()} {host} by cdk-uv",
             f"run it on a Linux {architecture} machine, or as an image function in a container engine that emulates",
         )
+    gnu = known.machine
     qemu = shutil.which(f"qemu-{gnu}-static") or shutil.which(f"qemu-{gnu}")
     roots = [root for root in _roots(architecture) if (root / _LOADER[architecture]).exists()]
     interpreters = [
         (root, python)
         for root in roots
         for python in [*_in_root(root, version), *_uv_installed(gnu, version)]
-        if _elf_machine(python) == _ELF_MACHINE[architecture]
+        if elf_machine(python) == known.elf_machine
     ]
     if qemu and interpreters:
         root, python = interpreters[0]
@@ -104,7 +105,7 @@ _DEBIAN_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
 
 
 def _roots(architecture: str) -> list[Path]:
-    gnu = _GNU[architecture]
+    gnu = ARCHITECTURES[architecture].machine
     given = os.environ.get("QEMU_LD_PREFIX")
     places = [Path(given)] if given else []
     return [*places, Path("/etc/qemu-binfmt") / gnu, Path(f"/usr/{gnu}-linux-gnu"), Path("/")]
@@ -126,13 +127,17 @@ def _uv_installed(gnu: str, version: str) -> list[Path]:
     return [install / "bin" / f"python{version}" for install in installs]
 
 
-def _elf_machine(path: Path) -> int | None:
-    """The ``e_machine`` of an ELF file (following links), or None for anything else."""
+def elf_machine(path: Path) -> int | None:
+    """The ELF machine (``e_machine``) of a 64-bit shared object or executable (following links); None for
+    any other file."""
     try:
         with path.open("rb") as file:
             header = file.read(20)
     except OSError:
         return None
-    if len(header) < 20 or header[:4] != b"\x7fELF":
+    if len(header) < 20 or header[:4] != b"\x7fELF" or header[4] != 2:
         return None
-    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    order: Literal["little", "big"] = "little" if header[5] == 1 else "big"
+    if int.from_bytes(header[16:18], order) not in (2, 3):  # ET_EXEC, ET_DYN
+        return None
+    return int.from_bytes(header[18:20], order)

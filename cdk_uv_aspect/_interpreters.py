@@ -1,4 +1,5 @@
-"""Interpreters: a Python of exactly a target's version on this machine, for bytecode and ``cdk-uv invoke``.
+"""Interpreters: a Python of exactly a target's version on this machine, for bytecode and ``cdk-uv invoke``;
+with ``runtime_python``, the runtime's Python of another architecture too (under qemu-user).
 
 Looked for in order: the Python running this process, ``uv python find``, pyenv, asdf, mise and Homebrew
 installs, and last one uv downloads; each looked up once per process (``_state.TOOLS``). When there is none,
@@ -15,9 +16,10 @@ import threading
 from pathlib import Path
 
 from . import _state
+from ._emulation import Emulated, NotEmulated, emulated_python, host_architecture
 from ._errors import ToolError, setting
 from ._runner import Runner
-from ._uv import UV_ENV
+from ._uv import UV_ENV, Uv
 
 
 def find_python(uv: str, version: str, runner: Runner | None = None, *, cwd: Path | None = None) -> str | None:
@@ -45,6 +47,20 @@ def find_python(uv: str, version: str, runner: Runner | None = None, *, cwd: Pat
 
 
 _LOOKING = threading.Lock()
+
+
+def runtime_python(
+    version: str, arch: str, uv: str | None = None, runner: Runner | None = None
+) -> list[str] | NotEmulated | None:
+    """The command that starts Python ``version`` of Lambda architecture ``arch`` here: this machine's own
+    (``find_python``) for its architecture, another's under qemu-user (``_emulation``); why it can't
+    (``NotEmulated``), or None when this machine has no Python ``version``. The invoke, the profile and
+    the slimming proof share it."""
+    if arch != host_architecture():
+        emulated = emulated_python(arch, version)
+        return list(emulated.argv) if isinstance(emulated, Emulated) else emulated
+    python = find_python(uv or Uv.locate(None).path, version, runner)
+    return [python] if python is not None else None
 
 
 def _running_python(version: str) -> str | None:

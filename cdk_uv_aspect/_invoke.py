@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._runner import Result, Runner
-from ._start import INIT_SECONDS, REQUEST_LIMIT, LambdaFunction, Sandbox, interpreter, start
+from ._sandbox import Sandbox
+from ._start import INIT_SECONDS, REQUEST_LIMIT, LambdaFunction, interpreter, start
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def invoke(
         return Invocation(False, {"errorType": "RequestTooLargeException", "errorMessage": refused}, 0.0, "")
     command = command or interpreter(fn)
     started = time.monotonic()
-    with Sandbox(fn) as box:
+    with Sandbox(fn.code, fn.layers) as box:
         done = start(fn, box, command, mode="invoke", event=text, runner=runner)
         seconds = time.monotonic() - started
     answer = answer_of(done, seconds, fn.timeout)

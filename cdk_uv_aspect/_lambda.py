@@ -123,13 +123,14 @@ class Architecture:
     """A Lambda architecture, as the ELF files, Docker and uv name it."""
 
     name: Arch  # Architecture.name in the CDK, and CloudFormation's Architectures
-    machine: str  # the ELF machine (uname -m)
+    machine: str  # the ELF machine (uname -m), the GNU triplet's first part
     docker_platform: str
+    elf_machine: int  # e_machine in an ELF file's header: the architecture a native file is for
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "x86_64": Architecture("x86_64", "x86_64", "linux/amd64"),
-    "arm64": Architecture("arm64", "aarch64", "linux/arm64"),
+    "x86_64": Architecture("x86_64", "x86_64", "linux/amd64", 62),
+    "arm64": Architecture("arm64", "aarch64", "linux/arm64", 183),
 }
 
 

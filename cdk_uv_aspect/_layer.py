@@ -28,7 +28,7 @@ from ._marker import Marker
 from ._options import UvOptions
 from ._request import BuildRequest
 from ._runner import Runner
-from ._slim import Mode
+from ._slimplan import Mode
 from ._swap import record_build, staging
 from ._target import Target, target_of
 from ._workspace import Workspace

@@ -25,7 +25,7 @@ from ._lambda import EDGE_ARCHITECTURE, EDGE_RUNTIMES
 from ._marker import Marker
 from ._options import UvOptions
 from ._request import BuildRequest
-from ._slim import Mode
+from ._slimplan import Mode
 from ._state import jsii_ref
 from ._target import Target, target_of
 from ._workspace import Package, Workspace, app_folder

@@ -24,7 +24,8 @@ from typing import Any
 
 from ._names import normalize
 from ._runner import Result, Runner
-from ._start import LambdaFunction, Sandbox, start
+from ._sandbox import Sandbox
+from ._start import LambdaFunction, start
 
 OWN_CODE = "(function code)"
 STANDARD_LIBRARY = "(standard library)"
@@ -147,12 +148,12 @@ def profile(
 
         return one
 
-    with Sandbox(fn) as box:
+    with Sandbox(fn.code, fn.layers) as box:
         timed, traced = measure(starts(box), runs, trace=trace)
     _check(box)
     unshipped: list[tuple[float, float]] = []
     if without_bytecode:
-        with Sandbox(fn, bytecode=False) as bare:
+        with Sandbox(fn.code, fn.layers, bytecode=False) as bare:
             unshipped, _ = measure(starts(bare), runs, trace=False)
         _check(bare)
     return assemble(timed, unshipped, traced, owners)

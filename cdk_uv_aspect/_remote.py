@@ -1,11 +1,10 @@
 """The team cache: entries of the build cache shared through an S3 bucket, so that a build made once, on any
 CI runner or laptop, is never made again elsewhere.
 
-Configured by ``UvOptions(remote_cache="s3://bucket/prefix")`` or ``$CDK_UV_REMOTE_CACHE`` (the environment
-wins; ``off`` turns it off). Everyone reads; only machines given ``remote_cache_write=True`` or
-``$CDK_UV_REMOTE_CACHE_WRITE=1`` (CI) write. The AWS SDK's own configuration decides credentials, region
-and endpoint (``AWS_PROFILE``, ``AWS_ENDPOINT_URL_S3``...); boto3 is imported only when a build looks an
-entry up, never by ``cdk ls`` or a synth that builds nothing.
+Where the bucket is, whether this machine writes to it (CI does, laptops read) and the calls made to it
+are ``_bucket``'s; this module is the team cache of a process: one for each bucket (``team_cache``), its
+breaker and its figures. boto3 is imported only when a build looks an entry up, never by ``cdk ls`` or a
+synth that builds nothing.
 
 An entry is one object, ``<prefix>/v1/<kind>/<key>.tar.gz`` (``kind``: the folder of the local cache it
 lives in, ``builds``, ``wheels``...; ``key``: the entry's name, computed here from what decides its
@@ -29,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -37,103 +35,31 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any
 
 from . import _cache, _pack, _state
-from ._errors import SettingError
+from ._bucket import (
+    FORMAT,
+    GRACE,
+    MIN_RATE,
+    Failed,
+    Location,
+    Missing,
+    Paced,
+    connect,
+    failure,
+    get,
+    put,
+    settings,
+    within,
+)
 from ._files import atomic_write, work_dir
 
-ENV_URL = "CDK_UV_REMOTE_CACHE"
-ENV_WRITE = "CDK_UV_REMOTE_CACHE_WRITE"
 BOUND = 5.0  # seconds: the most one call may wait for an answer (calls at once wait side by side)
-CONNECT_TIMEOUT = 2.0  # seconds, per attempt
-READ_TIMEOUT = 3.0  # seconds without a byte, per attempt
-ATTEMPTS = 2  # per call, the SDK's standard retries (throttling, 5xx, a dropped connection)
-MIN_RATE = 1_000_000  # bytes per second: a slower transfer is given up (after GRACE), a build is faster
-GRACE = 2.0  # seconds before MIN_RATE applies
 CONNECTIONS = 8  # calls at once, and the SDK's connection pool
-FORMAT = "v1"  # of the objects' names and contents
 STATS = "team-cache.json"  # in the local cache's root: what `cdk-uv cache info` shows
 
 Log = Callable[[str], None]
-T = TypeVar("T")
-
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()-]+")
-_KIND = re.compile(r"[a-z][a-z0-9-]{0,30}")
-_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,200}")
-
-
-@dataclass(frozen=True)
-class Location:
-    """``s3://bucket/prefix``: where a team's entries live."""
-
-    bucket: str
-    prefix: str  # "" or "a/b", no slash at either end
-
-    @classmethod
-    def parse(cls, url: str) -> Location:
-        """The location of ``s3://bucket[/prefix]``; ``ValueError`` saying what is wrong."""
-        rest = url.strip()
-        if not rest.startswith("s3://"):
-            raise ValueError(f"{url!r} is not an s3:// URL (e.g. s3://my-team-build-cache/cdk-uv)")
-        bucket, _, prefix = rest.removeprefix("s3://").partition("/")
-        if not _BUCKET.fullmatch(bucket) or ".." in bucket:
-            raise ValueError(
-                f"{bucket!r} in {url!r} is not an S3 bucket name (3-63 lowercase letters, digits, . and -)"
-            )
-        prefix = prefix.strip("/")
-        segments = prefix.split("/") if prefix else []
-        if any(not _SEGMENT.fullmatch(s) or s in (".", "..") for s in segments):
-            raise ValueError(
-                f"the prefix {prefix!r} in {url!r} is not plain: use letters, digits and !_.*'()- between slashes"
-            )
-        return cls(bucket, prefix)
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-    def object_key(self, kind: str, key: str) -> str:
-        """The object of an entry: only ever built from our own names, checked here."""
-        if not (_KIND.fullmatch(kind) and _KEY.fullmatch(key)):
-            raise ValueError(f"not an entry name: {kind}/{key}")
-        return f"{self.prefix}/{FORMAT}/{kind}/{key}.tar.gz" if self.prefix else f"{FORMAT}/{kind}/{key}.tar.gz"
-
-
-def check_url(url: str) -> str:
-    """An option's value: the URL as given, if it parses (for UvOptions' validator)."""
-    Location.parse(url)
-    return url.strip()
-
-
-def settings(remote_cache: str | None, remote_cache_write: bool) -> tuple[Location | None, bool]:
-    """Where the team cache is and whether to write to it: the environment wins over the options."""
-    from ._options import env_flag
-
-    url = remote_cache
-    raw = os.environ.get(ENV_URL, "").strip()
-    if raw:
-        url = None if raw.lower() == "off" else raw
-    write = env_flag(ENV_WRITE) if os.environ.get(ENV_WRITE, "").strip() else remote_cache_write
-    if not url:
-        return None, False
-    try:
-        return Location.parse(url), write
-    except ValueError as exc:
-        where = f"${ENV_URL}" if raw else "UvOptions(remote_cache=...)"
-        raise SettingError(
-            f"{where}: {exc}",
-            fix=f"give s3://BUCKET or s3://BUCKET/PREFIX, or set {ENV_URL}=off to build without the team cache",
-        ) from None
-
-
-def configured(remote_cache: str | None, remote_cache_write: bool) -> bool:
-    """Whether a team cache is configured (a setting it can't use counts as none: each build reports it)."""
-    try:
-        return settings(remote_cache, remote_cache_write)[0] is not None
-    except SettingError:
-        return False
 
 
 def team_cache(remote_cache: str | None, remote_cache_write: bool) -> TeamCache | None:
@@ -167,18 +93,6 @@ class Stats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds = round(self.seconds + other.seconds, 3)
         self.failed = other.failed or self.failed
-
-
-class _Missing(Exception):
-    """No such entry: a plain miss."""
-
-
-class _Failed(Exception):
-    """A call that failed: ``reason`` for the warning, ``fix`` for what to do, ``reads``: whether reading stops too."""
-
-    def __init__(self, reason: str, fix: str, *, reads: bool = True) -> None:
-        super().__init__(reason)
-        self.reason, self.fix, self.reads = reason, fix, reads
 
 
 @dataclass
@@ -215,8 +129,8 @@ class TeamCache:
             with self._slots:
                 if self._reads_off:
                     return None
-                response = _within(BOUND, lambda: _get(client, self.location.bucket, name))
-                body = _Paced(response["Body"], time.monotonic())  # from the answer: not the wait for a slot
+                response = within(BOUND, lambda: get(client, self.location.bucket, name))
+                body = Paced(response["Body"], time.monotonic())  # from the answer: not the wait for a slot
                 with work_dir(parent, key) as work:
                     info = _pack.unpack(body, work)
                     got = body.read_bytes
@@ -227,7 +141,7 @@ class TeamCache:
                 raise _pack.Refused("the local build cache's checks refuse it")
             self._count(started, hits=1, bytes_down=got)
             return used
-        except _Missing:
+        except Missing:
             self._count(started, misses=1)
         except _pack.Refused as exc:
             self._count(started, refused=1)
@@ -239,7 +153,7 @@ class TeamCache:
             )
         except Exception as exc:  # whatever it is, the team cache is not worth waiting for now: build here
             self._count(started)
-            self._fail(_failure(exc, self.location, reading=True), log)
+            self._fail(failure(exc, self.location, reading=True), log)
         return None
 
     # --- writing ----------------------------------------------------------------------------------
@@ -269,11 +183,11 @@ class TeamCache:
                 with self._slots:
                     if self._writes_off or self._reads_off:
                         return
-                    _within(BOUND + GRACE + size / MIN_RATE, lambda: _put(client, self.location.bucket, name, packed))
+                    within(BOUND + GRACE + size / MIN_RATE, lambda: put(client, self.location.bucket, name, packed))
             self._count(started, uploads=1, bytes_up=size)
         except Exception as exc:
             self._count(started)
-            self._fail(_failure(exc, self.location, reading=False), log)
+            self._fail(failure(exc, self.location, reading=False), log)
 
     # --- the breaker and the figures --------------------------------------------------------------
 
@@ -281,22 +195,14 @@ class TeamCache:
         with self._lock:
             if self._client is None:
                 try:
-                    from boto3.session import Session  # type: ignore[import-untyped]
-                    from botocore.config import Config  # type: ignore[import-untyped]
+                    self._client = connect(CONNECTIONS)
                 except ImportError:
-                    raise _Failed(
+                    raise Failed(
                         "boto3 is not installed", "install it: pip install 'cdk-uv-aspect[s3]' (or uv add boto3)"
                     ) from None
-                config = Config(
-                    connect_timeout=CONNECT_TIMEOUT,
-                    read_timeout=READ_TIMEOUT,
-                    retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
-                    max_pool_connections=CONNECTIONS,
-                )
-                self._client = Session().client("s3", config=config)
             return self._client
 
-    def _fail(self, failure: _Failed, log: Log | None) -> None:
+    def _fail(self, failure: Failed, log: Log | None) -> None:
         """Open the breaker (for writing only, when a write was refused), and say why, once for each."""
         with self._lock:
             first = not self._reads_off if failure.reads else not (self._reads_off or self._writes_off)
@@ -366,120 +272,6 @@ def read_stats(cache_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
-
-
-# --- calls ------------------------------------------------------------------------------------------
-
-
-def _get(client: Any, bucket: str, name: str) -> dict[str, Any]:
-    try:
-        response: dict[str, Any] = client.get_object(Bucket=bucket, Key=name)
-    except Exception as exc:
-        if _code(exc) in ("NoSuchKey", "404", "NotFound"):
-            raise _Missing from None
-        raise
-    return response
-
-
-def _put(client: Any, bucket: str, name: str, body: IO[bytes]) -> None:
-    client.put_object(Bucket=bucket, Key=name, Body=body, ContentType="application/gzip")
-
-
-def _within(seconds: float, call: Callable[[], T]) -> T:
-    """``call()``, given up after ``seconds``: it runs in a thread of its own, which is left to its own
-    timeouts (a daemon: it never holds the process up) when it does not answer in time."""
-    done: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            done["value"] = call()
-        except BaseException as exc:  # handed to the caller
-            done["error"] = exc
-
-    thread = threading.Thread(target=run, name="cdk-uv-team-cache", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise TimeoutError(f"no answer within {seconds:.0f} s")
-    if "error" in done:
-        raise done["error"]
-    value: T = done["value"]
-    return value
-
-
-class _Paced:
-    """A download's body, given up when it runs slower than ``MIN_RATE`` after ``GRACE`` seconds."""
-
-    def __init__(self, body: Any, started: float) -> None:
-        self._body, self._started = body, started
-        self.read_bytes = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk: bytes = self._body.read(size)
-        self.read_bytes += len(chunk)
-        elapsed = time.monotonic() - self._started
-        if elapsed > GRACE and self.read_bytes < MIN_RATE * (elapsed - GRACE):
-            raise _Slow(f"a download ran below {MIN_RATE / 1e6:g} MB/s ({self.read_bytes} bytes in {elapsed:.1f} s)")
-        return chunk
-
-
-class _Slow(Exception):
-    pass
-
-
-def _code(exc: BaseException) -> str | None:
-    """The S3 error code of an SDK ``ClientError`` (``AccessDenied``...), without its message."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error") or {}
-        code = error.get("Code") or str((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or "")
-        return str(code) or None
-    return None
-
-
-def _failure(exc: BaseException, location: Location, *, reading: bool) -> _Failed:
-    """What a failed call means, in words that never quote the SDK's message (it can hold an access key id)."""
-    if isinstance(exc, _Failed):
-        return exc
-    settings_fix = f"or set {ENV_URL}=off to build without it"
-    code = _code(exc)
-    if code is not None:
-        status = (getattr(exc, "response", {}).get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        said = f"{code}, HTTP {status}" if status else code
-        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
-            if reading:
-                fix = (
-                    f"let this role read the bucket: s3:GetObject on {location.url}/* and s3:ListBucket on the "
-                    f"bucket (without ListBucket, S3 answers a missing entry with access denied); {settings_fix}"
-                )
-            else:
-                fix = (
-                    f"let this role write: s3:PutObject on {location.url}/*, or turn writing off where "
-                    f"it is not wanted (unset {ENV_WRITE}); see docs/remote-cache.md"
-                )
-            return _Failed(f"access denied: {said}", fix, reads=reading)
-        if code == "NoSuchBucket":
-            return _Failed(f"no bucket {location.bucket} ({said})", f"create it (docs/remote-cache.md), {settings_fix}")
-        if code in ("SlowDown", "503", "Throttling", "ThrottlingException", "RequestLimitExceeded"):
-            return _Failed(f"throttled ({said})", f"try again later, {settings_fix}")
-        return _Failed(said, f"check the bucket and this role's permissions, {settings_fix}", reads=reading)
-    name = type(exc).__name__
-    if isinstance(exc, TimeoutError):
-        return _Failed(f"no answer: {exc}", f"check the network and the endpoint, {settings_fix}")
-    if isinstance(exc, _Slow):
-        return _Failed(str(exc), f"a build here is faster on this network; {settings_fix}")
-    if name in ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "NoRegionError"):
-        return _Failed(
-            f"no usable AWS credentials or region ({name})",
-            f"configure them as for the AWS CLI (AWS_PROFILE, AWS_REGION, aws sso login...), {settings_fix}",
-        )
-    if name.endswith(("ConnectionError", "TimeoutError", "ConnectionClosedError", "ProxyConnectionError")):
-        return _Failed(
-            f"unreachable ({name})", f"check the network and the endpoint (AWS_ENDPOINT_URL_S3), {settings_fix}"
-        )
-    if isinstance(exc, OSError):  # the local disk: the build here says what is wrong with it
-        return _Failed(f"a local file error ({exc.strerror or name})", f"see the build's own error, {settings_fix}")
-    return _Failed(f"{name}", f"check the bucket and the network, {settings_fix}")
 
 
 def _say(log: Log | None, line: str) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._options import DEFAULT_COMMAND_TIMEOUT, env_seconds
+from ._env import DEFAULT_COMMAND_TIMEOUT, env_seconds
 from ._signals import RUNNING, RUNNING_LOCK, STOP, Interrupted, end_group
 
 log = logging.getLogger("cdk_uv_aspect")

@@ -1,12 +1,10 @@
 """Start: a function started on this machine as Lambda starts it. ``cdk-uv invoke`` and ``cdk-uv profile`` share it.
 
 - **The runtime's Python** (``interpreter``): this machine's CPython of the runtime's version; for another
-  architecture's native code, that architecture's CPython under qemu-user (``_emulation``), or a refusal
-  saying what would make it work.
-- **A sandbox** (``Sandbox``): a private folder, removed after, holding a read-only copy of the code (Lambda's
-  ``/var/task`` is read-only), the layers extracted in order into one ``opt`` (Lambda's ``/opt``), an empty
-  home of its own and a ``tmp``. The originals (folders of the cloud assembly) are read once while they
-  are copied and checked unchanged after the run: nothing the handler does reaches what gets deployed.
+  architecture's native code, that architecture's CPython under qemu-user (``_interpreters.runtime_python``),
+  or a refusal saying what would make it work.
+- **A sandbox** (``_sandbox``): a private folder, removed after, with a read-only copy of the code and the
+  layers, a home and a ``tmp`` of its own; the originals checked unchanged after the run.
 - **Lambda's environment** (``lambda_environment``) and nothing of this process's: no credentials, no
   tokens, no home. ``HOME`` names the sandbox's empty home, so ``os.path.expanduser("~")`` never falls
   back to the password database (the developer's home), and the AWS SDKs' shared files name nothing.
@@ -16,20 +14,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import stat
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from ._bootstrap import BOOTSTRAP
-from ._emulation import Emulated, emulated_python, host_architecture
+from ._emulation import NotEmulated, host_architecture
 from ._runner import Result, Runner
+from ._sandbox import Sandbox
 
 # What Lambda sets in every Python function's environment, besides the function's own variables (the
 # Lambda developer guide, "Defined runtime environment variables"). Left out: the execution role's
@@ -92,100 +85,24 @@ def interpreter(fn: LambdaFunction, uv: str | None = None) -> list[str]:
     Another architecture's code runs on this machine's Python when it has no native code (Python and
     bytecode are the same everywhere), else under qemu-user emulation where that is available.
     """
-    from ._interpreters import find_python
-    from ._uv import Uv
+    from ._interpreters import runtime_python
 
     host = host_architecture()
-    if fn.architecture != host and has_native_code([fn.code, *fn.layers]):
-        emulated = emulated_python(fn.architecture, fn.python)
-        if not isinstance(emulated, Emulated):
-            raise CannotRunHere(f"its native code is for {fn.architecture}: {emulated}")
-        return list(emulated.argv)
-    python = find_python(uv or Uv.locate(None).path, fn.python)
+    native = fn.architecture != host and has_native_code([fn.code, *fn.layers])
+    python = runtime_python(fn.python, fn.architecture if native else host, uv)
+    if isinstance(python, NotEmulated):
+        raise CannotRunHere(f"its native code is for {fn.architecture}: {python}")
     if python is None:
         raise CannotRunHere(
             f"there is no Python {fn.python} interpreter on this machine; install one where uv finds it "
             f"(`uv python install {fn.python}`, or pyenv, asdf, your OS's packages)"
         )
-    return [python]
+    return python
 
 
 def has_native_code(folders: Sequence[Path]) -> bool:
     """Whether any of ``folders`` holds a shared library (a wheel's compiled extension)."""
     return any(any(folder.rglob("*.so")) or any(folder.rglob("*.so.*")) for folder in folders if folder.is_dir())
-
-
-class Sandbox:
-    """A private folder for starting a function: its code's copy, its layers', a home and a tmp of its own.
-
-    ``with Sandbox(fn) as box:``; on leaving, ``box.changed`` lists the files of the originals that differ
-    from what was copied (the run changed the cloud assembly) and the folder is removed. With
-    ``bytecode=False`` the copy leaves ``__pycache__`` out: the same start without the bytecode shipped.
-    """
-
-    def __init__(self, fn: LambdaFunction, *, bytecode: bool = True) -> None:
-        self.fn = fn
-        self.bytecode = bytecode
-        self.root = Path()
-        self.changed: list[str] = []
-        self._digests: list[tuple[Path, dict[str, str]]] = []
-
-    @property
-    def task(self) -> Path:
-        return self.root / "task"
-
-    @property
-    def opt(self) -> Path:
-        return self.root / "opt"
-
-    @property
-    def home(self) -> Path:
-        return self.root / "home"
-
-    @property
-    def tmp(self) -> Path:
-        return self.root / "tmp"
-
-    def __enter__(self) -> Sandbox:
-        self.root = Path(tempfile.mkdtemp(prefix="cdk-uv-run-"))  # 0700: this user's alone
-        try:
-            self._digests.append((self.fn.code, _copy_tree(self.fn.code, self.task, self.bytecode)))
-            self.opt.mkdir()
-            for layer in self.fn.layers:
-                self._digests.append((layer, _copy_tree(layer, self.opt, self.bytecode)))
-            for folder in (self.task, self.opt):
-                _read_only(folder)
-            self.fresh()
-        except BaseException:
-            _remove(self.root)
-            raise
-        return self
-
-    def fresh(self) -> None:
-        """An empty home and tmp, as a new execution environment has."""
-        for folder in (self.home, self.tmp):
-            _remove(folder)
-            folder.mkdir(mode=0o700)
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        try:
-            self.changed = [
-                str(origin / rel)
-                for origin, digests in self._digests
-                for rel in sorted(_differences(origin, digests, self.bytecode))
-            ]
-        finally:
-            _remove(self.root)
-
-    @property
-    def path(self) -> list[str]:
-        """What Lambda puts on ``sys.path`` after the code: the layers' folders for Python, in its order."""
-        return [
-            str(self.opt / "python" / "lib" / f"python{self.fn.python}" / "site-packages"),
-            str(self.opt / "python"),
-        ]
 
 
 def lambda_environment(fn: LambdaFunction, box: Sandbox) -> dict[str, str]:
@@ -242,7 +159,8 @@ def start(
     """
     config = {
         "task": str(box.task),
-        "path": box.path,
+        # What Lambda puts on sys.path after the code: the layers' folders for Python, in its order.
+        "path": [str(box.opt / "python" / "lib" / f"python{fn.python}" / "site-packages"), str(box.opt / "python")],
         "handler": fn.handler,
         "name": fn.name,
         "memory": fn.memory,
@@ -260,82 +178,3 @@ def start(
         input=event,
         timeout=fn.timeout + INIT_SECONDS,
     )
-
-
-def _copy_tree(source: Path, dest: Path, bytecode: bool) -> dict[str, str]:
-    """Copy ``source`` into ``dest`` (merged with what is there: a later layer wins, as Lambda extracts them);
-    the digest of every file and link of ``source`` by relative path, read once for both."""
-    digests: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(source):
-        here = Path(dirpath)
-        rel_dir = here.relative_to(source)
-        (dest / rel_dir).mkdir(parents=True, exist_ok=True)
-        for name in list(dirnames):
-            if (here / name).is_symlink():
-                dirnames.remove(name)
-                filenames.append(name)
-            elif not bytecode and name == "__pycache__":
-                dirnames.remove(name)
-        for name in filenames:
-            origin, rel = here / name, (rel_dir / name).as_posix()
-            target = dest / rel_dir / name
-            if target.is_symlink() or target.exists():
-                target.unlink()
-            if origin.is_symlink():
-                link = os.readlink(origin)
-                target.symlink_to(link)
-                digests[rel] = "link:" + link
-                continue
-            digest = hashlib.sha256()
-            with origin.open("rb") as src, target.open("wb") as out:
-                while chunk := src.read(1 << 20):
-                    digest.update(chunk)
-                    out.write(chunk)
-            shutil.copystat(origin, target)
-            digests[rel] = digest.hexdigest()
-    return digests
-
-
-def _differences(origin: Path, digests: dict[str, str], bytecode: bool) -> set[str]:
-    """The relative paths whose file is gone, new or different under ``origin`` (compared with ``digests``)."""
-    now: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(origin):
-        here = Path(dirpath)
-        if not bytecode and "__pycache__" in dirnames:
-            dirnames.remove("__pycache__")
-        for name in [*filenames, *(d for d in dirnames if (here / d).is_symlink())]:
-            path = here / name
-            rel = path.relative_to(origin).as_posix()
-            if path.is_symlink():
-                now[rel] = "link:" + os.readlink(path)
-            else:
-                digest = hashlib.sha256()
-                with path.open("rb") as file:
-                    while chunk := file.read(1 << 20):
-                        digest.update(chunk)
-                now[rel] = digest.hexdigest()
-    return {rel for rel in digests.keys() | now.keys() if digests.get(rel) != now.get(rel)}
-
-
-def _read_only(folder: Path) -> None:
-    """Files and folders without write permission, as Lambda's /var/task and /opt."""
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in [*filenames, *dirnames]:
-            path = Path(dirpath) / name
-            if not path.is_symlink():
-                mode = path.stat().st_mode
-                path.chmod(stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    folder.chmod(0o555)
-
-
-def _remove(folder: Path) -> None:
-    """Remove ``folder``, read-only parts included."""
-    if not folder.exists():
-        return
-    for dirpath, dirnames, _ in os.walk(folder):
-        for name in dirnames:
-            path = Path(dirpath) / name
-            if not path.is_symlink():
-                path.chmod(0o700)
-    folder.chmod(0o700)
-    shutil.rmtree(folder, ignore_errors=True)

@@ -19,7 +19,7 @@ BUILT_FOLDERS                 _swap.record_build (asset hash ->       _policy.fa
 WHEEL_LOCKS                   _wheels (one lock per wheel entry)      _wheels: builds side by side wait on it
 WHEELS_BUILT                  _wheels (entries built here)            _wheels: fresh even with rebuild=True
 TOOLS                         _uv (uv binaries), _interpreters        the same: each looked up once per
-                              (interpreters found), _slim (strip      process
+                              (interpreters found), _strip (strip     process
                               tools)
 SWEPT                         _prune.sweep (cache folders swept)      _prune.sweep: once per process and
                                                                       folder

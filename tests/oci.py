@@ -46,7 +46,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from cdk_uv_aspect import _engine
+from cdk_uv_aspect import _engine, _imagestart
 from cdk_uv_aspect._assembly import AssemblyFunction, ImageAsset
 from cdk_uv_aspect._image import final_base
 from cdk_uv_aspect._interpreters import find_python
@@ -232,7 +232,7 @@ class Oci:
     ) -> Invocation:
         """Call ``handler`` from ``/var/task`` with the image's Python, as ``cdk-uv invoke`` does."""
         started = time.monotonic()
-        answer = _engine.invoke_image(
+        answer = _imagestart.invoke_image(
             self.engine, image, handler, event, architecture=architecture, name=name, environment=environment
         )
         _timed(f"run {handler} in {self.images.get(image, image)}", started)

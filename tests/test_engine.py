@@ -16,8 +16,9 @@ from fakes import ScriptedRunner, fail, program, succeed
 from helpers import REPO, assert_complete_error
 
 from cdk_uv_aspect._assembly import ImageAsset
-from cdk_uv_aspect._engine import Engine, NoEngine, build_args, cannot_run, find_engine, invoke_image
+from cdk_uv_aspect._engine import Engine, NoEngine, build_args, cannot_run, find_engine
 from cdk_uv_aspect._errors import EngineError
+from cdk_uv_aspect._imagestart import invoke_image
 from cdk_uv_aspect._lambda import HOST_MACHINES
 
 NO_DAEMON = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"

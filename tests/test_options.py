@@ -11,8 +11,9 @@ import pytest
 from helpers import REPO
 from pydantic import ValidationError
 
+from cdk_uv_aspect._env import env_flag
 from cdk_uv_aspect._errors import SettingError
-from cdk_uv_aspect._options import UvOptions, env_flag
+from cdk_uv_aspect._options import UvOptions
 from cdk_uv_aspect._target import target_of
 
 

@@ -29,7 +29,8 @@ from cdk_uv_aspect._emulation import Emulated, emulated_python, host_architectur
 from cdk_uv_aspect._errors import MarkerError
 from cdk_uv_aspect._marker import Marker
 from cdk_uv_aspect._runner import Runner
-from cdk_uv_aspect._slim import Slimming, slimmed, strip_tool
+from cdk_uv_aspect._slim import Slimming, slimmed
+from cdk_uv_aspect._strip import strip_tool
 from cdk_uv_aspect._uv import Uv
 
 TARGET_TEXT = "python3.12 x86_64 (Amazon Linux 2023, glibc 2.34)"

@@ -1,4 +1,4 @@
-"""The team cache's layer (``_remote``) against a real S3 API on loopback: moto_server with IAM enforced, a
+"""The team cache (``_remote``, ``_bucket``) against a real S3 API on loopback: moto_server with IAM enforced, a
 writer, a reader, a role with no access, and a server that accepts connections and never answers.
 
 The synths of whole apps by several runners are in test_team_cache_runners.py; here one entry at a time.
@@ -27,9 +27,10 @@ from emulator import running_moto
 from pydantic import ValidationError
 from test_pack import make_entry
 
-from cdk_uv_aspect import UvOptions, _cache, _remote, _state
+from cdk_uv_aspect import UvOptions, _bucket, _cache, _remote, _state
+from cdk_uv_aspect._bucket import Location, settings
 from cdk_uv_aspect._errors import SettingError
-from cdk_uv_aspect._remote import BOUND, Location, settings, team_cache
+from cdk_uv_aspect._remote import BOUND, team_cache
 
 BUCKET = "team-cache"
 URL = f"s3://{BUCKET}/cdk-uv"
@@ -42,16 +43,16 @@ ALL = "arn:aws:s3:::team-cache"
 
 def test_the_environment_wins_over_the_options(monkeypatch: pytest.MonkeyPatch):
     """CI points at its own bucket and turns writing on or off whatever the app says; `off` turns it off."""
-    monkeypatch.delenv(_remote.ENV_URL, raising=False)
-    monkeypatch.delenv(_remote.ENV_WRITE, raising=False)
+    monkeypatch.delenv(_bucket.ENV_URL, raising=False)
+    monkeypatch.delenv(_bucket.ENV_WRITE, raising=False)
     assert settings(None, True) == (None, False)
     assert settings("s3://app-bucket/p/", True) == (Location("app-bucket", "p"), True)
-    monkeypatch.setenv(_remote.ENV_URL, "s3://ci-bucket")
-    monkeypatch.setenv(_remote.ENV_WRITE, "0")
+    monkeypatch.setenv(_bucket.ENV_URL, "s3://ci-bucket")
+    monkeypatch.setenv(_bucket.ENV_WRITE, "0")
     assert settings("s3://app-bucket/p", True) == (Location("ci-bucket", ""), False)
-    monkeypatch.setenv(_remote.ENV_WRITE, "yes")
+    monkeypatch.setenv(_bucket.ENV_WRITE, "yes")
     assert settings(None, False) == (Location("ci-bucket", ""), True)
-    monkeypatch.setenv(_remote.ENV_URL, "off")
+    monkeypatch.setenv(_bucket.ENV_URL, "off")
     assert settings("s3://app-bucket/p", True) == (None, False)
 
 
@@ -61,10 +62,10 @@ def test_the_environment_wins_over_the_options(monkeypatch: pytest.MonkeyPatch):
 )
 def test_a_url_that_is_not_a_plain_s3_location_is_refused(url: str, monkeypatch: pytest.MonkeyPatch):
     """As an option, when the options are made; from the environment, naming the variable."""
-    monkeypatch.delenv(_remote.ENV_URL, raising=False)
+    monkeypatch.delenv(_bucket.ENV_URL, raising=False)
     with pytest.raises(ValidationError, match="remote_cache"):
         UvOptions(remote_cache=url)
-    monkeypatch.setenv(_remote.ENV_URL, url)
+    monkeypatch.setenv(_bucket.ENV_URL, url)
     with pytest.raises(SettingError, match=r"(?s)\$CDK_UV_REMOTE_CACHE: .*fix:.*CDK_UV_REMOTE_CACHE=off"):
         settings(None, False)
 
@@ -196,8 +197,8 @@ def act_as(monkeypatch: pytest.MonkeyPatch, team: Team, role: str) -> None:
         monkeypatch.delenv(name)
     for name, value in team.roles[role].items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv(_remote.ENV_URL, raising=False)
-    monkeypatch.delenv(_remote.ENV_WRITE, raising=False)
+    monkeypatch.delenv(_bucket.ENV_URL, raising=False)
+    monkeypatch.delenv(_bucket.ENV_WRITE, raising=False)
     _state.reset()
 
 
@@ -516,7 +517,7 @@ def test_a_download_slower_than_the_floor_is_given_up(clean: Team, tmp_path: Pat
         assert reader.fetch("builds", KEY, builds, said) is None
     finally:
         link.close()
-    assert time.monotonic() - started < _remote.GRACE + 3  # not the 6 s the whole download would take
+    assert time.monotonic() - started < _bucket.GRACE + 3  # not the 6 s the whole download would take
     assert len(said) == 1 and "a download ran below 1 MB/s" in said[0], said
     assert os.listdir(builds) == []
 

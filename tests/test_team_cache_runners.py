@@ -24,7 +24,7 @@ from test_pipeline import Runner, Synth, files_of
 from test_team_cache import BUCKET, URL, Team, silent_server, start_team, tampered
 
 from cdk_uv_aspect import _cache, _pack
-from cdk_uv_aspect._remote import ATTEMPTS
+from cdk_uv_aspect._bucket import ATTEMPTS
 
 pytestmark = pytest.mark.slow
 

@@ -53,7 +53,7 @@ def _days(text: str) -> float:
 
 
 def run(options: argparse.Namespace) -> int:
-    from .._options import default_cache_dir
+    from .._env import default_cache_dir
     from .._prune import entries, prune
 
     cache_dir = (options.cache_dir or default_cache_dir()).expanduser().absolute()
@@ -74,8 +74,9 @@ def run(options: argparse.Namespace) -> int:
 
 def _team_info(cache_dir: Path) -> None:
     """The team cache configured here, and what it did for the synths that used this cache (no call made)."""
+    from .._bucket import ENV_URL, settings
     from .._errors import SettingError
-    from .._remote import ENV_URL, read_stats, settings
+    from .._remote import read_stats
 
     try:
         location, write = settings(None, False)

@@ -125,7 +125,7 @@ def _report(fn: AssemblyFunction, result: Invocation, how: str) -> int:
 
 def _invoke_image(fn: AssemblyFunction, event: object, environment: dict[str, str]) -> tuple[Invocation, str]:
     """Build an image function's image as `cdk deploy` does, then call its handler inside it."""
-    from .._engine import invoke_image
+    from .._imagestart import invoke_image
 
     engine, tag, handler = image_ready(fn)
     _say(f"{fn.path}: calling {handler} with the image's Python")

@@ -105,7 +105,7 @@ def run(options: argparse.Namespace) -> int:
 
 def _profile_image(fn: AssemblyFunction, environment: dict[str, str], options: argparse.Namespace) -> Profile:
     """An image function's cold starts, each a fresh container of the image `cdk deploy` would build."""
-    from .._engine import profile_image
+    from .._imagestart import profile_image
     from .._profile import distributions_of
     from .invoke import image_ready
 

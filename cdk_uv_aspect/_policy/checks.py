@@ -17,10 +17,11 @@ from .._files import atomic_write
 from .._state import jsii_ref
 from .._version import LIBRARY_VERSION
 from . import engine, plugin
-from .facts import FunctionFacts, Tree, facts_of
+from .facts import FunctionFacts, facts_of
 from .options import PolicyOptions
 from .rule import NonCompliant, NotApplicable
 from .rules import BY_ID, RULES, uv_built
+from .tree import Tree
 
 if TYPE_CHECKING:
     from aws_cdk import IPolicyValidationContext, PolicyValidationPluginReport
@@ -132,7 +133,7 @@ class UvPolicyChecks:
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
         # Never raises, and fails the synth where the CDK would not: see _policy/plugin.py.
-        report: PolicyValidationPluginReport = plugin.validate(self, context, self._judge_plugin)
+        report: PolicyValidationPluginReport = plugin.validate(context, self._judge_plugin)
         return report
 
     def _judge_plugin(self, app: IConstruct, template_paths: list[str]) -> tuple[bool, list[Any]]:

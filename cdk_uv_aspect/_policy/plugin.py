@@ -26,16 +26,13 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aws_cdk
 
 from .. import _state
 from .._files import atomic_write
 from .._version import LIBRARY_VERSION
-
-if TYPE_CHECKING:
-    from .checks import UvPolicyChecks
 
 PLUGIN_SINCE = "2.258.0"
 """The first release whose validation context carries the construct tree (``app_construct``)."""
@@ -55,7 +52,7 @@ _TEST_RUNNERS = ("PYTEST_CURRENT_TEST", "PYTEST_VERSION")  # as aws-cdk-lib tell
 _TOKENS = itertools.count()
 
 
-def validate(checks: UvPolicyChecks, context: Any, judge: Callable[[Any, list[str]], tuple[bool, list[Any]]]) -> Any:
+def validate(context: Any, judge: Callable[[Any, list[str]], tuple[bool, list[Any]]]) -> Any:
     """The plugin's report for ``context``: ``judge(app, template_paths)`` gives (success, violations).
 
     The exit guard is armed before anything runs, so that even a crash this function can't catch (one in
