@@ -21,6 +21,9 @@ later), and only if it is provably ours and intact:
 Anything else at an entry's name (damaged, or not ours) is rebuilt and replaced, never used; a link
 there is removed, never followed.
 
+(Longer than most modules, and one job: every kind of entry is trusted, written and pruned by the same
+code, so that what makes an entry usable is decided in one place.)
+
 Why stat first and content only where stat differs: the CDK fingerprints every byte of the asset folder
 on each synth anyway (source-hashed assets), so hashing the contents again here would double the warm
 path's file reading. Measured here (a benchmark package with pydantic: 282 files, 10.4 MB, warm page

@@ -29,7 +29,7 @@ STORE_VERIFIED                _store (entries verified here)          _store: ea
 ENV_SESSIONS                  _wheels.shared_environments (open)      _wheels: build environments are shared
 BUILD_ENVS                    _wheels (prepared build environments)   _wheels: one per build system; removed
                                                                       when the last session closes
-EXPORTS                       _build (uv export, by package and       _build: once per workspace, package and
+EXPORTS                       _install (uv export, by package and     _install: once per workspace, package and
                               selection; the lock check)              selection, whatever the target
 COMMAND_LINE                  _cli.main, while a command runs         _errors.setting, _workspace: fixes
                                                                       name the command's flags

@@ -21,6 +21,9 @@ Builds running side by side in one process claim the entries they install (``_st
 one installs a distribution, the others wait for it. Two processes may both install one; the first
 rename wins, as for builds. With a team cache (``_remote``), a claimed entry is first downloaded from
 it, side by side with the others, and a writer uploads the entries it installed.
+
+(Longer than most modules, and one job: an entry's whole life, keyed, installed, split, published and
+assembled, in one place, because each step relies on how the others lay the files out.)
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ environment prepared for them, instead of a fresh isolated one each: the environ
 build`` makes its own (the same requirements, resolved the same way), so the wheels are the same. A
 package that does not build there (a backend asking for more at build time) is built in isolation, as
 before, and that build's error is the one reported.
+
+(Longer than most modules, and one job: a local package's wheel, from its key through its three ways of
+being built to the kept entry; the ways share the private copy and the failure they report.)
 """
 
 from __future__ import annotations

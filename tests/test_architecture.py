@@ -120,3 +120,13 @@ def test_each_rule_is_written_once():
     assert files_with('"uv:build"') == ["_record.py"]
     assert files_with("add_metadata(BUILT") == ["_swap.py"]  # the one writer of the record
     assert files_with(r"==\s*BUILT\b", pattern=True) == ["_record.py"]  # its one reader
+
+
+def test_a_module_over_300_lines_says_why_it_is_one_job():
+    """A module grows past about 300 lines only with its docstring saying why it is still one job; else split it."""
+    long = {
+        str(path.relative_to(PACKAGE)): ast.get_docstring(ast.parse(path.read_text())) or ""
+        for path in PACKAGE.rglob("*.py")
+        if len(path.read_text().splitlines()) > 300
+    }
+    assert {name for name, doc in long.items() if "one job" not in doc} == set()
