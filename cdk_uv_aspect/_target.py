@@ -78,11 +78,18 @@ def target_of(
         runtime = PythonRuntime(runtime_name, DECLARABLE_OS[declared], None, None, None)
     if runtime is None:
         if runtime_name.startswith("python"):
+            from . import _state
+
+            declare = (
+                f"--os al2023 (or al2) with --python {runtime_name.removeprefix('python')}"
+                if _state.COMMAND_LINE.is_set()
+                else f'UvBundlingAspect(new_runtimes={{"{runtime_name}": "al2023"}})'
+            )
             raise TargetError(
                 f"the function's runtime {runtime_name} is not one cdk-uv-aspect knows: its Amazon Linux "
                 "and glibc are unknown, so no wheels can be chosen for it",
                 fix="upgrade cdk-uv-aspect, or declare the Amazon Linux the runtime runs on (the Lambda "
-                f'runtimes page lists it): UvBundlingAspect(new_runtimes={{"{runtime_name}": "al2023"}})',
+                f"runtimes page lists it): {declare}",
             )
         raise TargetError(
             f"the function's runtime is {runtime_name}, not a Python runtime",

@@ -110,6 +110,21 @@ def test_build_says_built_then_from_cache(sample: tuple[Path, Path], tmp_path: P
     assert Path(first.stdout.strip()).is_relative_to(cache)
 
 
+def test_build_for_a_python_this_library_does_not_know_needs_its_os(sample: tuple[Path, Path], tmp_path: Path):
+    """`cdk-uv build --python 3.15` is refused with the flag that helps (--os); with `--os al2023` it is
+    built for Python 3.15 on Amazon Linux 2023, and said so (no Python 3.15 here: no bytecode)."""
+    folder, _ = sample
+    cache = tmp_path / "cache"
+    refused = cdk_uv("build", "report", "--python", "3.15", "--no-bytecode", cwd=folder, cache=cache)
+    assert refused.returncode == 2, refused.stderr
+    assert "python3.15 is not one cdk-uv-aspect knows" in refused.stderr
+    assert "--os al2023 (or al2) with --python 3.15" in refused.stderr and "UvBundlingAspect" not in refused.stderr
+    built = cdk_uv("build", "report", "--python", "3.15", "--os", "al2023", "--no-bytecode", cwd=folder, cache=cache)
+    assert built.returncode == 0, built.stderr
+    assert "report for python3.15 x86_64 (Amazon Linux 2023, glibc 2.34)" in built.stderr
+    assert (Path(built.stdout.strip()) / "main.py").is_file()
+
+
 def test_build_out_copies_a_folder_that_answers_and_refuses_to_overwrite(sample: tuple[Path, Path], tmp_path: Path):
     """--out writes the built folder; a non-empty folder is kept unless --force, and never the sources."""
     folder, cache = sample

@@ -127,7 +127,7 @@ def run(options: argparse.Namespace) -> int:
         package = package_of(options.package)
         target = target_of(runtime, options.arch, new_runtimes=dict(uv_options.new_runtimes))
     except UvError as exc:
-        raise UsageError(exc.problem) from None
+        raise UsageError(f"{exc.problem}; {exc.fix}") from None
     try:
         workspace = Workspace.find(uv_options.workspace)
     except WorkspaceError as exc:  # none here, or a uv.lock that can't be read: bad input
