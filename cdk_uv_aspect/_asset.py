@@ -8,6 +8,7 @@ under ``/opt/python``), and the same file modes whoever built it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatch
@@ -117,6 +118,20 @@ def compile_bytecode(
         )
 
 
+# compileall's workers talk to a forkserver over a Unix socket in $TMPDIR, whose path may not pass 107
+# bytes ("AF_UNIX path too long"): its folder and file names take about 35.
+_SOCKET_ROOM = 70
+
+
+def _compile_env() -> dict[str, str]:
+    """``_uv.COMPILE_ENV``, with a short TMPDIR (/tmp) where the one the compiler would take is too long for
+    compileall's workers (a CI runner's private TMPDIR deep in a work folder, say); the bytecode is the same."""
+    theirs = next((os.environ[v] for v in ("TMPDIR", "TEMP", "TMP") if os.environ.get(v)), "")
+    if len(os.fsencode(theirs)) <= _SOCKET_ROOM or not os.access("/tmp", os.W_OK | os.X_OK):
+        return dict(_uv.COMPILE_ENV)
+    return {**_uv.COMPILE_ENV, "TMPDIR": "/tmp"}
+
+
 def compile_folder(
     site: Path,
     uv: str,
@@ -135,7 +150,7 @@ def compile_folder(
             uv, target.python, f"compile bytecode for {target.runtime}", package=failure.package, target=target
         )
     command = _uv.compile_bytecode(python, site, recorded_at, one_process=one_process)
-    result = runner.run(command, cwd=site.parent, env=_uv.COMPILE_ENV)
+    result = runner.run(command, cwd=site.parent, env=_compile_env())
     if not result.ok:
         raise failure.error(
             f"compiling bytecode with {python} failed",

@@ -121,3 +121,19 @@ def test_a_package_with_a_230_character_name_builds(workspace: Path, cache_dir: 
         assert call_handler(staged, "api.short.main", "3.12", {"name": "x"}).result["message"] == "hello x"
     names = [p.name for folder in ("builds", "wheels") for p in (cache_dir / folder).iterdir()]
     assert names and all(len(n.encode()) <= 128 for n in names), names
+
+
+def test_a_tmpdir_too_deep_for_a_unix_socket_still_builds_with_bytecode(
+    workspace: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A TMPDIR deep in a work folder (a CI runner's own): compileall's workers need a Unix socket there,
+    whose path can't pass 107 bytes ("AF_UNIX path too long"); the build compiles all the same, with the
+    same bytes as under a short TMPDIR."""
+    deep = tmp_path / ("a-runner-work-folder-" * 5) / "tmp"
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    built = build_of(workspace, cache_dir=cache_dir)
+    assert next(built.asset_dir.rglob("orjson/__pycache__/*.cpython-312.pyc"), None) is not None
+    monkeypatch.delenv("TMPDIR")
+    again = build_of(workspace, cache_dir=tmp_path / "short", rebuild=True)
+    assert tree_digest(again.asset_dir) == tree_digest(built.asset_dir)
