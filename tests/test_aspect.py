@@ -221,7 +221,8 @@ def test_a_runtime_this_library_does_not_know_builds_once_its_os_is_declared(wor
     from cdk_uv_aspect import _lambda
 
     def populate(stack: Stack) -> None:
-        add_function(stack, "Api", "api", runtime=lambda_.Runtime.PYTHON_3_13)
+        # Not Runtime.PYTHON_3_13: the oldest aws-cdk-lib we support has no constant for it.
+        add_function(stack, "Api", "api", runtime=lambda_.Runtime("python3.13", lambda_.RuntimeFamily.PYTHON))
 
     app, stack = synth_app(workspace, populate)
     known = staged_asset(app.outdir, next(iter(function_codes(stack).values())))

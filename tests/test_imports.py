@@ -15,12 +15,13 @@ PROBE = f"""
 import json, sys
 from aws_cdk import App, Aspects, Stack
 from aws_cdk import aws_lambda as lambda_
+before = [name for name in {NOT_LOADED!r} if name in sys.modules]  # what aws-cdk-lib itself loads
 from cdk_uv_aspect import UvBundlingAspect, UvCode, mark_package
 app = App()
 stack = Stack(app, "Stack")
 Aspects.of(app).add(UvBundlingAspect())
 app.synth()
-print(json.dumps([name for name in {NOT_LOADED!r} if name in sys.modules]))
+print(json.dumps([name for name in {NOT_LOADED!r} if name in sys.modules and name not in before]))
 """
 
 

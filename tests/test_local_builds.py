@@ -7,8 +7,10 @@ code of its own, or needs more than its declared build system, is built on its o
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,25 @@ def test_packages_of_one_build_system_are_built_in_one_backend_process(
     assert len(runner.uv("build")) == 3 and not any("--no-build-isolation" in c for c in runner.uv("build"))
     for one, other in zip(shared, isolated, strict=True):
         assert tree_digest(one.asset_dir) == tree_digest(other.asset_dir)
+
+
+def test_a_build_environment_a_killed_synth_left_is_removed_by_the_next(tmp_path: Path, cache_dir: Path):
+    """A synth killed while preparing a build environment leaves its work folder (``.build-env-*``): the
+    next synth that prepares one removes it when it closes, whatever build system it was for (and even if
+    it was too young to be taken for abandoned when that synth began, right after the kill)."""
+    workspace = generate(tmp_path / "ws", 1, Uv.locate(None).path)
+    wheels = cache_dir / "wheels"
+    wheels.mkdir(parents=True, mode=0o700)
+    left = wheels / ".build-env-0123456789abcdef0123456789abcdef.killed"
+    (left / "asset" / "bin").mkdir(parents=True)
+    left.chmod(0o700)
+    os.utime(left, (time.time() - 5, time.time() - 5))  # its process was killed seconds ago
+    request = BuildRequest.create(Workspace.find(workspace), "fn00", Target("3.12", "x86_64"), UvOptions())
+    runner = Recording()
+    with _wheels.shared_environments(candidates(request)):
+        build(request, runner)
+    assert len(runner.uv("venv")) == 1  # it prepared an environment of its own
+    assert not left.exists()
 
 
 def test_a_setuptools_package_is_built_in_the_prepared_environment(tmp_path: Path, cache_dir: Path):
