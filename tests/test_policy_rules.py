@@ -488,15 +488,16 @@ def test_uv_init_budget_an_init_that_raises_is_a_warning(tmp_path: Path):
 # --- the engine ---------------------------------------------------------------------------------------
 
 
-def test_a_crashing_rule_becomes_a_warning_finding():
-    """A rule that raises is reported as a finding of that rule, and the other rules still run."""
+def test_a_crashing_rule_is_a_finding_at_its_own_severity():
+    """A rule that raises is reported as a finding of that rule at the rule's severity (an error rule
+    fails the synth: the gate does not open because a check could not run), and the other rules still run."""
 
     def broken(facts: FunctionFacts, options: PolicyOptions) -> Any:
         raise KeyError("boom")
 
     rule = Rule("uv-broken", "error", "t", "e", "f", broken)
     outcomes = engine.judge(facts(), OPTIONS, rules=[rule, uv_built.RULE])
-    assert outcomes[0].crashed and outcomes[0].level == "warning" and outcomes[0].status == "failed"
+    assert outcomes[0].crashed and outcomes[0].level == "error" and outcomes[0].status == "failed"
     assert "KeyError" in outcomes[0].result.message
     assert outcomes[1].status == "passed"
 

@@ -173,11 +173,9 @@ class UvPolicyChecks:
         try:
             facts = facts_of(owner, cfn, tree, owner_path, cfn_path, budget=self.options.init_budget_ms)
             outcomes = engine.judge(facts, self.options)
-        except Exception as exc:  # unreadable facts: every rule reports it, the synth goes on
+        except Exception as exc:  # unreadable facts: every rule reports it at its severity (no gate opens)
             facts = FunctionFacts(path=owner_path, kind="unknown", runtime=None, architecture="unknown", handler=None)
-            crashed = NonCompliant(
-                f"the function's facts could not be read ({type(exc).__name__}: {exc})", level="warning"
-            )
+            crashed = NonCompliant(f"the function's facts could not be read ({type(exc).__name__}: {exc})")
             outcomes = [engine.Outcome(rule, crashed, crashed=True) for rule in RULES]
         # The function and the constructs above it (for an L2, not its CfnFunction: one read less).
         acks = engine.acknowledgements(tree.metadata(p) for p in tree.lineage(owner_path))

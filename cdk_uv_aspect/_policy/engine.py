@@ -2,7 +2,7 @@
 
 Findings become CDK annotations on the function: errors fail `cdk synth` (the CLI stops on error
 annotations, after the cloud assembly and the report are written), warnings fail it only with
-`--strict`. A rule that raises becomes a warning finding of that rule, never a crashed synth.
+`--strict`. A rule that raises becomes a finding of that rule at its severity, never a crashed synth.
 """
 
 from __future__ import annotations
@@ -73,17 +73,18 @@ class Outcome:
 
 
 def judge(facts: FunctionFacts, options: PolicyOptions, rules: Iterable[Rule] = RULES) -> list[Outcome]:
-    """Every rule's result for ``facts``. A rule that raises is a warning finding of that rule."""
+    """Every rule's result for ``facts``. A rule that raises is a finding of that rule, at its severity:
+    the gate never opens because a check could not run."""
     outcomes = []
     for rule in rules:
         try:
             outcomes.append(Outcome(rule, rule.check(facts, options)))
-        except Exception as exc:  # a bug in a rule must not stop a synth: report it as a finding
+        except Exception as exc:  # a bug in a rule: a finding of that rule, never a crash nor a pass
             message = (
                 f"the rule could not run ({type(exc).__name__}: {exc}); this is a bug in "
-                "cdk-uv-aspect, please report it"
+                "cdk-uv-aspect, please report it (acknowledge the rule on this function to go on meanwhile)"
             )
-            outcomes.append(Outcome(rule, NonCompliant(message, level="warning"), crashed=True))
+            outcomes.append(Outcome(rule, NonCompliant(message), crashed=True))
     return outcomes
 
 
