@@ -124,6 +124,30 @@ def test_a_damaged_store_entry_is_installed_again_never_used(workspace: Path, ca
     assert call_handler(again.asset_dir, "api.handler.main", "3.12", {"name": "x"}).ok
 
 
+def test_a_store_entry_that_is_a_link_is_installed_again_not_followed(workspace: Path, cache_dir: Path, tmp_path: Path):
+    """A store entry replaced by a link to a copy elsewhere (that could hold anything, with a manifest to
+    match) is checked as a build entry is: not used, installed again as a real folder, the copy untouched."""
+    first = build_of(workspace, "api")
+    digest = tree_digest(first.asset_dir)
+    [entry] = (cache_dir / "store").glob("orjson-*")
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(entry, elsewhere, symlinks=True)
+    copied = tree_digest(elsewhere)
+    shutil.rmtree(entry)
+    entry.symlink_to(elsewhere)
+    _state.reset()
+    shutil.rmtree(first.entry)
+
+    runner = Watching()
+    request = BuildRequest.create(Workspace.find(workspace), "api", Target("3.12", "x86_64"), UvOptions())
+    again = build(request, runner)
+
+    assert runner.installs_of("orjson") == 1
+    assert entry.is_dir() and not entry.is_symlink()
+    assert tree_digest(elsewhere) == copied  # what the link led to is left alone
+    assert tree_digest(again.asset_dir) == digest
+
+
 @pytest.fixture
 def bench_workspace(tmp_path: Path) -> Path:
     """The benchmark's workspace of 2 packages: fn00 (orjson, pydantic) and fn01 (orjson), over `common`."""
