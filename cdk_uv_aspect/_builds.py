@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from . import _bucket, _remote
+from . import _bucket, _cache, _prune, _remote
 from ._build import Built, build, candidates, progress_line
 from ._request import BuildRequest
 from ._runner import Runner, cores
@@ -50,6 +50,10 @@ def build_all(wanted: Mapping[BuildRequest, Sequence[str]], runner: Runner) -> d
                 results[request] = exc
     for cache_dir in {o.cache_dir for o in options}:
         _remote.record_all(cache_dir)  # what the team cache did, for `cdk-uv cache info`
+        # What a synth killed right before this one left was too young to be swept when the builds began.
+        for kind in (_cache.BUILDS, _cache.WHEELS, _cache.STORE):
+            if (cache_dir / kind).is_dir():
+                _prune.sweep(cache_dir / kind, again=True)
     return results
 
 

@@ -114,11 +114,11 @@ def prune(cache_dir: Path, older_than_days: float, now: float | None = None) -> 
     return removed
 
 
-def sweep(folder: Path) -> None:
-    """Once per process and folder: remove the private build folders there that a killed process left
-    (a work folder or trash that no live process holds; see ``_files.work_dir``)."""
+def sweep(folder: Path, *, again: bool = False) -> None:
+    """Once per process and folder (``again``: once more): remove the private build folders there that a
+    killed process left (a work folder or trash that no live process holds; see ``_files.work_dir``)."""
     with _state.LOCK:
-        if folder in _state.SWEPT:
+        if folder in _state.SWEPT and not again:
             return
         _state.SWEPT.add(folder)
     try:

@@ -38,7 +38,7 @@ from typing import Any
 from . import _cache, _index, _prune, _state, _uv
 from ._errors import WorkspaceError
 from ._failure import Failure
-from ._files import remove_if_abandoned, work_dir
+from ._files import work_dir
 from ._remote import TeamCache
 from ._runner import Runner, cores
 from ._sources import copy_sources
@@ -191,9 +191,6 @@ class _Session:
         self.candidates = list(candidates)
 
 
-_ENV_NAME = "build-env"  # a prepared environment's work folder: .build-env-<key>.<random>, in wheels/
-
-
 @contextlib.contextmanager
 def shared_environments(candidates: Iterable[tuple[Workspace, str]] = ()) -> Iterator[None]:
     """While open (in any thread), builds of local packages share prepared build environments; the last
@@ -207,15 +204,11 @@ def shared_environments(candidates: Iterable[tuple[Workspace, str]] = ()) -> Ite
     finally:
         with _state.LOCK:
             _state.ENV_SESSIONS.remove(session)
-            closing = [] if _state.ENV_SESSIONS else list(_state.BUILD_ENVS.items())
+            closing = [] if _state.ENV_SESSIONS else list(_state.BUILD_ENVS.values())
             if not _state.ENV_SESSIONS:
                 _state.BUILD_ENVS.clear()
-        for _, environment in closing:
+        for environment in closing:
             environment.folders.close()
-        # Environments a killed synth left (too young to be taken for abandoned when this one began).
-        for cache in {key[0] for key, _ in closing}:
-            for left in Path(cache).glob(f".{_ENV_NAME}-*"):
-                remove_if_abandoned(left)
 
 
 def build_system(source: Path) -> dict[str, Any] | None:
@@ -270,7 +263,7 @@ def prepared_environment(
     with environment.lock:  # the other packages of this build system wait for it
         if not environment.made:
             environment.made = True
-            folder = environment.folders.enter_context(work_dir(cache, _cache.entry_key(_ENV_NAME, system)))
+            folder = environment.folders.enter_context(work_dir(cache, _cache.entry_key("build-env", system)))
             environment.python = _prepare(folder / _cache.ASSET, source, system["requires"], uv, runner, env)
     return environment if environment.python else None
 
@@ -319,7 +312,10 @@ def _build_batch(
             jobs.append((workspace, package, entry))
         if not jobs:
             return
-        folder = environment.folders.enter_context(work_dir(cache, _cache.entry_key("batch", environment.system)))
+        # Its files in asset/, as every work folder's: one a killed synth left is known as ours and swept.
+        work = environment.folders.enter_context(work_dir(cache, _cache.entry_key("batch", environment.system)))
+        folder = work / _cache.ASSET
+        folder.mkdir()
         sources, outs = [], []
         for n, (workspace, package, _) in enumerate(jobs):
             sources.append(folder / "src" / str(n) / package.name)

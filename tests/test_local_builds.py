@@ -19,6 +19,7 @@ from helpers import REPO, build_of, call_handler, tree_digest
 
 from cdk_uv_aspect import _state, _wheels
 from cdk_uv_aspect._build import build, candidates
+from cdk_uv_aspect._builds import build_all
 from cdk_uv_aspect._options import UvOptions
 from cdk_uv_aspect._request import BuildRequest
 from cdk_uv_aspect._runner import Result, Runner
@@ -81,23 +82,24 @@ def test_packages_of_one_build_system_are_built_in_one_backend_process(
         assert tree_digest(one.asset_dir) == tree_digest(other.asset_dir)
 
 
-def test_a_build_environment_a_killed_synth_left_is_removed_by_the_next(tmp_path: Path, cache_dir: Path):
-    """A synth killed while preparing a build environment leaves its work folder (``.build-env-*``): the
-    next synth that prepares one removes it when it closes, whatever build system it was for (and even if
-    it was too young to be taken for abandoned when that synth began, right after the kill)."""
+def test_work_folders_a_killed_synth_left_are_removed_when_the_next_synths_builds_end(tmp_path: Path, cache_dir: Path):
+    """A synth killed while building leaves its work folders (a build environment, a batch of wheels, a
+    build), too young to be taken for abandoned when the next synth begins right after the kill: that
+    synth removes them when its builds end, and leaves nothing half-written behind."""
     workspace = generate(tmp_path / "ws", 1, Uv.locate(None).path)
-    wheels = cache_dir / "wheels"
-    wheels.mkdir(parents=True, mode=0o700)
-    left = wheels / ".build-env-0123456789abcdef0123456789abcdef.killed"
-    (left / "asset" / "bin").mkdir(parents=True)
-    left.chmod(0o700)
-    os.utime(left, (time.time() - 5, time.time() - 5))  # its process was killed seconds ago
+    left = []
+    for kind, name in (("wheels", "build-env"), ("wheels", "batch"), ("builds", "fn00-python3.12-x86_64")):
+        folder = cache_dir / kind / f".{name}-0123456789abcdef0123456789abcdef.killed00"
+        (folder / "asset").mkdir(parents=True)
+        folder.chmod(0o700)
+        (cache_dir / kind).chmod(0o700)
+        left.append(folder)
+    for folder in left:  # killed 1.5 s ago: not yet settled when the builds begin (2 s), settled when they end
+        os.utime(folder, (time.time() - 1.5, time.time() - 1.5))
     request = BuildRequest.create(Workspace.find(workspace), "fn00", Target("3.12", "x86_64"), UvOptions())
-    runner = Recording()
-    with _wheels.shared_environments(candidates(request)):
-        build(request, runner)
-    assert len(runner.uv("venv")) == 1  # it prepared an environment of its own
-    assert not left.exists()
+    results = build_all({request: ["Stack/Fn"]}, Recording())
+    assert not isinstance(results[request], Exception), results[request]
+    assert [folder for folder in left if folder.exists()] == []
 
 
 def test_a_setuptools_package_is_built_in_the_prepared_environment(tmp_path: Path, cache_dir: Path):
