@@ -1,4 +1,4 @@
-"""Options: UvOptions as the README documents it, bad values refused when constructed, boolean variables
+"""Options: UvOptions as docs/options.md documents it, bad values refused when constructed, boolean variables
 read one way."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from cdk_uv_aspect._target import target_of
 
 
 def readme_options() -> dict[str, str]:
-    """Option name -> its default column, from the README's options table."""
+    """Option name -> its default column, from the options table (docs/options.md, linked from the README)."""
     rows = {}
-    for line in (REPO / "README.md").read_text().splitlines():
+    for line in (REPO / "docs" / "options.md").read_text().splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) == 3 and re.fullmatch(r"`[a-z_]+`", cells[0]):
             rows[cells[0].strip("`")] = cells[1]
@@ -28,7 +28,7 @@ def readme_options() -> dict[str, str]:
 
 
 def test_every_option_is_documented_with_its_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """The README's options table and UvOptions agree: the same fields, and each literal default as stated."""
+    """The options table and UvOptions agree: the same fields, and each literal default as stated."""
     monkeypatch.delenv("CDK_UV_REBUILD", raising=False)
     monkeypatch.delenv("CDK_UV_CACHE_DIR", raising=False)
     documented = readme_options()
@@ -40,10 +40,10 @@ def test_every_option_is_documented_with_its_default(monkeypatch: pytest.MonkeyP
         if literal and re.fullmatch(r'None|True|False|\d+|"[^"]*"|\(\)|\{\}', literal):
             # The documented value, as a user would pass it, makes the same options as the default.
             value = ast.literal_eval(literal)
-            assert UvOptions(**{name: value}) == defaults, f"{name}: README says {literal}"
-        else:  # a computed default: the variables it reads are named where the README states it
+            assert UvOptions(**{name: value}) == defaults, f"{name}: docs/options.md says {literal}"
+        else:  # a computed default: the variables it reads are named where the table states it
             for variable in re.findall(r"\$[A-Z_]+", field.description or ""):
-                assert variable in documented[name], f"{name}: README does not name {variable}"
+                assert variable in documented[name], f"{name}: docs/options.md does not name {variable}"
             assert field.default_factory is not None or field.default is None, name
 
 
