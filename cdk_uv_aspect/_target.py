@@ -96,10 +96,13 @@ def target_of(
             fix="remove the uv marker from this function, or give it a Python runtime such as Runtime.PYTHON_3_12",
         )
     if runtime.retired(today or datetime.date.today()):
+        from . import _state
+
+        supported = "--python 3.13" if _state.COMMAND_LINE.is_set() else "Runtime.PYTHON_3_13"
         raise TargetError(
             f"Lambda retired {runtime_name}: functions on it can't be created or updated since "
             f"{runtime.update_blocked:%Y-%m-%d}, so nothing built for it could deploy",
-            fix="move the function to a supported runtime, e.g. Runtime.PYTHON_3_13",
+            fix=f"move the function to a supported runtime, e.g. {supported}",
         )
     if arch_name not in ARCHITECTURES:
         raise TargetError(

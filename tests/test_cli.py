@@ -112,7 +112,8 @@ def test_build_says_built_then_from_cache(sample: tuple[Path, Path], tmp_path: P
 
 def test_build_for_a_python_this_library_does_not_know_needs_its_os(sample: tuple[Path, Path], tmp_path: Path):
     """`cdk-uv build --python 3.15` is refused with the flag that helps (--os); with `--os al2023` it is
-    built for Python 3.15 on Amazon Linux 2023, and said so (no Python 3.15 here: no bytecode)."""
+    built for Python 3.15 on Amazon Linux 2023, and said so (no Python 3.15 here: no bytecode). A retired
+    runtime's refusal names the command's flag too, not the CDK's constant."""
     folder, _ = sample
     cache = tmp_path / "cache"
     refused = cdk_uv("build", "report", "--python", "3.15", "--no-bytecode", cwd=folder, cache=cache)
@@ -123,6 +124,9 @@ def test_build_for_a_python_this_library_does_not_know_needs_its_os(sample: tupl
     assert built.returncode == 0, built.stderr
     assert "report for python3.15 x86_64 (Amazon Linux 2023, glibc 2.34)" in built.stderr
     assert (Path(built.stdout.strip()) / "main.py").is_file()
+    retired = cdk_uv("build", "report", "--python", "3.6", cwd=folder, cache=cache)
+    assert retired.returncode == 2 and "Lambda retired python3.6" in retired.stderr
+    assert "e.g. --python 3.13" in retired.stderr and "Runtime." not in retired.stderr
 
 
 def test_build_out_copies_a_folder_that_answers_and_refuses_to_overwrite(sample: tuple[Path, Path], tmp_path: Path):
