@@ -150,11 +150,10 @@ def start_team(folder: Path) -> contextlib.AbstractContextManager[Team]:
                 "iam", aws_access_key_id=admin["AccessKeyId"], aws_secret_access_key=admin["SecretAccessKey"], **plain
             )
             keys = {"admin": admin}
-            actions = {
-                "writer": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
-                "reader": ["s3:GetObject", "s3:ListBucket"],
-                "nobody": [],
-            }
+            # What docs/remote-cache.md's bucket policy allows CI and the developers (as these users' own
+            # policies: moto enforces those), and nobody else.
+            documented = documented_policy()
+            actions = {"writer": documented["cdk-uv-ci"], "reader": documented["developers"], "nobody": []}
             for role, allowed in actions.items():
                 iam.create_user(UserName=role)
                 keys[role] = iam.create_access_key(UserName=role)["AccessKey"]
@@ -168,6 +167,36 @@ def start_team(folder: Path) -> contextlib.AbstractContextManager[Team]:
             yield team
 
     return started()
+
+
+def documented_policy() -> dict[str, list[str]]:
+    """Role name -> the S3 actions the bucket policy of docs/remote-cache.md allows it (its JSON block)."""
+    text = (Path(__file__).parent.parent / "docs" / "remote-cache.md").read_text()
+    block = text[text.index("```json\n") + len("```json\n") :]
+    allowed: dict[str, list[str]] = {}
+    for statement in json.loads(block[: block.index("```")])["Statement"]:
+        if statement["Effect"] != "Allow":
+            continue
+        principals = statement["Principal"]["AWS"]
+        for arn in [principals] if isinstance(principals, str) else principals:
+            for action in [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]:
+                allowed.setdefault(arn.rsplit("/", 1)[-1], []).append(action)
+    return {role: sorted(set(actions)) for role, actions in allowed.items()}
+
+
+def test_the_documented_bucket_policy_lets_ci_write_and_developers_read_only():
+    """docs/remote-cache.md's policy (whose actions the team fixture gives its writer and reader): CI may
+    read, list and write; developers read and list, never write; a Deny keeps writes to CI alone."""
+    documented = documented_policy()
+    assert documented == {
+        "cdk-uv-ci": ["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+        "developers": ["s3:GetObject", "s3:ListBucket"],
+    }
+    text = (Path(__file__).parent.parent / "docs" / "remote-cache.md").read_text()
+    block = text[text.index("```json\n") + len("```json\n") :]
+    (deny,) = [st for st in json.loads(block[: block.index("```")])["Statement"] if st["Effect"] == "Deny"]
+    assert deny["Principal"] == "*" and "s3:PutObject" in deny["Action"]
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": "arn:aws:iam::111111111111:role/cdk-uv-ci"}}
 
 
 def policy(actions: list[str], resources: list[str]) -> str:
