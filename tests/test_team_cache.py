@@ -453,11 +453,12 @@ def test_no_bucket_there_is_a_quick_warning(tmp_path: Path, monkeypatch, team: T
 
 class Link:
     """A network link to the server on ``port``: each request held ``latency`` seconds, answers sent at
-    ``rate`` bytes per second (if given); counts the connections open at once."""
+    ``rate`` bytes per second (if given); counts the requests waiting for their answer at once (a
+    connection's close is seen late, so connections are not what is counted)."""
 
     def __init__(self, port: int, *, latency: float = 0.0, rate: int | None = None) -> None:
         self.upstream, self.latency, self.rate = port, latency, rate
-        self.open = self.most_open = 0
+        self.waiting = self.most_waiting = 0
         self._lock = threading.Lock()
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
@@ -478,15 +479,21 @@ class Link:
             except (TimeoutError, OSError):
                 continue
             server = socket.create_connection(("127.0.0.1", self.upstream))
-            with self._lock:
-                self.open += 1
-                self.most_open = max(self.most_open, self.open)
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+            asked = threading.Event()  # a request of this connection waits for its answer
+            threading.Thread(target=self._pump, args=(client, server, asked, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, asked, False), daemon=True).start()
 
-    def _pump(self, source: socket.socket, dest: socket.socket, request: bool) -> None:
+    def _pump(self, source: socket.socket, dest: socket.socket, asked: threading.Event, request: bool) -> None:
         try:
             while data := source.recv(65536):
+                with self._lock:
+                    if request and not asked.is_set():
+                        asked.set()
+                        self.waiting += 1
+                        self.most_waiting = max(self.most_waiting, self.waiting)
+                    elif not request and asked.is_set():
+                        asked.clear()
+                        self.waiting -= 1
                 if request:
                     time.sleep(self.latency)
                     dest.sendall(data)
@@ -499,9 +506,10 @@ class Link:
         except OSError:
             pass
         finally:
-            if request:
-                with self._lock:
-                    self.open -= 1
+            with self._lock:
+                if asked.is_set():
+                    asked.clear()
+                    self.waiting -= 1
             for end in (source, dest):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
@@ -519,7 +527,7 @@ def test_lookups_run_side_by_side_up_to_the_connection_limit(clean: Team, tmp_pa
     finally:
         link.close()
     assert said == []
-    assert link.most_open == _remote.CONNECTIONS
+    assert link.most_waiting == _remote.CONNECTIONS
 
 
 @slow
